@@ -1,0 +1,236 @@
+//! The typed, validated form of `slipway.yaml`. Everything here has already been checked:
+//! durations are `Duration`s, percentages are fractions in `0.0..=1.0`, every name that
+//! refers to another (requires, reviewers) exists, and `requires` has no cycle.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub version: u32,
+    pub server: ServerConfig,
+    pub apps: BTreeMap<String, App>,
+    pub environments: BTreeMap<String, Environment>,
+    pub users: BTreeMap<String, User>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// API, UI and /metrics. Default `127.0.0.1:7700`.
+    pub listen: SocketAddr,
+    /// SQLite database, logs, admin token. Default `.slipway`, relative to the config file.
+    pub data_dir: PathBuf,
+    /// `postgres://…` when several servers share one store; `None` means SQLite in `data_dir`.
+    pub database: Option<String>,
+    /// How often the engine reconciles when nothing wakes it. Default 100ms.
+    pub tick: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    Process,
+    Docker,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub driver: DriverKind,
+    /// Process driver: shell command with `{port}` and `{version}` placeholders.
+    pub run: Option<String>,
+    /// Docker driver: image repository; the release version is the tag.
+    pub image: Option<String>,
+    /// Port inside the container (docker driver).
+    pub port: Option<u16>,
+    pub health: HealthCheck,
+    pub smoke: Vec<SmokeTest>,
+    pub hooks: Hooks,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Failures during this period after start do not count towards `unhealthy_threshold`,
+    /// but the instance must become healthy before it ends.
+    pub start_period: Duration,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: "/health".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            healthy_threshold: 1,
+            unhealthy_threshold: 3,
+            start_period: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeTest {
+    /// Path requested with GET through the environment's router.
+    pub get: String,
+    /// Default 200 when neither expectation is given.
+    pub expect_status: Option<u16>,
+    pub expect_body_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hooks {
+    pub pre_deploy: Option<String>,
+    pub post_deploy: Option<String>,
+    pub pre_rollback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    /// The router's public address for this environment.
+    pub listen: SocketAddr,
+    pub strategy: Strategy,
+    pub variables: BTreeMap<String, String>,
+    /// Keys that must be present in `variables` before a deployment may start.
+    pub require_config: Vec<String>,
+    /// Environments where the same release must have succeeded first.
+    pub requires: Vec<String>,
+    pub protection: Protection,
+    /// Allow tags like `latest`/`main` even when the environment is protected. Default false.
+    pub allow_mutable_tags: bool,
+    /// Releases whose instances are kept (stopped or idle) for instant rollback. Default 3.
+    pub keep_releases: u32,
+    /// Whether a manual rollback goes through the approval gate. Default false.
+    pub rollback_requires_approval: bool,
+    /// Bound on how long in-flight requests of a removed backend may run. Default 30s.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Protection {
+    pub reviewers: Vec<String>,
+    pub required_approvals: u32,
+    pub prevent_self_review: bool,
+    pub wait_timer: Option<Duration>,
+    /// Glob patterns (`*` matches any run of characters, `?` one) on the release's ref.
+    pub branches: Vec<String>,
+    pub windows: Vec<Window>,
+}
+
+impl Protection {
+    /// An environment is protected when any rule could hold a deployment back.
+    pub fn is_protected(&self) -> bool {
+        !self.reviewers.is_empty()
+            || self.required_approvals > 0
+            || self.wait_timer.is_some()
+            || !self.branches.is_empty()
+            || !self.windows.is_empty()
+    }
+}
+
+/// A weekly deployment window such as `Mon-Thu 09:00-16:00 UTC` (times in UTC; an end
+/// before the start wraps past midnight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// The text as written, for messages.
+    pub text: String,
+    /// Monday = 0 … Sunday = 6.
+    pub days: [bool; 7],
+    /// Minutes after midnight UTC.
+    pub start_minute: u32,
+    pub end_minute: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    Recreate,
+    Rolling {
+        replicas: u32,
+        max_surge: u32,
+        max_unavailable: u32,
+    },
+    BlueGreen {
+        /// A listener that reaches the new set before the switch.
+        preview: Option<SocketAddr>,
+        scale_down_delay: Duration,
+    },
+    Canary {
+        steps: Vec<CanaryStep>,
+        analysis: Analysis,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CanaryStep {
+    /// Percent of traffic to the new release, `0.0..=100.0`, as fine as 0.1.
+    Weight(f64),
+    Pause(Duration),
+    PauseManual,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    pub interval: Duration,
+    /// Fraction `0.0..=1.0` of 5xx among all responses of the new release.
+    pub max_error_rate: Option<f64>,
+    pub max_p99_latency: Option<Duration>,
+    /// Ratio of the new release's error rate to the stable one's.
+    pub max_error_rate_vs_stable: Option<f64>,
+    pub min_requests: u64,
+    pub failure_limit: u32,
+    /// How long a step may stay inconclusive (too few requests) before the deployment fails.
+    pub progress_deadline: Duration,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            interval: Duration::from_secs(1),
+            max_error_rate: None,
+            max_p99_latency: None,
+            max_error_rate_vs_stable: None,
+            min_requests: 20,
+            failure_limit: 1,
+            progress_deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Deployer,
+    Approver,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Deployer => "deployer",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "viewer" => Role::Viewer,
+            "deployer" => Role::Deployer,
+            "approver" => Role::Approver,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub role: Role,
+}

@@ -1,0 +1,1 @@
+//! The Driver trait and the process driver that runs app instances.

@@ -1,0 +1,1 @@
+//! The reconcile loop that drives deployments through core, store, drivers and router.

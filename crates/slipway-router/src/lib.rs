@@ -1,0 +1,1 @@
+//! The data plane: weighted, sticky HTTP reverse proxy with counters and drain.

@@ -1,0 +1,1 @@
+//! The HTTP API, authentication and event stream of the control plane.
