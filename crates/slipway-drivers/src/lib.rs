@@ -1,1 +1,87 @@
-//! The Driver trait and the process driver that runs app instances.
+//! The `Driver` trait the engine starts and stops app instances through, and the process
+//! driver that runs them as local processes. A docker driver fits the same trait with a
+//! container id as its handle.
+#![forbid(unsafe_code)]
+
+mod process;
+mod procfs;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use process::{ProcessDriver, ProcessHandle, render_command};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad instance handle `{0}`: expected `pid:<pid>:<start time>`")]
+    BadHandle(String),
+    #[error("no free port on 127.0.0.1: {0}")]
+    Port(std::io::Error),
+    #[error("cannot open log file {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create work directory {path}: {source}")]
+    Workdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("process {0} is gone or unreadable in /proc")]
+    NoSuchProcess(u32),
+    #[error("cannot signal process group {pgid}: {source}")]
+    Signal { pgid: u32, source: std::io::Error },
+    #[error("process group {pgid} still runs {waited:?} after SIGKILL")]
+    Unkillable { pgid: u32, waited: Duration },
+}
+
+/// Runs app instances. Implementations are shared by the engine's tasks, hence `Sync`.
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync {
+    /// Starts one instance; returns once the process/container is started (not necessarily healthy).
+    async fn start(&self, spec: &InstanceSpec) -> Result<Started>;
+    /// Stops it: SIGTERM to its process group, SIGKILL after `grace`. Stopping an instance
+    /// that is already gone is Ok.
+    async fn stop(&self, handle: &str, grace: Duration) -> Result<()>;
+    /// True only if the instance identified by `handle` still runs (not a zombie, and not a
+    /// different process that reused the pid). Works for instances started by an earlier
+    /// server process too (re-adoption), and is false for a malformed handle.
+    async fn is_running(&self, handle: &str) -> bool;
+}
+
+/// What to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    /// Unique id of the instance; the process carries it as `SLIPWAY_INSTANCE`.
+    pub instance_id: String,
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    /// `run:` template with `{port}` and `{version}` placeholders
+    pub command: String,
+    /// Extra environment (variables, secrets); the server's own environment is inherited.
+    pub env: BTreeMap<String, String>,
+    /// File the instance's stdout and stderr are appended to.
+    pub log_path: PathBuf,
+    /// Working directory; created when missing.
+    pub workdir: PathBuf,
+}
+
+/// A started instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Driver-specific identity to persist: `pid:<pid>:<start time>` for a process.
+    pub handle: String,
+    /// Where the router reaches it.
+    pub addr: SocketAddr,
+    pub pid: u32,
+}
