@@ -1,6 +1,90 @@
 //! `slipway.yaml`: parsing, validation, and errors that name file, line, column and key.
+//!
+//! [`load`] reads a file, [`parse`] checks text. Either returns the typed [`Config`] or
+//! a [`ConfigError`] listing every problem found, each with its place and key path.
 #![forbid(unsafe_code)]
 
+mod diagnostic;
 pub mod model;
+mod scalar;
+mod tree;
+mod validate;
 
+use std::path::Path;
+
+pub use diagnostic::{ConfigError, Diagnostic, Result};
 pub use model::*;
+pub use scalar::{parse_duration, parse_percent, parse_window};
+
+/// Reads and validates a config file. A relative `server.data_dir` is resolved against
+/// the file's directory. Diagnostics name the file as `path` was given.
+pub fn load(path: &Path) -> Result<Config> {
+    let file_name = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        diagnostics: vec![Diagnostic {
+            file: file_name.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the config file: {e}"),
+            expected: None,
+            hint: None,
+        }],
+    })?;
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    parse(&source, &file_name, base_dir)
+}
+
+/// Validates config text. `file_name` is used in diagnostics; a relative
+/// `server.data_dir` is resolved against `base_dir`.
+pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config> {
+    let tree = tree::parse_tree(source).map_err(|e| ConfigError {
+        diagnostics: vec![syntax_diagnostic(&e, file_name)],
+    })?;
+    validate::check(&tree, source, file_name, base_dir)
+        .map_err(|diagnostics| ConfigError { diagnostics })
+}
+
+/// A YAML-level error (bad syntax, unknown anchor, resource limit) as a diagnostic.
+fn syntax_diagnostic(error: &serde_saphyr::Error, file_name: &str) -> Diagnostic {
+    let (line, column) = error
+        .location()
+        .and_then(|at| {
+            Some((
+                usize::try_from(at.line()).ok()?,
+                usize::try_from(at.column()).ok()?,
+            ))
+        })
+        .filter(|(line, _)| *line > 0)
+        .unwrap_or((1, 1));
+    let (message, hint) = match error.without_snippet() {
+        serde_saphyr::Error::MultipleDocuments { .. } => (
+            "the file holds more than one YAML document".to_owned(),
+            Some("keep one document: remove the extra `---` line".to_owned()),
+        ),
+        _ => (plain_message(error), None),
+    };
+    Diagnostic {
+        file: file_name.to_owned(),
+        line,
+        column,
+        path: String::new(),
+        message: format!("invalid YAML: {message}"),
+        expected: None,
+        hint,
+    }
+}
+
+/// serde-saphyr's message without its snippet and its "at line X, column Y" suffix
+/// (our diagnostic carries the location itself).
+fn plain_message(error: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+    let text = error.render_with_options(options);
+    match text.rfind(" at line ") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}

@@ -1,0 +1,180 @@
+//! A YAML document as a tree of located nodes.
+//!
+//! serde-saphyr parses and resolves anchors, merge keys and resource budgets; we
+//! deserialize into this generic tree (every node, keys included, wrapped in `Spanned`)
+//! rather than into typed structs, so that every later check — unknown keys, wrong types,
+//! cross references — can point at the exact key or value and collect all errors.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+#[derive(Debug)]
+pub(crate) enum Node {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Node>>),
+    /// Entries in file order; duplicates are kept so we can report them with locations.
+    Map(Vec<(Spanned<Node>, Spanned<Node>)>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        Node::deserialize(deserializer)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Int(v.into()))
+    }
+
+    fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+
+    fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
+        // Beyond i128 every check rejects it anyway; keep its magnitude for the message.
+        Ok(i128::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+
+    fn visit_char<E>(self, v: char) -> Result<Node, E> {
+        Ok(Node::Str(v.to_string()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
+        Ok(Node::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Node>>()? {
+            let value = map.next_value::<Spanned<Node>>()?;
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+/// A place in the file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Pos {
+    pub const START: Pos = Pos { line: 1, column: 1 };
+
+    pub fn of(node: &Spanned<Node>) -> Option<Pos> {
+        let at = node.referenced;
+        let line = usize::try_from(at.line()).ok()?;
+        let column = usize::try_from(at.column()).ok()?;
+        (line > 0).then_some(Pos { line, column })
+    }
+}
+
+/// Parses `source` into a tree, or returns the YAML error.
+pub(crate) fn parse_tree(source: &str) -> Result<Spanned<Node>, serde_saphyr::Error> {
+    // Duplicate keys reach our visitor so they are reported like every other key error.
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
+    };
+    serde_saphyr::from_str_with_options(source, options)
+}
+
+/// The text of a node as written in the source (quotes included), when known.
+pub(crate) fn raw<'s>(source: &'s str, node: &Spanned<Node>) -> Option<&'s str> {
+    let span = node.referenced.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let len = usize::try_from(span.byte_len()?).ok()?;
+    let text = source.get(start..start.checked_add(len)?)?;
+    // An alias's span is the `*name` token, which says nothing about the value.
+    (!text.is_empty() && !text.starts_with('*')).then_some(text)
+}
+
+/// A scalar as the user wrote it: strings as themselves, other scalars as their source
+/// text (so `n`, `yes` or `0o17` are not shown as the value YAML 1.1 gives them).
+pub(crate) fn scalar_text(source: &str, node: &Spanned<Node>) -> Option<String> {
+    match &node.value {
+        Node::Str(s) => Some(s.clone()),
+        Node::Null => Some(raw(source, node).unwrap_or("").to_owned()),
+        Node::Bool(b) => Some(raw(source, node).map_or_else(|| b.to_string(), str::to_owned)),
+        Node::Int(i) => Some(raw(source, node).map_or_else(|| i.to_string(), str::to_owned)),
+        Node::Float(x) => Some(raw(source, node).map_or_else(|| x.to_string(), str::to_owned)),
+        Node::Seq(_) | Node::Map(_) => None,
+    }
+}
+
+/// How a value is named in "expected X, got Y" messages.
+pub(crate) fn describe(source: &str, node: &Spanned<Node>) -> String {
+    match &node.value {
+        Node::Null => "nothing".to_owned(),
+        Node::Seq(_) => "a list".to_owned(),
+        Node::Map(_) => "a mapping".to_owned(),
+        _ => quote(&scalar_text(source, node).unwrap_or_default()),
+    }
+}
+
+/// Backquotes a user value for a message, shortened so a pasted blob stays readable.
+pub(crate) fn quote(text: &str) -> String {
+    const MAX: usize = 60;
+    if text.chars().count() > MAX {
+        let short: String = text.chars().take(MAX).collect();
+        format!("`{short}…`")
+    } else {
+        format!("`{text}`")
+    }
+}
