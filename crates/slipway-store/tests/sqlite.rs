@@ -853,7 +853,8 @@ async fn corrupt_values_are_errors_not_panics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_transitions_exactly_one_wins() {
     let f = fixture().await;
-    let store = Arc::new(f.store.clone());
+    // Through the trait object, as the engine and the server hold it.
+    let store: Arc<dyn Store> = Arc::new(f.store.clone());
     for round in 0..20 {
         let d = store
             .create_deployment(new("web", "staging", "v1", round))
@@ -893,4 +894,31 @@ async fn in_memory_store_works_and_is_private() {
         two.get_deployment(d.id).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn open_reports_a_directory_it_cannot_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteStore::open(&file.join("slipway.db"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CreateDir { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_version_is_refused() {
+    let f = fixture().await;
+    f.store.close().await;
+    let mut conn = raw(&f.path).await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, X'00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = SqliteStore::open(&f.path).await.unwrap_err();
+    assert!(matches!(err, Error::Migrate(_)), "{err:?}");
 }
