@@ -1,1 +1,184 @@
-//! The reconcile loop that drives deployments through core, store, drivers and router.
+//! The engine: a level-triggered reconcile loop that moves deployments through their
+//! gates and rollouts. It compares what should run (the store) with what runs (driver,
+//! router) and takes the next idempotent step, so a restart at any point resumes cleanly.
+//!
+//! The rules themselves live in `slipway-core`; this crate only wires them to I/O.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod commands;
+mod error;
+mod hooks;
+mod probe;
+mod reconcile;
+mod rollout;
+mod traffic;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_config::{Config, Role};
+use slipway_core::{Deployment, DeploymentId, Millis, Status};
+use slipway_drivers::Driver;
+use slipway_store::Store;
+use tokio::sync::{Mutex, Notify, broadcast, watch};
+
+pub use clock::{Clock, SystemClock};
+pub use commands::{DeployRequest, EnvStatus, KeptRelease};
+pub use error::{Error, ErrorKind, Result};
+pub use traffic::{EnvLimits, ReleaseRoute, TrafficRouter};
+
+/// Who asks: an authenticated user of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+/// Published on every status change (the API's `/api/v1/events`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusEvent {
+    pub deployment_id: DeploymentId,
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub status: Status,
+    pub reason: String,
+    pub at: Millis,
+}
+
+/// Everything the engine needs from outside, so tests and the server can choose each part.
+pub struct Parts {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub driver: Arc<dyn Driver>,
+    pub router: Arc<dyn TrafficRouter>,
+    pub clock: Arc<dyn Clock>,
+    /// Where instance logs go (`<data_dir>/logs`).
+    pub data_dir: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: Config,
+    store: Arc<dyn Store>,
+    driver: Arc<dyn Driver>,
+    traffic: traffic::Traffic,
+    clock: Arc<dyn Clock>,
+    prober: probe::Prober,
+    events: broadcast::Sender<StatusEvent>,
+    wake: Notify,
+    data_dir: PathBuf,
+    /// Held while deciding which deployment may start, so a command and the loop never
+    /// both act on the same pending deployment.
+    decide: Mutex<()>,
+    rollouts: std::sync::Mutex<HashMap<DeploymentId, RolloutControl>>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The handle the engine keeps on one running rollout.
+struct RolloutControl {
+    app: String,
+    environment: String,
+    /// Set to a reason to abort the rollout (an urgent rollback).
+    abort: watch::Sender<Option<String>>,
+    /// Wakes a canary paused with `pause: manual`.
+    promote: Arc<Notify>,
+}
+
+impl Engine {
+    /// Binds the environments' router listeners, re-adopts instances that survived a
+    /// restart, restores the routes, and starts the reconcile loop.
+    pub async fn start(parts: Parts) -> Result<Engine> {
+        let (events, _) = broadcast::channel(1024);
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            traffic: traffic::Traffic::new(parts.router),
+            config: parts.config,
+            store: parts.store,
+            driver: parts.driver,
+            clock: parts.clock,
+            prober: probe::Prober::new(),
+            events,
+            wake: Notify::new(),
+            data_dir: parts.data_dir,
+            decide: Mutex::new(()),
+            rollouts: std::sync::Mutex::new(HashMap::new()),
+            shutdown,
+        });
+        inner.bind_listeners().await?;
+        inner.adopt_instances().await?;
+        inner.restore_routes().await?;
+        tokio::spawn(reconcile::run(inner.clone()));
+        Ok(Engine { inner })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The address an environment's router listens on (its port when `listen` said 0).
+    pub async fn listener(&self, env: &str) -> Option<std::net::SocketAddr> {
+        self.inner.traffic.listener(env).await
+    }
+
+    /// Appends the router's counters in Prometheus text format.
+    pub fn render_router_metrics(&self, out: &mut String) {
+        self.inner.traffic.router().render_metrics(out)
+    }
+
+    /// Stops the loop and the rollouts' tasks. Instances and the persisted state stay: a
+    /// new engine on the same store picks them up.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        self.inner.wake.notify_one();
+    }
+
+    /// Stops every instance the engine runs (the demo's clean-up; a real server leaves
+    /// workloads running when it stops).
+    pub async fn stop_all_instances(&self) -> Result<()> {
+        for inst in self.inner.store.instances(None, None).await? {
+            self.inner
+                .driver
+                .stop(&inst.handle, Duration::from_secs(5))
+                .await?;
+            self.inner.store.delete_instance(&inst.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until a deployment has finished its rollout or is held at a gate.
+    pub async fn settled(&self, id: DeploymentId, timeout: Duration) -> Result<Deployment> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let d = self.inner.store.get_deployment(id).await?;
+            if d.status.is_finished() || d.status == Status::Waiting {
+                return Ok(d);
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Ok(d),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(d),
+                Ok(_) => {}
+            }
+        }
+    }
+}

@@ -1,1 +1,244 @@
-//! The HTTP API, authentication and event stream of the control plane.
+//! The control plane's HTTP side: the `/api/v1` API with bearer-token auth, the event
+//! stream, `/health`, `/ready`, `/metrics` and the OpenAPI document. `start` wires a whole
+//! server (store, driver, router, engine, API) from a `Config`.
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod error;
+mod views;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use slipway_config::Config;
+use slipway_drivers::Driver;
+use slipway_engine::{Engine, Parts, SystemClock};
+use slipway_store::{SqliteStore, Store};
+use tokio::sync::oneshot;
+
+pub use error::{ApiError, Error};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+}
+
+/// A running server; dropping it does not stop it, `shutdown` does.
+pub struct ServerHandle {
+    pub api_addr: SocketAddr,
+    /// The admin token when this start created it (first start on an empty store).
+    pub admin_token: Option<String>,
+    pub engine: Engine,
+    router: slipway_router::Router,
+    stop: Option<oneshot::Sender<()>>,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops the API, the engine loop and the router listeners. App instances keep
+    /// running: the next start re-adopts them.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.serving).await;
+        self.engine.shutdown().await;
+        self.router.shutdown().await;
+    }
+}
+
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/deployments",
+            post(api::create_deployment).get(api::list_deployments),
+        )
+        .route("/api/v1/deployments/{id}", get(api::get_deployment))
+        .route("/api/v1/deployments/{id}/logs", get(api::deployment_logs))
+        .route("/api/v1/deployments/{id}/approve", post(api::approve))
+        .route("/api/v1/deployments/{id}/reject", post(api::reject))
+        .route("/api/v1/deployments/{id}/promote", post(api::promote))
+        .route("/api/v1/deployments/{id}/cancel", post(api::cancel))
+        .route(
+            "/api/v1/apps/{app}/environments/{env}/rollback",
+            post(api::rollback),
+        )
+        .route(
+            "/api/v1/apps/{app}/environments/{env}",
+            get(api::env_status),
+        )
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/users", post(api::create_user))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Opens the store, makes the admin user on a first start, starts the engine (which
+/// binds the environments' routers) and serves the API.
+pub async fn start(config: Config) -> Result<ServerHandle, Error> {
+    start_with_driver(config, Arc::new(slipway_drivers::ProcessDriver::new())).await
+}
+
+/// `start` with a chosen driver (tests wrap the process driver to reap what they start).
+pub async fn start_with_driver(
+    config: Config,
+    driver: Arc<dyn Driver>,
+) -> Result<ServerHandle, Error> {
+    if let Some(db) = &config.server.database {
+        return Err(Error::Unsupported(format!(
+            "server.database `{db}`: PostgreSQL is not supported yet; remove the key to use SQLite in data_dir"
+        )));
+    }
+    let data_dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Io {
+        what: format!("cannot create data_dir {}", data_dir.display()),
+        source,
+    })?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
+    let clock = Arc::new(SystemClock);
+    let admin_token = auth::bootstrap(
+        store.as_ref(),
+        &data_dir,
+        slipway_engine::Clock::now(clock.as_ref()),
+    )
+    .await?;
+    let router = slipway_router::Router::new();
+    let listen = config.server.listen;
+    let engine = Engine::start(Parts {
+        config,
+        store,
+        driver,
+        router: Arc::new(router.clone()),
+        clock,
+        data_dir,
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
+    let api_addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: listen,
+        source,
+    })?;
+    let app = routes(AppState {
+        engine: engine.clone(),
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    });
+    tracing::info!(%api_addr, "slipway API listening");
+    Ok(ServerHandle {
+        api_addr,
+        admin_token,
+        engine,
+        router,
+        stop: Some(stop),
+        serving,
+    })
+}
+
+/// `slipway server`: runs until SIGINT or SIGTERM.
+pub async fn run(config_path: &Path) -> Result<(), Error> {
+    let config = slipway_config::load(config_path)?;
+    let data_dir = config.server.data_dir.clone();
+    let handle = start(config).await?;
+    eprintln!("slipway server: API on http://{}", handle.api_addr);
+    for (env, _) in handle.engine.config().environments.iter() {
+        if let Some(addr) = handle.engine.listener(env).await {
+            eprintln!("  environment {env}: router on http://{addr}");
+        }
+    }
+    if handle.admin_token.is_some() {
+        eprintln!(
+            "  first start: admin token written to {}",
+            data_dir.join("admin.token").display()
+        );
+    }
+    wait_for_signal().await;
+    eprintln!("slipway server: stopping (app instances keep running)");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    use utoipa::OpenApi;
+    axum::Json(api::ApiDoc::openapi())
+}
+
+async fn health() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/health+json")],
+        r#"{"status":"pass"}"#,
+    )
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let (code, status, store) = match state.engine.store().ping().await {
+        Ok(()) => (StatusCode::OK, "pass", "pass".to_string()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "fail", e.to_string()),
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "checks": { "store": [{ "status": if code == StatusCode::OK { "pass" } else { "fail" }, "output": store }] },
+    });
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/health+json")],
+        body.to_string(),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut out = String::new();
+    let counts = state.engine.store().count_by_status().await?;
+    out.push_str(
+        "# HELP slipway_deployments Deployments by status.\n# TYPE slipway_deployments gauge\n",
+    );
+    for status in slipway_core::Status::ALL {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        let _ = writeln!(out, "slipway_deployments{{status=\"{status}\"}} {n}");
+    }
+    state.engine.render_router_metrics(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}

@@ -1,0 +1,595 @@
+//! What users ask of the engine: deploy, decide, cancel, promote, roll back, and look.
+
+use std::collections::HashMap;
+
+use slipway_config::{Environment, Role};
+use slipway_core::{
+    Approval, Decision, Deployment, DeploymentId, Force, Kind, LogLine, Millis, Release, Status,
+    admission, gates, supersede,
+};
+use slipway_store::{DeploymentFilter, NewDeployment};
+
+use crate::error::{Error, Result};
+use crate::{Actor, Engine, Inner};
+
+/// A request to deploy a release (the body of `POST /api/v1/deployments`).
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    pub committed_at: Option<Millis>,
+    /// Admins only: go through a closed deployment window. Needs a reason.
+    pub force: bool,
+    pub reason: Option<String>,
+}
+
+/// What runs in one environment for one app.
+#[derive(Debug, Clone)]
+pub struct EnvStatus {
+    pub app: String,
+    pub environment: String,
+    pub current: Option<Deployment>,
+    pub kept: Vec<KeptRelease>,
+    pub traffic: Vec<(String, f64)>,
+    pub in_progress: Option<Deployment>,
+    pub waiting: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptRelease {
+    pub version: String,
+    pub deployment_id: DeploymentId,
+}
+
+fn require(actor: &Actor, role: Role, action: &str) -> Result<()> {
+    if actor.role >= role {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            "forbidden",
+            format!(
+                "{} is a {}; {action} needs the {} role or higher",
+                actor.name,
+                actor.role.as_str(),
+                role.as_str()
+            ),
+        ))
+    }
+}
+
+/// A version names an immutable release: no spaces or control characters, and short.
+fn check_version(version: &str) -> Result<()> {
+    let valid = !version.is_empty()
+        && version.len() <= 128
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::bad(
+            "invalid_version",
+            format!(
+                "version {version:?} must be 1 to 128 characters of letters, digits, '.', '-', '_' or '+'"
+            ),
+        ))
+    }
+}
+
+fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let known: Vec<&String> = known.collect();
+    let close = known
+        .iter()
+        .filter(|k| strsim_close(name, k))
+        .map(|k| format!("; did you mean `{k}`?"))
+        .next();
+    close.unwrap_or_else(|| {
+        format!(
+            "; known: {}",
+            known
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Names one edit apart, or one a prefix of the other, are likely typos of each other.
+fn strsim_close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()] <= 2
+}
+
+impl Engine {
+    fn check_app(&self, app: &str) -> Result<()> {
+        let apps = &self.inner.config.apps;
+        if apps.contains_key(app) {
+            Ok(())
+        } else {
+            Err(Error::bad(
+                "unknown_app",
+                format!("unknown app `{app}`{}", did_you_mean(app, apps.keys())),
+            ))
+        }
+    }
+
+    fn check_env(&self, env: &str) -> Result<&Environment> {
+        let envs = &self.inner.config.environments;
+        envs.get(env).ok_or_else(|| {
+            Error::bad(
+                "unknown_environment",
+                format!(
+                    "unknown environment `{env}`{}",
+                    did_you_mean(env, envs.keys())
+                ),
+            )
+        })
+    }
+
+    fn env_config(&self, app: &str, env: &str) -> Result<&Environment> {
+        self.check_app(app)?;
+        self.check_env(env)
+    }
+
+    pub async fn deploy(&self, req: DeployRequest, actor: &Actor) -> Result<Deployment> {
+        require(actor, Role::Deployer, "deploying")?;
+        let env = self.env_config(&req.app, &req.environment)?;
+        check_version(&req.version)?;
+        let force = match (req.force, req.reason.as_deref().map(str::trim)) {
+            (false, _) => None,
+            (true, _) if actor.role != Role::Admin => {
+                return Err(Error::forbidden(
+                    "forbidden",
+                    "only an admin may --force a deployment",
+                ));
+            }
+            (true, None | Some("")) => {
+                return Err(Error::bad(
+                    "reason_required",
+                    "--force needs a --reason, which is recorded",
+                ));
+            }
+            (true, Some(reason)) => Some(Force {
+                by: actor.name.clone(),
+                reason: reason.to_string(),
+            }),
+        };
+        let release = Release {
+            version: req.version.clone(),
+            commit: req.commit.clone(),
+            git_ref: req.git_ref.clone(),
+            committed_at: req.committed_at,
+            digest: None,
+        };
+        let mut succeeded = HashMap::new();
+        for required in &env.requires {
+            let ok = self
+                .inner
+                .store
+                .release_succeeded_in(&req.app, required, &req.version, None)
+                .await?;
+            succeeded.insert(required.clone(), ok);
+        }
+        let refusals = admission::admit(&admission::Admission {
+            env_name: &req.environment,
+            env,
+            release: &release,
+            kind: Kind::Deploy,
+            succeeded_in: &|name: &str| succeeded.get(name).copied().unwrap_or(false),
+        });
+
+        let _decide = self.inner.decide.lock().await;
+        let now = self.inner.clock.now();
+        let created = self
+            .inner
+            .store
+            .create_deployment(NewDeployment {
+                app: req.app.clone(),
+                environment: req.environment.clone(),
+                release,
+                kind: Kind::Deploy,
+                created_by: actor.name.clone(),
+                created_at: now,
+                reason: format!("created by {}", actor.name),
+                rolled_back_from: None,
+                force: force.clone(),
+            })
+            .await?;
+        self.inner
+            .log(
+                created.id,
+                "engine",
+                &format!("deployment created by {}", actor.name),
+            )
+            .await;
+        if let Some(force) = &force {
+            self.inner
+                .log(
+                    created.id,
+                    "engine",
+                    &format!("forced by {}: {}", force.by, force.reason),
+                )
+                .await;
+        }
+        if let Err(refusals) = refusals {
+            let reasons: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+            let message = format!("refused: {}", reasons.join("; "));
+            self.inner
+                .transition(&created, Status::Failure, &actor.name, &message)
+                .await?;
+            return Err(Error::Refused {
+                code: refusals.first().map(|r| r.code()).unwrap_or("refused"),
+                message,
+                reasons,
+                deployment_id: Some(created.id),
+            });
+        }
+        self.inner.supersede_pending(&created).await?;
+        self.inner.wake.notify_one();
+        Ok(self.inner.store.get_deployment(created.id).await?)
+    }
+
+    pub async fn decide(
+        &self,
+        id: DeploymentId,
+        actor: &Actor,
+        decision: Decision,
+        comment: Option<String>,
+    ) -> Result<Deployment> {
+        require(actor, Role::Approver, "approving or rejecting")?;
+        let _decide = self.inner.decide.lock().await;
+        let d = self.inner.store.get_deployment(id).await?;
+        let env = self.env_config(&d.app, &d.environment)?;
+        if let Err(refusal) =
+            gates::check_decision(env, &d, &actor.name, decision, actor.role == Role::Admin)
+        {
+            return Err(match refusal {
+                gates::DecisionRefusal::NotReviewer { .. } => {
+                    Error::forbidden(refusal.code(), refusal.to_string())
+                }
+                _ => Error::conflict(refusal.code(), refusal.to_string()),
+            });
+        }
+        let now = self.inner.clock.now();
+        let d = self
+            .inner
+            .store
+            .add_approval(
+                id,
+                Approval {
+                    user: actor.name.clone(),
+                    decision,
+                    comment: comment.clone(),
+                    at: now,
+                },
+            )
+            .await?;
+        let said = comment.map(|c| format!(": {c}")).unwrap_or_default();
+        match decision {
+            Decision::Approve => {
+                self.inner
+                    .log(id, "engine", &format!("approved by {}{said}", actor.name))
+                    .await;
+            }
+            Decision::Reject => {
+                self.inner
+                    .transition(
+                        &d,
+                        Status::Rejected,
+                        &actor.name,
+                        &format!("rejected by {}{said}", actor.name),
+                    )
+                    .await?;
+            }
+        }
+        self.inner.wake.notify_one();
+        Ok(self.inner.store.get_deployment(id).await?)
+    }
+
+    pub async fn cancel(&self, id: DeploymentId, actor: &Actor) -> Result<Deployment> {
+        require(actor, Role::Deployer, "cancelling")?;
+        let _decide = self.inner.decide.lock().await;
+        let d = self.inner.store.get_deployment(id).await?;
+        if d.status == Status::InProgress {
+            return Err(Error::conflict(
+                "in_progress",
+                format!(
+                    "deployment {id} is in progress and cannot be cancelled; roll back instead"
+                ),
+            ));
+        }
+        if !d.status.is_pending() {
+            return Err(Error::not_pending(id, d.status));
+        }
+        self.inner
+            .transition(
+                &d,
+                Status::Cancelled,
+                &actor.name,
+                &format!("cancelled by {}", actor.name),
+            )
+            .await?;
+        Ok(self.inner.store.get_deployment(id).await?)
+    }
+
+    /// Continues a canary paused with `pause: manual`.
+    pub async fn promote(&self, id: DeploymentId, actor: &Actor) -> Result<Deployment> {
+        require(actor, Role::Deployer, "promoting")?;
+        let d = self.inner.store.get_deployment(id).await?;
+        let paused = self
+            .inner
+            .rollouts
+            .lock()
+            .map(|r| r.get(&id).map(|c| c.promote.clone()))
+            .ok()
+            .flatten();
+        match paused {
+            Some(promote) if d.status == Status::InProgress => {
+                promote.notify_one();
+                self.inner
+                    .log(id, "engine", &format!("promoted by {}", actor.name))
+                    .await;
+                Ok(d)
+            }
+            _ => Err(Error::conflict(
+                "not_paused",
+                format!(
+                    "deployment {id} is {} and not paused; nothing to promote",
+                    d.status
+                ),
+            )),
+        }
+    }
+
+    /// Redeploys the previous successful release (or `to_version`) as an urgent deployment
+    /// of kind `rollback`: it supersedes every waiting deployment and aborts one in progress.
+    pub async fn rollback(
+        &self,
+        app: &str,
+        environment: &str,
+        to_version: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Deployment> {
+        require(actor, Role::Deployer, "rolling back")?;
+        self.env_config(app, environment)?;
+        let store = &self.inner.store;
+        let current = store
+            .latest_with_status(app, environment, &[Status::Success])
+            .await?
+            .ok_or_else(|| {
+                Error::conflict(
+                    "nothing_to_roll_back",
+                    format!(
+                        "{app} has no successful deployment in {environment} to roll back from"
+                    ),
+                )
+            })?;
+        let target = match to_version {
+            Some(version) => {
+                check_version(version)?;
+                if version == current.release.version {
+                    return Err(Error::conflict(
+                        "already_current",
+                        format!("{app} already runs {version} in {environment}"),
+                    ));
+                }
+                let past = store
+                    .list_deployments(&DeploymentFilter {
+                        app: Some(app.to_string()),
+                        environment: Some(environment.to_string()),
+                        ..Default::default()
+                    })
+                    .await?;
+                past.into_iter()
+                    .find(|d| {
+                        d.release.version == version
+                            && d.entered(Status::Success).is_some()
+                    })
+                    .ok_or_else(|| {
+                        Error::Refused {
+                            code: "never_succeeded",
+                            message: format!("{app} {version} never succeeded in {environment}; roll back only to a release that ran there"),
+                            reasons: Vec::new(),
+                            deployment_id: None,
+                        }
+                    })?
+            }
+            None => store
+                .latest_with_status(app, environment, &[Status::Inactive])
+                .await?
+                .ok_or_else(|| {
+                    Error::conflict(
+                        "no_previous_release",
+                        format!("{app} has no previous successful release in {environment}"),
+                    )
+                })?,
+        };
+
+        let _decide = self.inner.decide.lock().await;
+        let now = self.inner.clock.now();
+        let from = current.release.version.clone();
+        let to = target.release.version.clone();
+        let created = store
+            .create_deployment(NewDeployment {
+                app: app.to_string(),
+                environment: environment.to_string(),
+                release: target.release.clone(),
+                kind: Kind::Rollback,
+                created_by: actor.name.clone(),
+                created_at: now,
+                reason: format!("rollback from {from} to {to} requested by {}", actor.name),
+                rolled_back_from: Some(from.clone()),
+                force: None,
+            })
+            .await?;
+        self.inner
+            .log(
+                created.id,
+                "engine",
+                &format!("rollback from {from} to {to} requested by {}", actor.name),
+            )
+            .await;
+        self.inner.supersede_pending(&created).await?;
+        self.inner.abort_in_progress(
+            app,
+            environment,
+            &format!("aborted by rollback deployment {}", created.id),
+        );
+        self.inner.wake.notify_one();
+        Ok(store.get_deployment(created.id).await?)
+    }
+
+    pub async fn deployment(&self, id: DeploymentId) -> Result<Deployment> {
+        Ok(self.inner.store.get_deployment(id).await?)
+    }
+
+    pub async fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>> {
+        for (app, env) in filter.app.iter().zip(filter.environment.iter()) {
+            self.env_config(app, env)?;
+        }
+        Ok(self.inner.store.list_deployments(filter).await?)
+    }
+
+    pub async fn logs(&self, id: DeploymentId, after: i64, limit: u32) -> Result<Vec<LogLine>> {
+        self.inner.store.get_deployment(id).await?;
+        Ok(self.inner.store.logs(id, after, limit).await?)
+    }
+
+    /// The live split of an app in an environment, as (version, percent).
+    pub async fn traffic(&self, app: &str, env: &str) -> Vec<(String, f64)> {
+        self.inner
+            .traffic
+            .split(app, env)
+            .await
+            .into_iter()
+            .map(|r| (r.version, r.weight))
+            .collect()
+    }
+
+    pub async fn env_status(&self, app: &str, env: &str) -> Result<EnvStatus> {
+        self.env_config(app, env)?;
+        let store = &self.inner.store;
+        let current = store
+            .latest_with_status(app, env, &[Status::Success])
+            .await?;
+        let unfinished: Vec<Deployment> = store
+            .unfinished_deployments()
+            .await?
+            .into_iter()
+            .filter(|d| d.app == app && d.environment == env)
+            .collect();
+        let mut kept: Vec<KeptRelease> = Vec::new();
+        for inst in store.instances(Some(app), Some(env)).await? {
+            let is_current = current
+                .as_ref()
+                .is_some_and(|c| c.release.version == inst.version);
+            if !is_current && !kept.iter().any(|k| k.version == inst.version) {
+                kept.push(KeptRelease {
+                    version: inst.version,
+                    deployment_id: inst.deployment_id,
+                });
+            }
+        }
+        kept.sort_by_key(|k| std::cmp::Reverse(k.deployment_id));
+        Ok(EnvStatus {
+            app: app.to_string(),
+            environment: env.to_string(),
+            current,
+            kept,
+            traffic: self.traffic(app, env).await,
+            in_progress: unfinished
+                .iter()
+                .find(|d| d.status == Status::InProgress)
+                .cloned(),
+            waiting: unfinished
+                .into_iter()
+                .filter(|d| d.status.is_pending())
+                .collect(),
+        })
+    }
+
+    /// Status of every (app, environment) pair the filters allow, in config order.
+    pub async fn status(&self, app: Option<&str>, env: Option<&str>) -> Result<Vec<EnvStatus>> {
+        let config = &self.inner.config;
+        if let Some(app) = app {
+            self.check_app(app)?;
+        }
+        if let Some(env) = env {
+            self.check_env(env)?;
+        }
+        let mut out = Vec::new();
+        for a in config
+            .apps
+            .keys()
+            .filter(|a| app.is_none_or(|x| x == a.as_str()))
+        {
+            for e in config
+                .environments
+                .keys()
+                .filter(|e| env.is_none_or(|x| x == e.as_str()))
+            {
+                out.push(self.env_status(a, e).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Inner {
+    /// Cancels the pending deployments of the same app and environment that `newer`
+    /// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
+    pub(crate) async fn supersede_pending(&self, newer: &Deployment) -> Result<()> {
+        let pending: Vec<Deployment> = self
+            .store
+            .unfinished_deployments()
+            .await?
+            .into_iter()
+            .filter(|d| {
+                d.app == newer.app && d.environment == newer.environment && d.id != newer.id
+            })
+            .collect();
+        let refs: Vec<&Deployment> = pending.iter().collect();
+        for id in supersede::superseded_by(&refs, newer) {
+            if let Some(old) = pending.iter().find(|d| d.id == id) {
+                let what = match newer.kind {
+                    Kind::Rollback => "rollback deployment",
+                    Kind::Deploy => "deployment",
+                };
+                self.transition(
+                    old,
+                    Status::Cancelled,
+                    &newer.created_by,
+                    &format!("superseded by {what} {}", newer.id),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn abort_in_progress(&self, app: &str, env: &str, reason: &str) {
+        let Ok(rollouts) = self.rollouts.lock() else {
+            return;
+        };
+        for control in rollouts
+            .values()
+            .filter(|c| c.app == app && c.environment == env)
+        {
+            control.abort.send_replace(Some(reason.to_string()));
+        }
+    }
+}

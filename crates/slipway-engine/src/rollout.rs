@@ -1,0 +1,552 @@
+//! One deployment's rollout, as a task the engine supervises: start the new instances,
+//! wait until they are healthy, move traffic by the strategy, run the smoke tests, and
+//! finish — or put traffic back on the previous release. Every step is idempotent and
+//! its phase is persisted first, so a restarted server resumes where the last one was.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_config::{App, Strategy};
+use slipway_core::{
+    Deployment, DeploymentId, Instance, InstanceState, Kind, Phase, Status, retention,
+};
+use slipway_drivers::InstanceSpec;
+use tokio::sync::{Notify, watch};
+
+use crate::error::{Error, Result};
+use crate::hooks::run_hook;
+use crate::reconcile::SYSTEM;
+use crate::traffic::ReleaseRoute;
+use crate::{Inner, RolloutControl};
+
+/// Grace between SIGTERM and SIGKILL when an instance is stopped.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How many lines of an instance's own output are copied into the deployment log.
+const APP_LOG_TAIL: usize = 20;
+
+/// How a rollout ended.
+enum Outcome {
+    Success(String),
+    /// A check failed: the deployment ends `failure`.
+    Failed(String),
+    /// An urgent rollback took over: the deployment ends `rolled_back`.
+    Aborted(String),
+    /// slipway itself could not go on (store, driver): the deployment ends `error`.
+    Errored(String),
+}
+
+/// Why a step did not go on.
+enum Stop {
+    Failed(String),
+    Internal(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Internal(e)
+    }
+}
+
+impl From<slipway_store::Error> for Stop {
+    fn from(e: slipway_store::Error) -> Stop {
+        Stop::Internal(e.into())
+    }
+}
+
+/// Starts the rollout task of an in-progress deployment unless it already runs.
+pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
+    let Ok(mut rollouts) = inner.rollouts.lock() else {
+        return;
+    };
+    if rollouts.contains_key(&d.id) {
+        return;
+    }
+    let (abort, abort_rx) = watch::channel(None);
+    let promote = Arc::new(Notify::new());
+    rollouts.insert(
+        d.id,
+        RolloutControl {
+            app: d.app.clone(),
+            environment: d.environment.clone(),
+            abort,
+            promote: promote.clone(),
+        },
+    );
+    tokio::spawn(supervise(inner.clone(), d.id, abort_rx, promote));
+}
+
+async fn supervise(
+    inner: Arc<Inner>,
+    id: DeploymentId,
+    mut abort: watch::Receiver<Option<String>>,
+    promote: Arc<Notify>,
+) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let outcome = tokio::select! {
+        outcome = steps(&inner, id, &promote) => Some(outcome),
+        reason = aborted(&mut abort) => Some(Outcome::Aborted(reason)),
+        // The server is stopping: leave the rollout as persisted; the next start resumes it.
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    if let Some(outcome) = outcome
+        && let Err(e) = finish(&inner, id, outcome).await
+    {
+        tracing::error!(deployment = id, error = %e, "could not finish the rollout; the next tick retries");
+    }
+    if let Ok(mut rollouts) = inner.rollouts.lock() {
+        rollouts.remove(&id);
+    }
+    inner.wake.notify_one();
+}
+
+async fn aborted(abort: &mut watch::Receiver<Option<String>>) -> String {
+    let reason = abort
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .map(|r| r.clone().unwrap_or_default());
+    match reason {
+        Some(reason) => reason,
+        // The engine dropped the control: never abort on that.
+        None => std::future::pending().await,
+    }
+}
+
+async fn steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Outcome {
+    match run_steps(inner, id, promote).await {
+        Ok(summary) => Outcome::Success(summary),
+        Err(Stop::Failed(reason)) => Outcome::Failed(reason),
+        Err(Stop::Internal(e)) => Outcome::Errored(e.to_string()),
+    }
+}
+
+async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Result<String, Stop> {
+    let d = inner.store.get_deployment(id).await?;
+    let app = inner.app(&d)?;
+    let env = inner.env(&d)?;
+    let stable = inner
+        .store
+        .latest_with_status(&d.app, &d.environment, &[Status::Success])
+        .await?;
+    let version = d.release.version.clone();
+
+    if d.phase == Phase::Reverting {
+        return Err(Stop::Failed(
+            "the server restarted while this rollout was being reverted".into(),
+        ));
+    }
+    if matches!(d.phase, Phase::Pending | Phase::Starting) {
+        inner.store.set_phase(id, Phase::Starting).await?;
+        let hook = match d.kind {
+            Kind::Deploy => app.hooks.pre_deploy.as_deref().map(|h| ("pre_deploy", h)),
+            Kind::Rollback => app
+                .hooks
+                .pre_rollback
+                .as_deref()
+                .map(|h| ("pre_rollback", h)),
+        };
+        if let Some((name, command)) = hook {
+            inner.hook(&d, name, command).await.map_err(Stop::Failed)?;
+        }
+        if let (Strategy::Recreate, Some(stable)) = (&env.strategy, &stable)
+            && stable.release.version != version
+        {
+            inner
+                .log(
+                    id,
+                    "engine",
+                    &format!(
+                        "recreate: stopping {} first; the app is down until {version} is healthy",
+                        stable.release.version
+                    ),
+                )
+                .await;
+            inner
+                .traffic
+                .set(&d.app, &d.environment, Vec::new())
+                .await?;
+            inner
+                .stop_release(&d.app, &d.environment, &stable.release.version)
+                .await?;
+        }
+        let instance = inner.ensure_instance(&d, app).await?;
+        let addr = instance.addr.parse().map_err(|_| {
+            Error::Router(format!(
+                "instance {} has a bad address {}",
+                instance.id, instance.addr
+            ))
+        })?;
+        inner
+            .log(
+                id,
+                "health",
+                &format!(
+                    "waiting for {} to become healthy ({} on {addr})",
+                    instance.id, app.health.path
+                ),
+            )
+            .await;
+        let driver = inner.driver.clone();
+        let handle = instance.handle.clone();
+        let healthy = inner
+            .prober
+            .wait_healthy(addr, &app.health, || {
+                let driver = driver.clone();
+                let handle = handle.clone();
+                async move { driver.is_running(&handle).await }
+            })
+            .await;
+        match healthy {
+            Ok(summary) => {
+                inner
+                    .log(id, "health", &format!("healthy: {summary}"))
+                    .await
+            }
+            Err(why) => {
+                return Err(Stop::Failed(format!(
+                    "{version} never became healthy: {why}"
+                )));
+            }
+        }
+        inner.store.set_phase(id, Phase::Shifting).await?;
+    }
+
+    if matches!(d.phase, Phase::Pending | Phase::Starting | Phase::Shifting) {
+        let _ = promote;
+        let new = ReleaseRoute {
+            version: version.clone(),
+            weight: 100.0,
+            canary: false,
+            instances: inner
+                .running_addrs(&d.app, &d.environment, &version)
+                .await?,
+        };
+        if new.instances.is_empty() {
+            return Err(Stop::Failed(format!(
+                "{version} has no running instance to send traffic to"
+            )));
+        }
+        inner.traffic.set(&d.app, &d.environment, vec![new]).await?;
+        inner
+            .log(id, "engine", &format!("traffic: 100% to {version}"))
+            .await;
+        inner.store.set_phase(id, Phase::Verifying).await?;
+    }
+
+    let listener = inner
+        .traffic
+        .listener(&d.environment)
+        .await
+        .ok_or_else(|| Error::Router(format!("environment {} has no listener", d.environment)))?;
+    let passed = inner
+        .prober
+        .smoke(listener, &app.smoke, app.health.timeout)
+        .await
+        .map_err(Stop::Failed)?;
+    for line in &passed {
+        inner.log(id, "smoke", &format!("passed: {line}")).await;
+    }
+    Ok(format!(
+        "{version} is healthy and serves 100% of traffic; {} smoke test(s) passed",
+        passed.len()
+    ))
+}
+
+async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Result<()> {
+    let d = inner.store.get_deployment(id).await?;
+    if d.status != Status::InProgress {
+        return Ok(());
+    }
+    let previous = inner
+        .store
+        .latest_with_status(&d.app, &d.environment, &[Status::Success])
+        .await?;
+    let (status, reason) = match outcome {
+        Outcome::Success(summary) => {
+            inner.copy_app_output(&d).await;
+            let done = inner
+                .transition(&d, Status::Success, SYSTEM, &summary)
+                .await?;
+            if let Some(prev) = previous.filter(|p| p.id != id) {
+                let (status, why) = match d.kind {
+                    Kind::Rollback => (
+                        Status::RolledBack,
+                        format!("rolled back by deployment {id} to {}", d.release.version),
+                    ),
+                    Kind::Deploy => (
+                        Status::Inactive,
+                        format!("superseded by deployment {id} ({})", d.release.version),
+                    ),
+                };
+                inner.transition(&prev, status, SYSTEM, &why).await?;
+            }
+            inner.store.set_phase(id, Phase::Done).await?;
+            inner.apply_retention(&done).await?;
+            if let Some(command) = inner.app(&d).ok().and_then(|a| a.hooks.post_deploy.clone())
+                && let Err(why) = inner.hook(&d, "post_deploy", &command).await
+            {
+                inner
+                    .log(
+                        id,
+                        "hook",
+                        &format!("warning: {why} (the deployment stays successful)"),
+                    )
+                    .await;
+            }
+            return Ok(());
+        }
+        Outcome::Failed(reason) => (Status::Failure, reason),
+        Outcome::Aborted(reason) => (Status::RolledBack, reason),
+        Outcome::Errored(reason) => (Status::Error, reason),
+    };
+    inner.store.set_phase(id, Phase::Reverting).await?;
+    inner
+        .log(id, "engine", &format!("reverting: {reason}"))
+        .await;
+    let stable_version = previous.as_ref().map(|p| p.release.version.clone());
+    match &previous {
+        Some(prev) => {
+            if inner
+                .running_addrs(&d.app, &d.environment, &prev.release.version)
+                .await?
+                .is_empty()
+            {
+                // Recreate stopped it, or it died: start the known-good release again.
+                let app = inner.app(prev)?;
+                inner.ensure_instance(prev, app).await?;
+            }
+            let route = inner.full_route(prev).await?;
+            inner
+                .traffic
+                .set(&d.app, &d.environment, vec![route])
+                .await?;
+            inner
+                .log(
+                    id,
+                    "engine",
+                    &format!("traffic: 100% back to {}", prev.release.version),
+                )
+                .await;
+        }
+        None => {
+            inner
+                .traffic
+                .set(&d.app, &d.environment, Vec::new())
+                .await?
+        }
+    }
+    inner.copy_app_output(&d).await;
+    if stable_version.as_deref() != Some(d.release.version.as_str()) {
+        inner
+            .stop_release(&d.app, &d.environment, &d.release.version)
+            .await?;
+    }
+    inner.transition(&d, status, SYSTEM, &reason).await?;
+    inner.store.set_phase(id, Phase::Done).await?;
+    Ok(())
+}
+
+impl Inner {
+    fn app(&self, d: &Deployment) -> Result<&App> {
+        self.config
+            .apps
+            .get(&d.app)
+            .ok_or_else(|| Error::not_found(format!("app {}", d.app)))
+    }
+
+    fn env(&self, d: &Deployment) -> Result<&slipway_config::Environment> {
+        self.config
+            .environments
+            .get(&d.environment)
+            .ok_or_else(|| Error::not_found(format!("environment {}", d.environment)))
+    }
+
+    /// Environment of an instance or hook: the environment's variables plus slipway's own.
+    fn instance_env(&self, d: &Deployment) -> BTreeMap<String, String> {
+        let mut vars = self
+            .config
+            .environments
+            .get(&d.environment)
+            .map(|e| e.variables.clone())
+            .unwrap_or_default();
+        vars.insert("SLIPWAY_APP".into(), d.app.clone());
+        vars.insert("SLIPWAY_ENV".into(), d.environment.clone());
+        vars.insert("SLIPWAY_VERSION".into(), d.release.version.clone());
+        vars.insert("SLIPWAY_DEPLOYMENT".into(), d.id.to_string());
+        vars
+    }
+
+    async fn hook(&self, d: &Deployment, name: &str, command: &str) -> Result<(), String> {
+        self.log(d.id, "hook", &format!("running {name}: {command}"))
+            .await;
+        let run = run_hook(name, command, &self.instance_env(d)).await;
+        for line in &run.output {
+            self.log(d.id, "hook", line).await;
+        }
+        self.log(d.id, "hook", &run.summary).await;
+        if run.success {
+            Ok(())
+        } else {
+            Err(run.summary)
+        }
+    }
+
+    /// A running instance of `d`'s release: one that is kept from before (a rollback
+    /// reuses it), or a new one.
+    async fn ensure_instance(&self, d: &Deployment, app: &App) -> Result<Instance> {
+        for mut inst in self
+            .store
+            .instances(Some(&d.app), Some(&d.environment))
+            .await?
+        {
+            if inst.version != d.release.version || inst.state != InstanceState::Running {
+                continue;
+            }
+            if self.driver.is_running(&inst.handle).await {
+                self.log(
+                    d.id,
+                    "engine",
+                    &format!("using running instance {} ({})", inst.id, inst.addr),
+                )
+                .await;
+                return Ok(inst);
+            }
+            inst.state = InstanceState::Stopped;
+            self.store.put_instance(&inst).await?;
+        }
+        let Some(command) = app.run.clone() else {
+            return Err(Error::Unsupported(format!(
+                "app {} has no `run` command; only the process driver is built so far",
+                d.app
+            )));
+        };
+        let instance_id = format!(
+            "{}-{}-{}-{}",
+            d.app,
+            d.environment,
+            d.release
+                .version
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+            d.id
+        );
+        let logs = self.data_dir.join("logs");
+        tokio::fs::create_dir_all(&logs).await?;
+        let spec = InstanceSpec {
+            instance_id: instance_id.clone(),
+            app: d.app.clone(),
+            environment: d.environment.clone(),
+            version: d.release.version.clone(),
+            command,
+            env: self.instance_env(d),
+            log_path: logs.join(format!("{instance_id}.log")),
+            workdir: std::env::current_dir()?,
+        };
+        let started = self.driver.start(&spec).await?;
+        let inst = Instance {
+            id: instance_id,
+            app: d.app.clone(),
+            environment: d.environment.clone(),
+            version: d.release.version.clone(),
+            deployment_id: d.id,
+            handle: started.handle,
+            addr: started.addr.to_string(),
+            state: InstanceState::Running,
+            started_at: self.clock.now(),
+        };
+        self.store.put_instance(&inst).await?;
+        self.log(
+            d.id,
+            "engine",
+            &format!(
+                "started instance {} (pid {}, {})",
+                inst.id, started.pid, inst.addr
+            ),
+        )
+        .await;
+        Ok(inst)
+    }
+
+    /// Stops every instance of one release in one environment and forgets it.
+    async fn stop_release(&self, app: &str, env: &str, version: &str) -> Result<()> {
+        for inst in self.store.instances(Some(app), Some(env)).await? {
+            if inst.version == version {
+                self.driver.stop(&inst.handle, STOP_GRACE).await?;
+                self.store.delete_instance(&inst.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the instances of the newest `keep_releases` successful releases (idle, for
+    /// an instant rollback) and stops the rest.
+    async fn apply_retention(&self, current: &Deployment) -> Result<()> {
+        let keep = self.env(current)?.keep_releases.max(1);
+        let history = self
+            .store
+            .list_deployments(&slipway_store::DeploymentFilter {
+                app: Some(current.app.clone()),
+                environment: Some(current.environment.clone()),
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .await?;
+        // Newest success first; the current release leads even when a rollback restored an
+        // old version.
+        let mut order: Vec<String> = vec![current.release.version.clone()];
+        for d in history
+            .iter()
+            .filter(|d| d.entered(Status::Success).is_some())
+        {
+            if !order.contains(&d.release.version) {
+                order.push(d.release.version.clone());
+            }
+        }
+        let instances = self
+            .store
+            .instances(Some(&current.app), Some(&current.environment))
+            .await?;
+        let mut with_instances: Vec<String> = order
+            .into_iter()
+            .filter(|v| instances.iter().any(|i| &i.version == v))
+            .collect();
+        // Releases that never succeeded here rank last.
+        for inst in &instances {
+            if !with_instances.contains(&inst.version) {
+                with_instances.push(inst.version.clone());
+            }
+        }
+        for version in retention::releases_to_drop(&with_instances, keep) {
+            self.log(
+                current.id,
+                "engine",
+                &format!("retention: stopping {version} (keep_releases: {keep})"),
+            )
+            .await;
+            self.stop_release(&current.app, &current.environment, &version)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Copies the last lines the new instances printed into the deployment log.
+    async fn copy_app_output(&self, d: &Deployment) {
+        let Ok(instances) = self
+            .store
+            .instances(Some(&d.app), Some(&d.environment))
+            .await
+        else {
+            return;
+        };
+        for inst in instances.iter().filter(|i| i.version == d.release.version) {
+            let path = self.data_dir.join("logs").join(format!("{}.log", inst.id));
+            let Ok(text) = tokio::fs::read_to_string(&path).await else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines[lines.len().saturating_sub(APP_LOG_TAIL)..] {
+                self.log(d.id, "app", line).await;
+            }
+        }
+    }
+}

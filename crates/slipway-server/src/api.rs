@@ -1,0 +1,457 @@
+//! The handlers of `/api/v1` (DESIGN §6). Each one authenticates, calls the engine, and
+//! renders a view; every failure is an `ApiError`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use slipway_config::Role;
+use slipway_core::{Decision as CoreDecision, Deployment, DeploymentId, Kind, Status};
+use slipway_engine::DeployRequest;
+use slipway_store::DeploymentFilter;
+use tokio::sync::broadcast;
+
+use crate::AppState;
+use crate::auth::{Auth, hash_token, new_token};
+use crate::error::{ApiError, ErrorBody};
+use crate::views::*;
+
+/// JSON body extractor whose rejections use the API's error format.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    let code = match rejection {
+        JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+        JsonRejection::JsonSyntaxError(_) => "invalid_json",
+        _ => "invalid_body",
+    };
+    ApiError::bad_request(code, rejection.body_text())
+}
+
+/// A decision's body is optional: no body at all means no comment.
+async fn optional_body<T: DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid body: {e}")))
+}
+
+fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_id",
+            format!("deployment id must be a number, got `{raw}`"),
+        )
+    })
+}
+
+async fn view(state: &AppState, d: Deployment) -> DeploymentView {
+    let traffic = state.engine.traffic(&d.app, &d.environment).await;
+    DeploymentView::new(d, traffic)
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment,
+    responses((status = 201, body = DeploymentView), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_deployment(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(body): ApiJson<CreateDeployment>,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let committed_at = body
+        .committed_at
+        .as_deref()
+        .map(|s| {
+            humantime::parse_rfc3339_weak(s)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_committed_at",
+                        format!(
+                            "committed_at must be RFC 3339 like 2026-11-24T10:00:00Z, got `{s}`"
+                        ),
+                    )
+                })
+        })
+        .transpose()?;
+    let d = state
+        .engine
+        .deploy(
+            DeployRequest {
+                app: body.app,
+                environment: body.environment,
+                version: body.version,
+                git_ref: body.git_ref,
+                commit: body.commit,
+                committed_at,
+                force: body.force,
+                reason: body.reason,
+            },
+            &actor,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, d).await)))
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments",
+    params(("app" = Option<String>, Query), ("environment" = Option<String>, Query),
+           ("status" = Option<String>, Query), ("kind" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = DeploymentList), (status = 400, body = ErrorBody)))]
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<DeploymentList>, ApiError> {
+    let status = q
+        .get("status")
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(
+                    "invalid_status",
+                    format!("unknown status `{s}`; one of {}", known.join(", ")),
+                )
+            })
+        })
+        .transpose()?;
+    let kind = q
+        .get("kind")
+        .map(|k| {
+            Kind::parse(k).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_kind",
+                    format!("unknown kind `{k}`; deploy or rollback"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = q
+        .get("limit")
+        .map(|l| match l.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a number from 1 to 1000, got `{l}`"),
+            )),
+        })
+        .transpose()?;
+    let filter = DeploymentFilter {
+        app: q.get("app").cloned(),
+        environment: q.get("environment").cloned(),
+        status,
+        kind,
+        limit,
+    };
+    let mut deployments = Vec::new();
+    for d in state.engine.deployments(&filter).await? {
+        deployments.push(view(&state, d).await);
+    }
+    Ok(Json(DeploymentList { deployments }))
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", params(("id" = i64, Path)),
+    responses((status = 200, body = DeploymentView), (status = 404, body = ErrorBody)))]
+pub async fn get_deployment(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let d = state.engine.deployment(parse_id(&id)?).await?;
+    Ok(Json(view(&state, d).await))
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs",
+    params(("id" = i64, Path), ("after" = Option<i64>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = LogLines), (status = 404, body = ErrorBody)))]
+pub async fn deployment_logs(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<LogLines>, ApiError> {
+    let after = q
+        .get("after")
+        .map(|a| {
+            a.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_after",
+                    format!("after must be a number, got `{a}`"),
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let limit = q
+        .get("limit")
+        .map(|l| {
+            l.parse::<u32>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be a number, got `{l}`"),
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(1000)
+        .min(10_000);
+    let lines = state.engine.logs(parse_id(&id)?, after, limit).await?;
+    Ok(Json(LogLines {
+        lines: lines.into_iter().map(LogLineView::from).collect(),
+    }))
+}
+
+async fn decide(
+    state: AppState,
+    actor: slipway_engine::Actor,
+    id: &str,
+    decision: CoreDecision,
+    req: Request,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let body: crate::views::Decision = optional_body(req).await?;
+    let d = state
+        .engine
+        .decide(parse_id(id)?, &actor, decision, body.comment)
+        .await?;
+    Ok(Json(view(&state, d).await))
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", params(("id" = i64, Path)), request_body = Option<Decision>,
+    responses((status = 200, body = DeploymentView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<DeploymentView>, ApiError> {
+    decide(state, actor, &id, CoreDecision::Approve, req).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/reject", params(("id" = i64, Path)), request_body = Option<Decision>,
+    responses((status = 200, body = DeploymentView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<DeploymentView>, ApiError> {
+    decide(state, actor, &id, CoreDecision::Reject, req).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/promote", params(("id" = i64, Path)),
+    responses((status = 200, body = DeploymentView), (status = 409, body = ErrorBody)))]
+pub async fn promote(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let d = state.engine.promote(parse_id(&id)?, &actor).await?;
+    Ok(Json(view(&state, d).await))
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", params(("id" = i64, Path)),
+    responses((status = 200, body = DeploymentView), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let d = state.engine.cancel(parse_id(&id)?, &actor).await?;
+    Ok(Json(view(&state, d).await))
+}
+
+#[utoipa::path(post, path = "/api/v1/apps/{app}/environments/{env}/rollback",
+    params(("app" = String, Path), ("env" = String, Path)), request_body = Option<RollbackRequest>,
+    responses((status = 201, body = DeploymentView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    Path((app, env)): Path<(String, String)>,
+    req: Request,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let body: RollbackRequest = optional_body(req).await?;
+    let d = state
+        .engine
+        .rollback(&app, &env, body.to_version.as_deref(), &actor)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, d).await)))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/environments/{env}",
+    params(("app" = String, Path), ("env" = String, Path)),
+    responses((status = 200, body = EnvStatusView), (status = 400, body = ErrorBody)))]
+pub async fn env_status(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Path((app, env)): Path<(String, String)>,
+) -> Result<Json<EnvStatusView>, ApiError> {
+    Ok(Json(state.engine.env_status(&app, &env).await?.into()))
+}
+
+#[utoipa::path(get, path = "/api/v1/status", params(("app" = Option<String>, Query), ("environment" = Option<String>, Query)),
+    responses((status = 200, body = StatusList)))]
+pub async fn status(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<StatusList>, ApiError> {
+    let all = state
+        .engine
+        .status(
+            q.get("app").map(String::as_str),
+            q.get("environment").map(String::as_str),
+        )
+        .await?;
+    Ok(Json(StatusList {
+        environments: all.into_iter().map(EnvStatusView::from).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser,
+    responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Auth(actor): Auth,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
+    if actor.role != Role::Admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin may add users",
+        ));
+    }
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_role",
+            format!(
+                "unknown role `{}`; one of viewer, deployer, approver, admin",
+                body.role
+            ),
+        )
+    })?;
+    let valid_name = !body.name.is_empty()
+        && body.name.len() <= 64
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "user name `{}` must be 1 to 64 of a-z, 0-9, '-', '_'",
+                body.name
+            ),
+        ));
+    }
+    if let Some(configured) = state.engine.config().users.get(&body.name)
+        && configured.role != role
+    {
+        return Err(ApiError::bad_request(
+            "role_mismatch",
+            format!(
+                "{} is a {} in the configuration; use --role {}",
+                body.name,
+                configured.role.as_str(),
+                configured.role.as_str()
+            ),
+        ));
+    }
+    let token = new_token();
+    let user = state
+        .engine
+        .store()
+        .set_user_token(&body.name, role, &hash_token(&token), state.engine.now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedUser {
+            name: user.name,
+            role: user.role.as_str().to_string(),
+            token,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/events", responses((status = 200, description = "server-sent events named `status`, data: EventView", body = EventView)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.engine.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let data = serde_json::to_string(&EventView::from(e)).unwrap_or_default();
+                    return Some((Ok(Event::default().event("status").data(data)), rx));
+                }
+                // A slow reader missed some events: go on with the next ones.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "slipway",
+        description = "The slipway continuous-delivery API (DESIGN §6)."
+    ),
+    paths(
+        create_deployment,
+        list_deployments,
+        get_deployment,
+        deployment_logs,
+        approve,
+        reject,
+        promote,
+        cancel,
+        rollback,
+        env_status,
+        status,
+        create_user,
+        events
+    ),
+    components(schemas(
+        ErrorBody,
+        DeploymentView,
+        DeploymentList,
+        CreateDeployment,
+        Decision,
+        RollbackRequest,
+        CreateUser,
+        CreatedUser,
+        LogLines,
+        EnvStatusView,
+        StatusList,
+        EventView
+    ))
+)]
+pub struct ApiDoc;

@@ -1,0 +1,257 @@
+#![allow(dead_code)] // each test binary uses a different part of the shared helpers
+//! A whole slipway server in the test process: real SQLite in a temp dir, real app
+//! processes, real router listeners, real HTTP. Every process a test causes is killed
+//! when its `TestServer` drops, also when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, Started};
+use slipway_server::ServerHandle;
+
+/// The process driver, noting every pid it starts so the test can reap them.
+struct Reaping {
+    inner: ProcessDriver,
+    pids: Arc<Mutex<Vec<u32>>>,
+}
+
+#[async_trait::async_trait]
+impl Driver for Reaping {
+    async fn start(&self, spec: &InstanceSpec) -> slipway_drivers::Result<Started> {
+        let started = self.inner.start(spec).await?;
+        self.pids.lock().unwrap().push(started.pid);
+        Ok(started)
+    }
+    async fn stop(&self, handle: &str, grace: Duration) -> slipway_drivers::Result<()> {
+        self.inner.stop(handle, grace).await
+    }
+    async fn is_running(&self, handle: &str) -> bool {
+        self.inner.is_running(handle).await
+    }
+}
+
+/// The demo app binary, built on demand when the test run did not build it already.
+pub fn demo_app() -> PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = target.join("slipway-demo-app");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "slipway-demo-app"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p slipway-demo-app failed");
+    }
+    bin
+}
+
+pub struct TestServer {
+    handle: Option<ServerHandle>,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub admin: String,
+    http: reqwest::Client,
+    pids: Arc<Mutex<Vec<u32>>>,
+}
+
+/// A config whose `web` app is the demo app; `{flags}` come from `flags-<version>` files
+/// in the test's dir, so one version can be made faulty. `envs` is the YAML of the
+/// `environments:` map, indented by four spaces.
+pub fn config_yaml(dir: &Path, envs: &str, users: &str) -> String {
+    let app = demo_app();
+    format!(
+        r#"version: 1
+server:
+  listen: 127.0.0.1:0
+  data_dir: {data}
+  tick: 50ms
+apps:
+  web:
+    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
+    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 1s, unhealthy_threshold: 2 }}
+    smoke:
+      - {{ get: /health, expect_status: 200 }}
+      - {{ get: /, expect_body_contains: "ok" }}
+environments:
+{envs}
+users:
+  alice: {{ role: approver }}
+  bob: {{ role: deployer }}
+{users}"#,
+        data = dir.join("data").display(),
+        app = app.display(),
+        dir = dir.display(),
+    )
+}
+
+impl TestServer {
+    pub async fn start(envs: &str) -> TestServer {
+        Self::start_with_users(envs, "").await
+    }
+
+    pub async fn start_with_users(envs: &str, users: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = config_yaml(dir.path(), envs, users);
+        let config = slipway_config::parse(&yaml, "slipway.yaml", dir.path())
+            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n{yaml}"));
+        let pids = Arc::new(Mutex::new(Vec::new()));
+        let driver = Arc::new(Reaping {
+            inner: ProcessDriver::new(),
+            pids: pids.clone(),
+        });
+        let handle = slipway_server::start_with_driver(config, driver)
+            .await
+            .unwrap();
+        let admin = handle
+            .admin_token
+            .clone()
+            .expect("first start makes an admin token");
+        TestServer {
+            base: format!("http://{}", handle.api_addr),
+            handle: Some(handle),
+            dir,
+            admin,
+            http: reqwest::Client::new(),
+            pids,
+        }
+    }
+
+    pub fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    /// Makes one version fail in the way the demo app's flags say.
+    pub fn faulty(&self, version: &str, flags: &str) {
+        std::fs::write(self.dir.path().join(format!("flags-{version}")), flags).unwrap();
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), &url)
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn user(&self, name: &str, role: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/users",
+                &self.admin,
+                Some(json!({"name": name, "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn deploy(&self, token: &str, env: &str, version: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/api/v1/deployments",
+            token,
+            Some(json!({"app": "web", "environment": env, "version": version, "ref": "main", "commit": "3f2a9c1"})),
+        )
+        .await
+    }
+
+    /// Polls a deployment until its status is one of `statuses`.
+    pub async fn wait_for(&self, id: i64, statuses: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, d) = self
+                .call(
+                    "GET",
+                    &format!("/api/v1/deployments/{id}"),
+                    &self.admin,
+                    None,
+                )
+                .await;
+            if statuses.contains(&d["status"].as_str().unwrap_or("")) {
+                return d;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "deployment {id} never reached {statuses:?}: {d:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Deploys and waits for the end; panics unless it ends `expect`.
+    pub async fn deploy_and_wait(&self, env: &str, version: &str, expect: &str) -> Value {
+        let (status, d) = self.deploy(&self.admin, env, version).await;
+        assert_eq!(status, 201, "{d}");
+        let d = self
+            .wait_for(
+                d["id"].as_i64().unwrap(),
+                &[expect, "failure", "error", "success"],
+            )
+            .await;
+        assert_eq!(d["status"], expect, "{d:#}");
+        d
+    }
+
+    pub async fn listener(&self, env: &str) -> std::net::SocketAddr {
+        self.handle().engine.listener(env).await.unwrap()
+    }
+
+    /// GET / through an environment's router: the body names the release that answered.
+    pub async fn through_router(&self, env: &str) -> (u16, String) {
+        let url = format!("http://{}/", self.listener(env).await);
+        let resp = self.http.get(&url).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    pub fn statuses(d: &Value) -> Vec<String> {
+        d["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn last_reason(d: &Value) -> String {
+        d["statuses"].as_array().unwrap().last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        for pid in self.pids.lock().map(|p| p.clone()).unwrap_or_default() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
