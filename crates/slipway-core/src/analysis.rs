@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use slipway_config::Analysis;
 
-use crate::civil::format_duration;
+use crate::civil::{duration_millis, format_duration};
 use crate::model::Millis;
 
 /// Counters of one release over the analysis interval.
@@ -189,7 +189,7 @@ impl AnalysisState {
             }
             Verdict::Inconclusive(why) => {
                 let since = *self.inconclusive_since.get_or_insert(now);
-                let deadline = i64::try_from(a.progress_deadline.as_millis()).unwrap_or(i64::MAX);
+                let deadline = duration_millis(a.progress_deadline);
                 if now.saturating_sub(since) > deadline {
                     Step::Abort(format!(
                         "no verdict: only {why} within progress deadline {}",

@@ -89,6 +89,11 @@ pub fn format_rfc3339(now: Millis) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
 }
 
+/// A duration in milliseconds, saturating at `i64::MAX` (about 292 million years).
+pub fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A duration as people read it in a reason: `250ms`, `30s`, `4m 30s`, `1h 5m`.
 /// Below a second it shows milliseconds; above, whole seconds (the rest is dropped).
 pub fn format_duration(d: Duration) -> String {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use slipway_config::{Environment, Protection, Window};
 
 use crate::civil::{
-    MINUTES_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, day_index, format_duration, format_minute,
-    minute_of_day, weekday_of_day,
+    MINUTES_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, day_index, duration_millis, format_duration,
+    format_minute, minute_of_day, weekday_of_day,
 };
 use crate::model::{Decision, Deployment, Kind, Millis, Status};
 
@@ -115,7 +115,7 @@ pub fn evaluate(env: &Environment, d: &Deployment, now: Millis) -> GateOutcome {
         } => {
             return GateOutcome::Wait {
                 gate: Gate::Approval,
-                reason: approval_reason(missing, &candidates),
+                reason: approval_reason(missing, &candidates, p.reviewers.is_empty()),
                 until: None,
             };
         }
@@ -125,7 +125,7 @@ pub fn evaluate(env: &Environment, d: &Deployment, now: Millis) -> GateOutcome {
         // The timer runs from when the gate before it was satisfied, so approvers get the
         // whole timer to change their minds (or others to object) after the quorum.
         let start = quorum_at.unwrap_or(d.created_at);
-        let end = start.saturating_add(duration_ms(timer));
+        let end = start.saturating_add(duration_millis(timer));
         if now < end {
             // Round up: "0s left" while still waiting would read as a bug.
             // end > now, so the difference is positive.
@@ -201,24 +201,21 @@ fn approval_state(p: &Protection, d: &Deployment) -> Quorum {
     }
 }
 
-fn approval_reason(missing: u32, candidates: &[String]) -> String {
+fn approval_reason(missing: u32, candidates: &[String], open_to_approvers: bool) -> String {
     let noun = if missing == 1 {
         "approval"
     } else {
         "approvals"
     };
-    let from = if candidates.is_empty() {
-        // Nobody listed can still approve (none listed, or only the creator): it takes an
-        // approver (when no reviewers are listed) or an admin.
+    let from = if !candidates.is_empty() {
+        candidates.join(", ")
+    } else if open_to_approvers {
         "an approver or admin".to_owned()
     } else {
-        candidates.join(", ")
+        // Every listed reviewer has approved or is the creator: only an admin can add one.
+        "an admin".to_owned()
     };
     format!("waiting for {missing} more {noun} from {from}")
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Whether `now` falls inside the weekly window `w` (UTC). The start minute is inclusive,

@@ -355,6 +355,24 @@ fn required_approvals_without_reviewers_take_any_approver() {
 }
 
 #[test]
+fn when_no_listed_reviewer_can_approve_only_an_admin_can() {
+    // carol is the only reviewer and created the deployment.
+    let mut d = deployment(Status::Waiting);
+    match evaluate(&env(reviewers(&["carol"])), &d, created()) {
+        GateOutcome::Wait { reason, .. } => {
+            assert_eq!(reason, "waiting for 1 more approval from an admin")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An admin's recorded approval (check_decision let it through) completes the quorum.
+    decide(&mut d, "root", Decision::Approve, created());
+    assert_eq!(
+        evaluate(&env(reviewers(&["carol"])), &d, created()),
+        GateOutcome::Open
+    );
+}
+
+#[test]
 fn no_protection_is_open() {
     let e = env(Protection::default());
     assert_eq!(
