@@ -1,0 +1,110 @@
+//! Commands that change what runs: deploy, rollback, and decisions on a deployment.
+
+use crate::cli::{DeployArgs, RollbackArgs, WaitArgs};
+use crate::client::{Action, Client, Deployment, Fetched, NewDeployment};
+use crate::commands::follow::{self, FollowOptions, Live};
+use crate::commands::print_json;
+use crate::error::{Error, Result};
+
+pub async fn deploy(client: &Client, args: DeployArgs) -> Result<u8> {
+    if let Some(at) = &args.committed_at
+        && humantime::parse_rfc3339_weak(at).is_err()
+    {
+        return Err(Error::Usage(format!(
+            "--committed-at {at:?} is not an RFC 3339 time (e.g. 2026-11-24T10:00:00Z)"
+        )));
+    }
+    let new = NewDeployment {
+        app: args.app,
+        environment: args.env,
+        version: args.version,
+        git_ref: args.git_ref,
+        commit: args.commit,
+        committed_at: args.committed_at,
+        force: args.force,
+        reason: args.reason,
+    };
+    let created = client.create_deployment(&new).await?;
+    report_created(client, created, &args.wait, args.json).await
+}
+
+pub async fn rollback(client: &Client, args: RollbackArgs) -> Result<u8> {
+    let created = client
+        .rollback(&args.app, &args.env, args.to.as_deref())
+        .await?;
+    report_created(client, created, &args.wait, args.json).await
+}
+
+/// Says what was created, then follows it if asked to.
+async fn report_created(
+    client: &Client,
+    created: Fetched<Deployment>,
+    wait: &WaitArgs,
+    json: bool,
+) -> Result<u8> {
+    let d = &created.data;
+    let noun = if d.kind == "rollback" {
+        "rollback"
+    } else {
+        "deployment"
+    };
+    let mut line = format!(
+        "{noun} {} created: {} {} → {} ({})",
+        d.id, d.app, d.version, d.environment, d.status
+    );
+    if let Some(from) = &d.rolled_back_from {
+        line.push_str(&format!(", replacing {from}"));
+    }
+    if !wait.wait {
+        if json {
+            print_json(&created.raw);
+        } else {
+            println!("{line}");
+        }
+        return Ok(0);
+    }
+    let mut live = Live::new(json);
+    live.line(&line);
+    let opts = FollowOptions {
+        with_logs: true,
+        follow_waits: wait.follow_waits,
+    };
+    let last = follow::follow(client, d.id, &opts, &mut live).await;
+    let last = match last {
+        Ok(last) => last,
+        Err(e) => {
+            live.finish();
+            return Err(e.into());
+        }
+    };
+    live.line(&follow::summary(&last.data));
+    live.finish();
+    if json {
+        print_json(&last.raw);
+    }
+    Ok(follow::exit_code(&last.data))
+}
+
+pub async fn decide(
+    client: &Client,
+    id: i64,
+    action: Action,
+    comment: Option<String>,
+) -> Result<u8> {
+    let d = client.decide(id, action, comment.as_deref()).await?.data;
+    let done = match action {
+        Action::Approve => "approved",
+        Action::Reject => "rejected",
+        Action::Promote => "promoted",
+        Action::Cancel => "cancelled",
+    };
+    println!(
+        "deployment {id} {done}: {} {} → {} is now {}",
+        d.app, d.version, d.environment, d.status
+    );
+    let reason = d.last_reason();
+    if !reason.is_empty() {
+        println!("  {reason}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,81 @@
+//! Commands that run or check something on this machine: validate, server, router.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::cli::RouterArgs;
+use crate::error::{Error, Result};
+
+pub fn validate(config: &Path) -> Result<u8> {
+    let cfg = slipway_config::load(config)?;
+    println!(
+        "ok: {} is valid ({} apps, {} environments)",
+        config.display(),
+        cfg.apps.len(),
+        cfg.environments.len()
+    );
+    Ok(0)
+}
+
+pub async fn server(config: &Path) -> Result<u8> {
+    init_logging();
+    // A bad file is bad input (exit 2) with the full report, before anything starts.
+    slipway_config::load(config)?;
+    slipway_server::run(config).await?;
+    Ok(0)
+}
+
+/// Which router the arguments ask for, checked before the runtime starts.
+pub enum Router {
+    Static(slipway_router::StaticOptions),
+    Control {
+        addr: SocketAddr,
+        token: Option<String>,
+    },
+}
+
+impl Router {
+    /// `token` is the global `--token` only when it was typed for this command: the API
+    /// token from SLIPWAY_TOKEN is not the router's.
+    pub fn from_args(args: &RouterArgs, typed_token: Option<String>) -> Result<Router> {
+        if let Some(control) = &args.control {
+            let addr = control.parse().map_err(|e| {
+                Error::Usage(format!(
+                    "--control {control:?} is not an address like 127.0.0.1:7701: {e}"
+                ))
+            })?;
+            let token = typed_token
+                .or_else(|| std::env::var("SLIPWAY_ROUTER_TOKEN").ok())
+                .filter(|t| !t.is_empty());
+            return Ok(Router::Control { addr, token });
+        }
+        let listen = args.listen.as_deref().unwrap_or_default();
+        if args.backends.is_empty() {
+            return Err(Error::Usage(
+                "a static router needs at least one --backend URL=WEIGHT".into(),
+            ));
+        }
+        let opts = slipway_router::StaticOptions::parse(listen, &args.backends)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        Ok(Router::Static(opts))
+    }
+
+    pub async fn run(self) -> Result<u8> {
+        init_logging();
+        match self {
+            Router::Static(opts) => slipway_router::run_static(opts).await?,
+            Router::Control { addr, token } => slipway_router::run_control(addr, token).await?,
+        }
+        Ok(0)
+    }
+}
+
+/// Server and router log to stderr; `RUST_LOG` overrides the default `info`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

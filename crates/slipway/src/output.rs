@@ -1,0 +1,172 @@
+//! Human output: aligned tables, times, traffic splits and the demo's timeline rows.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::client::TrafficEntry;
+
+/// A plain text table: columns as wide as their widest cell, two spaces between them.
+#[derive(Debug)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_uppercase()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| width(h)).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(width(cell));
+            }
+        }
+        let mut out = String::new();
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, w) in widths.iter().enumerate() {
+                let cell = row.get(i).map_or("", String::as_str);
+                let _ = write!(line, "{cell}{}  ", " ".repeat(w - width(cell)));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `2026-11-24T10:00:00.123Z` → `10:00:00.123`, for lines of one live session.
+pub fn time_of_day(at: &str) -> &str {
+    at.split_once('T')
+        .map_or(at, |(_, t)| t.trim_end_matches('Z'))
+}
+
+/// `2026-11-24T10:00:00.123Z` → `2026-11-24 10:00:00 (5m ago)`.
+pub fn when(at: &str, now: SystemTime) -> String {
+    let shown = at
+        .split_once('.')
+        .map_or(at.trim_end_matches('Z'), |(s, _)| s)
+        .replacen('T', " ", 1);
+    match parse_time(at).and_then(|t| now.duration_since(t).ok()) {
+        Some(age) => format!("{shown} ({} ago)", short_duration(age)),
+        None => shown,
+    }
+}
+
+pub fn parse_time(at: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(at).ok()
+}
+
+/// The coarsest unit that still says something: `42s`, `5m`, `3h`, `2d`.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// `v1 90% · v2 10%`; `-` when no traffic is routed.
+pub fn traffic(entries: &[TrafficEntry]) -> String {
+    if entries.is_empty() {
+        return "-".into();
+    }
+    entries
+        .iter()
+        .map(|t| format!("{} {}%", t.version, percent(t.weight)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// Weights come in steps of 0.1: show `10`, `12.5`, never `12.500000001`.
+pub fn percent(weight: f64) -> String {
+    let rounded = (weight * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded:.1}")
+    }
+}
+
+/// One line of the demo's timeline.
+pub struct TimelineRow<'a> {
+    pub offset: Duration,
+    pub app: &'a str,
+    pub environment: &'a str,
+    pub version: &'a str,
+    pub status: &'a str,
+    pub reason: &'a str,
+}
+
+impl std::fmt::Display for TimelineRow<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let offset = format!("+{:.1}s", self.offset.as_secs_f64());
+        write!(
+            f,
+            "{offset:>7}  {:<5} {:<11} {:<4} {:<12} {}",
+            self.app, self.environment, self.version, self.status, self.reason
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_line_up() {
+        let mut t = Table::new(&["app", "version"]);
+        t.row(vec!["web".into(), "v1".into()]);
+        t.row(vec!["payments".into(), "sha-3f2a9c1".into()]);
+        assert_eq!(
+            t.render(),
+            "APP       VERSION\nweb       v1\npayments  sha-3f2a9c1\n"
+        );
+    }
+
+    #[test]
+    fn times_are_shortened_for_people() {
+        assert_eq!(time_of_day("2026-11-24T10:00:00.123Z"), "10:00:00.123");
+        let now = parse_time("2026-11-24T10:05:30.000Z").unwrap();
+        assert_eq!(
+            when("2026-11-24T10:00:00.123Z", now),
+            "2026-11-24 10:00:00 (5m ago)"
+        );
+        assert_eq!(when("garbage", now), "garbage");
+    }
+
+    #[test]
+    fn traffic_split_is_readable() {
+        let split = [
+            TrafficEntry {
+                version: "v1".into(),
+                weight: 87.5,
+            },
+            TrafficEntry {
+                version: "v2".into(),
+                weight: 12.500000001,
+            },
+        ];
+        assert_eq!(traffic(&split), "v1 87.5% · v2 12.5%");
+        assert_eq!(traffic(&[]), "-");
+        assert_eq!(percent(100.0), "100");
+    }
+}

@@ -1,0 +1,153 @@
+//! Helpers shared by the integration tests: a temp dir with a config, the real binary with a
+//! clean environment, and a `slipway server` process that is killed when the test ends.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_slipway");
+
+/// `slipway` with no SLIPWAY_* variables from the developer's shell, run in `dir` so a
+/// `slipway.yaml` elsewhere is never picked up.
+pub fn slipway(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("SLIPWAY_SERVER")
+        .env_remove("SLIPWAY_TOKEN")
+        .env_remove("SLIPWAY_ROUTER_TOKEN")
+        .stdin(Stdio::null());
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run slipway")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config with one process app and two environments on free ports.
+pub fn write_config(dir: &Path, api_port: u16) -> PathBuf {
+    let path = dir.join("slipway.yaml");
+    let yaml = format!(
+        "version: 1
+server:
+  listen: 127.0.0.1:{api_port}
+  data_dir: data
+apps:
+  web:
+    driver: process
+    run: \"slipway-demo-app --port {{port}} --release {{version}}\"
+    health: {{ interval: 100ms, start_period: 1s, unhealthy_threshold: 1 }}
+environments:
+  staging:
+    listen: 127.0.0.1:{staging}
+    strategy: blue-green
+  production:
+    listen: 127.0.0.1:{production}
+    requires: [staging]
+    protection:
+      reviewers: [alice]
+      required_approvals: 1
+users:
+  alice: {{ role: approver }}
+",
+        staging = free_port(),
+        production = free_port(),
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Polls `check` until it holds or `within` has passed.
+pub fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// A `slipway server` process, killed (and reaped) on drop, also when a test fails.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on `dir`'s config and waits until its admin token exists and its
+    /// API answers.
+    pub fn start(dir: &Path) -> Server {
+        let api_port = free_port();
+        write_config(dir, api_port);
+        let child = slipway(dir)
+            .args(["server", "--config", "slipway.yaml"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+            .spawn()
+            .expect("start slipway server");
+        let mut server = Server {
+            child,
+            url: format!("http://127.0.0.1:{api_port}"),
+            dir: dir.to_path_buf(),
+        };
+        let token = dir.join("data").join("admin.token");
+        let ready = wait_until(Duration::from_secs(30), || {
+            token.is_file() && std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, api_port)).is_ok()
+        });
+        if !ready {
+            let _ = server.child.kill();
+            panic!(
+                "server did not start; its log:\n{}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        server
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("data").join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// `slipway` pointed at this server with the admin token.
+    pub fn cli(&self) -> Command {
+        let mut cmd = slipway(&self.dir);
+        cmd.env("SLIPWAY_SERVER", &self.url)
+            .env("SLIPWAY_TOKEN", self.admin_token());
+        cmd
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
