@@ -1,11 +1,13 @@
 //! The process driver: every instance is `/bin/sh -c <run>` in its own process group,
 //! writing to a log file, so it outlives the server and a signal to the server's group.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Stdio;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -211,10 +213,28 @@ impl Driver for ProcessDriver {
 }
 
 /// A port nobody listens on now. Another process may take it before the instance binds
-/// it; the instance then fails its health check, like any other start failure.
+/// it; the instance then fails its health check, like any other start failure. Ports
+/// handed out recently are skipped, so instances started together (a rolling batch) never
+/// race each other for the same port while they boot.
 fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::Port)?;
-    Ok(listener.local_addr().map_err(Error::Port)?.port())
+    static RECENT: Mutex<VecDeque<u16>> = Mutex::new(VecDeque::new());
+    const REMEMBER: usize = 256;
+    let mut recent = RECENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut port = 0;
+    for _ in 0..8 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::Port)?;
+        port = listener.local_addr().map_err(Error::Port)?.port();
+        if !recent.contains(&port) {
+            break;
+        }
+    }
+    if recent.len() == REMEMBER {
+        recent.pop_front();
+    }
+    recent.push_back(port);
+    Ok(port)
 }
 
 fn open_log(spec: &InstanceSpec) -> Result<File> {
@@ -290,6 +310,16 @@ mod tests {
         assert_eq!(render_command("x {version}", 1, ""), "x ''");
         // A version holding a placeholder is not expanded again.
         assert_eq!(render_command("x {version}", 7, "{port}"), "x '{port}'");
+    }
+
+    #[test]
+    fn free_ports_are_not_handed_out_twice_in_a_row() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
+        assert!(ports.iter().all(|p| *p != 0));
     }
 
     #[test]

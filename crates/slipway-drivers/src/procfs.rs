@@ -45,9 +45,13 @@ fn parse_stat(text: &str) -> Option<Stat> {
 }
 
 /// Whether the process's initial environment names it a slipway instance; `None` when
-/// the environment cannot be read (another user's process, or it just exited).
+/// the environment cannot be read (another user's process, or it just exited) or reads
+/// empty, which it also does for a moment while the process runs `exec`.
 pub(crate) fn has_instance_marker(pid: u32) -> Option<bool> {
     let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    if environ.is_empty() {
+        return None;
+    }
     let prefix = format!("{INSTANCE_MARKER}=");
     Some(
         environ

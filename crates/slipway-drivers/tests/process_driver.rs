@@ -154,6 +154,9 @@ async fn stop_sends_sigkill_when_grace_runs_out() {
     let spec = spec(dir.path(), "trap '' TERM; exec sleep 300");
     let driver = ProcessDriver::new();
     let (started, _guard) = start(&driver, &spec).await;
+    // Until the shell has set the trap, SIGTERM would still end it.
+    let cmdline = PathBuf::from(format!("/proc/{}/cmdline", started.pid));
+    eventually("the trap to be set", || read(&cmdline).starts_with("sleep")).await;
 
     let grace = Duration::from_millis(300);
     let begun = Instant::now();
@@ -270,6 +273,9 @@ async fn a_process_without_the_instance_marker_is_not_an_instance() {
         .env_remove("SLIPWAY_INSTANCE")
         .spawn()
         .unwrap();
+    // Right after spawn the kernel may still be filling in the new environment.
+    let environ = PathBuf::from(format!("/proc/{}/environ", child.id()));
+    eventually("the environment", || !read(&environ).is_empty()).await;
     let handle = ProcessHandle::of_pid(child.id()).unwrap().to_string();
     let running = ProcessDriver::new().is_running(&handle).await;
     let _ = child.kill();
