@@ -167,12 +167,17 @@ impl Driver for ProcessDriver {
         // The child cannot be reaped before `wait` below, so its /proc entry is there
         // even if it already exited.
         let pid = child.id().ok_or(Error::NoSuchProcess(0))?;
-        let handle = ProcessHandle::of_pid(pid)?;
+        let handle = ProcessHandle::of_pid(pid);
+        if handle.is_err() {
+            // Without a handle nobody could ever stop it.
+            let _ = child.start_kill();
+        }
         // Reap it when it exits so it does not linger as a zombie. Dropping this task
         // (runtime shutdown) leaves the process running.
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
+        let handle = handle?;
 
         Ok(Started {
             handle: handle.to_string(),
