@@ -51,6 +51,7 @@ pub fn demo_app() -> PathBuf {
 
 pub struct TestServer {
     handle: Option<ServerHandle>,
+    config: slipway_config::Config,
     pub dir: tempfile::TempDir,
     pub base: String,
     pub admin: String,
@@ -61,7 +62,7 @@ pub struct TestServer {
 /// A config whose `web` app is the demo app; `{flags}` come from `flags-<version>` files
 /// in the test's dir, so one version can be made faulty. `envs` is the YAML of the
 /// `environments:` map, indented by four spaces.
-pub fn config_yaml(dir: &Path, envs: &str, users: &str) -> String {
+pub fn config_yaml(dir: &Path, envs: &str, users: &str, start_period: &str) -> String {
     let app = demo_app();
     format!(
         r#"version: 1
@@ -72,7 +73,7 @@ server:
 apps:
   web:
     run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
-    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 1s, unhealthy_threshold: 2 }}
+    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: {start_period}, unhealthy_threshold: 2 }}
     smoke:
       - {{ get: /health, expect_status: 200 }}
       - {{ get: /, expect_body_contains: "ok" }}
@@ -94,8 +95,12 @@ impl TestServer {
     }
 
     pub async fn start_with_users(envs: &str, users: &str) -> TestServer {
+        Self::start_full(envs, users, "1s").await
+    }
+
+    pub async fn start_full(envs: &str, users: &str, start_period: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let yaml = config_yaml(dir.path(), envs, users);
+        let yaml = config_yaml(dir.path(), envs, users, start_period);
         let config = slipway_config::parse(&yaml, "slipway.yaml", dir.path())
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n{yaml}"));
         let pids = Arc::new(Mutex::new(Vec::new()));
@@ -103,7 +108,7 @@ impl TestServer {
             inner: ProcessDriver::new(),
             pids: pids.clone(),
         });
-        let handle = slipway_server::start_with_driver(config, driver)
+        let handle = slipway_server::start_with_driver(config.clone(), driver)
             .await
             .unwrap();
         let admin = handle
@@ -111,6 +116,7 @@ impl TestServer {
             .clone()
             .expect("first start makes an admin token");
         TestServer {
+            config,
             base: format!("http://{}", handle.api_addr),
             handle: Some(handle),
             dir,
@@ -236,6 +242,24 @@ impl TestServer {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// Stops the server as a crash would leave it (rollouts unfinished, instances running)
+    /// and starts a new one on the same data dir.
+    pub async fn restart(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+        let driver = Arc::new(Reaping {
+            inner: ProcessDriver::new(),
+            pids: self.pids.clone(),
+        });
+        let handle = slipway_server::start_with_driver(self.config.clone(), driver)
+            .await
+            .unwrap();
+        assert!(handle.admin_token.is_none(), "a restart keeps the users");
+        self.base = format!("http://{}", handle.api_addr);
+        self.handle = Some(handle);
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,102 @@
+//! A server that stops in the middle of a rollout: the next one re-adopts the running
+//! instances, restores the routes, and finishes what was persisted.
+
+mod util;
+
+use std::time::Duration;
+
+use util::TestServer;
+
+const STAGING: &str = "    staging:\n      listen: 127.0.0.1:0\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_interrupted_by_a_restart_resumes_and_completes() {
+    let mut s = TestServer::start_full(STAGING, "", "30s").await;
+    s.deploy_and_wait("staging", "v1", "success").await;
+    // v2 takes a while to listen, so the restart lands while it is being health-checked.
+    s.faulty("v2", "--start-delay-ms 1500");
+    let (_, d) = s.deploy(&s.admin, "staging", "v2").await;
+    let id = d["id"].as_i64().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, d) = s
+            .call("GET", &format!("/api/v1/deployments/{id}"), &s.admin, None)
+            .await;
+        if d["phase"] == "starting" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v2 never started: {d:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    s.restart().await;
+
+    // The old release still answers through the new server's router.
+    let (code, body) = s.through_router("staging").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("v1"), "{body}");
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    let (_, body) = s.through_router("staging").await;
+    assert!(body.contains("v2"), "{body}");
+    // The resumed rollout reused the instance the first server started.
+    let (_, logs) = s
+        .call(
+            "GET",
+            &format!("/api/v1/deployments/{id}/logs"),
+            &s.admin,
+            None,
+        )
+        .await;
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("started instance"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("using running instance")),
+        "{lines:#?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_that_died_while_the_server_was_down_are_not_routed_to() {
+    let mut s = TestServer::start(STAGING).await;
+    s.deploy_and_wait("staging", "v1", "success").await;
+    let (_, env) = s
+        .call(
+            "GET",
+            "/api/v1/apps/web/environments/staging",
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(env["current"]["version"], "v1");
+    s.handle().engine.stop_all_instances().await.unwrap();
+    s.restart().await;
+    let (code, _) = s.through_router("staging").await;
+    assert_eq!(
+        code, 503,
+        "no instance runs, so the router says so instead of hanging"
+    );
+    // A new deployment brings the environment back.
+    s.deploy_and_wait("staging", "v2", "success").await;
+    let (code, body) = s.through_router("staging").await;
+    assert_eq!((code, body.contains("v2")), (200, true), "{body}");
+    s.stop().await;
+}
