@@ -76,7 +76,10 @@ pub fn evaluate(env: &Environment, d: &Deployment, now: Millis) -> GateOutcome {
         };
     }
 
-    if !p.windows.is_empty()
+    // A rollback restores a known-good release while something is broken: a freeze must
+    // not hold it (DESIGN §2: an urgent rollback never waits in line).
+    if d.kind == Kind::Deploy
+        && !p.windows.is_empty()
         && d.force.is_none()
         && !p.windows.iter().any(|w| window_contains(w, now))
     {

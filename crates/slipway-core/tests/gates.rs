@@ -511,19 +511,15 @@ fn rollback_skips_approvals_and_wait_timer_by_default() {
 }
 
 #[test]
-fn rollback_still_respects_windows_unless_forced() {
+fn an_urgent_rollback_does_not_wait_for_a_window() {
     let e = env(Protection {
         windows: vec![mon_thu()],
         ..Protection::default()
     });
-    let mut d = deployment(Status::Queued);
-    d.kind = Kind::Rollback;
     let saturday = at(2026, 11, 28, 3, 0);
+    let mut d = deployment(Status::Queued);
     assert_eq!(wait_gate(&evaluate(&e, &d, saturday)), Some(Gate::Window));
-    d.force = Some(Force {
-        by: "admin".into(),
-        reason: "outage".into(),
-    });
+    d.kind = Kind::Rollback;
     assert_eq!(evaluate(&e, &d, saturday), GateOutcome::Open);
 }
 
