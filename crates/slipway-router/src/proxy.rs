@@ -41,7 +41,7 @@ pub(crate) struct Shared {
 /// Errors of a forwarded request, by what the router should answer.
 enum Failure {
     /// No connection could be made (or the request was never written): safe to retry.
-    Connect(Request<Incoming>),
+    Connect(Box<Request<Incoming>>),
     /// The exchange broke after the request was handed to the connection.
     Upstream,
     /// The instance was removed and its drain deadline passed.
@@ -91,11 +91,12 @@ pub(crate) async fn handle(
 
     let mut tried: Option<Arc<Instance>> = None;
     loop {
+        // Only after a failed attempt can there be no instance left to try.
         let Some(instance) = release.pick(tried.as_ref()).cloned() else {
             release.counters.record_router_error();
             return Ok(text(
                 StatusCode::BAD_GATEWAY,
-                "no instance could be reached\n",
+                "could not connect to the app\n",
             ));
         };
         let lease = instance.lease();
@@ -124,7 +125,7 @@ pub(crate) async fn handle(
             Failure::Connect(back) => {
                 instance.eject(opts.eject_duration);
                 if retryable && tried.is_none() {
-                    req = back;
+                    req = *back;
                     tried = Some(instance);
                     continue;
                 }
@@ -162,7 +163,7 @@ async fn send(
 ) -> Result<(Response<Incoming>, SendRequest<Incoming>), Failure> {
     loop {
         let Ok(mut conn) = instance.checkout(opts).await else {
-            return Err(Failure::Connect(req));
+            return Err(Failure::Connect(Box::new(req)));
         };
         // A connection returned to the pool becomes ready once its task has seen the end
         // of the previous response.
@@ -170,13 +171,13 @@ async fn send(
             if conn.reused {
                 continue;
             }
-            return Err(Failure::Connect(req));
+            return Err(Failure::Connect(Box::new(req)));
         }
         match conn.sender.try_send_request(req).await {
             Ok(res) => return Ok((res, conn.sender)),
             Err(mut error) => match error.take_message() {
                 Some(back) if conn.reused => req = back,
-                Some(back) => return Err(Failure::Connect(back)),
+                Some(back) => return Err(Failure::Connect(Box::new(back))),
                 None => {
                     tracing::debug!(error = %error.into_error(), addr = %instance.addr, "upstream failed");
                     return Err(Failure::Upstream);
@@ -194,23 +195,23 @@ fn respond(
     upgrade: Option<HeaderValue>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ProxyBody> {
-    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let (Some(protocol), Some(client_upgrade)) = (upgrade, client_upgrade) {
-            let protocol = res
-                .headers()
-                .get(header::UPGRADE)
-                .cloned()
-                .unwrap_or(protocol);
-            let upstream_upgrade = hyper::upgrade::on(&mut res);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade, lease));
-            let (mut parts, _empty) = res.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            parts.headers.insert(header::UPGRADE, protocol);
-            return Response::from_parts(parts, ProxyBody::Full(None));
-        }
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let (Some(protocol), Some(client_upgrade)) = (upgrade, client_upgrade)
+    {
+        let protocol = res
+            .headers()
+            .get(header::UPGRADE)
+            .cloned()
+            .unwrap_or(protocol);
+        let upstream_upgrade = hyper::upgrade::on(&mut res);
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, lease));
+        let (mut parts, _empty) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, protocol);
+        return Response::from_parts(parts, ProxyBody::Full(None));
     }
     let (mut parts, body) = res.into_parts();
     strip_hop_by_hop(&mut parts.headers);

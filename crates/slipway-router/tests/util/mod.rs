@@ -1,0 +1,256 @@
+//! Helpers shared by the router's integration tests: small hyper backends and a client.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use slipway_router::{ListenerConfig, ReleaseConfig, Router, RouterOptions, ServiceConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A backend answering with its name; `/slow?ms=N` waits first, `/status/N` answers N,
+/// `/headers` echoes the request headers, `/upgrade` switches to a byte echo.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub name: String,
+    /// Requests received (counted when they arrive, before any wait).
+    pub received: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let (n, r) = (name.to_owned(), Arc::clone(&received));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = socket.accept().await else {
+                    continue;
+                };
+                let (n, r) = (n.clone(), Arc::clone(&r));
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        answer(n.clone(), req)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Backend {
+            addr,
+            name: name.to_owned(),
+            received,
+            task,
+        }
+    }
+
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+async fn answer(
+    name: String,
+    mut req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let reply = |status: u16, body: String| {
+        let mut res = Response::new(Full::new(Bytes::from(body)));
+        *res.status_mut() = StatusCode::from_u16(status).unwrap();
+        res.headers_mut()
+            .insert("keep-alive", "timeout=60".parse().unwrap());
+        Ok(res)
+    };
+    if path == "/slow" {
+        let ms: u64 = query.trim_start_matches("ms=").parse().unwrap_or(100);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        return reply(code.parse().unwrap_or(500), name);
+    }
+    if path == "/headers" {
+        let mut lines = String::new();
+        for (k, v) in req.headers() {
+            lines.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("?")));
+        }
+        return reply(200, lines);
+    }
+    if path == "/upgrade" {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut res = Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        res.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        res.headers_mut().insert("upgrade", "echo".parse().unwrap());
+        return Ok(res);
+    }
+    reply(200, name)
+}
+
+/// An address nothing listens on (connections are refused).
+pub async fn refusing_addr() -> SocketAddr {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    socket.local_addr().unwrap()
+}
+
+pub fn release(name: &str, weight: f64, canary: bool, instances: &[SocketAddr]) -> ReleaseConfig {
+    ReleaseConfig {
+        name: name.into(),
+        weight,
+        canary,
+        instances: instances.to_vec(),
+    }
+}
+
+pub fn service(name: &str, releases: Vec<ReleaseConfig>) -> ServiceConfig {
+    ServiceConfig {
+        name: name.into(),
+        releases,
+        drain_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+pub fn listener(services: Vec<ServiceConfig>) -> ListenerConfig {
+    ListenerConfig { services }
+}
+
+/// A stable/canary split of one service `web` between two backends.
+pub fn split(stable: &Backend, canary: &Backend, canary_weight: f64) -> ListenerConfig {
+    listener(vec![service(
+        "web",
+        vec![
+            release(&stable.name, 100.0 - canary_weight, false, &[stable.addr]),
+            release(&canary.name, canary_weight, true, &[canary.addr]),
+        ],
+    )])
+}
+
+pub async fn start_router(config: ListenerConfig) -> (Router, SocketAddr) {
+    start_router_with(RouterOptions::default(), config).await
+}
+
+pub async fn start_router_with(
+    opts: RouterOptions,
+    config: ListenerConfig,
+) -> (Router, SocketAddr) {
+    let router = Router::with_options(opts);
+    let addr = router
+        .add_listener("test", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    router.configure("test", config).unwrap();
+    (router, addr)
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+#[derive(Clone)]
+pub struct TestClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl TestClient {
+    pub fn new(addr: SocketAddr) -> TestClient {
+        TestClient {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn http2(addr: SocketAddr) -> TestClient {
+        TestClient {
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, headers, Bytes::new()).await
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self
+            .client
+            .request(req.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+}
+
+/// Polls `condition` until it holds, failing the test after a generous deadline.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
