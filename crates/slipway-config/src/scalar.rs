@@ -302,8 +302,9 @@ pub(crate) fn closest<'c>(
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let lower = candidate.to_lowercase();
-        let distance = strsim::levenshtein(&input, &lower);
-        // Short words are all within 2 edits of each other; demand more of them.
+        let distance = strsim::osa_distance(&input, &lower);
+        // Short words are all within 2 edits of each other; demand more of them. A swap of
+        // two neighbours counts as one edit (`bbo` → `bob`).
         let limit = if lower.chars().count() <= 3 { 1 } else { 2 };
         let similarity = strsim::jaro_winkler(&input, &lower);
         if distance <= limit || similarity >= 0.9 {

@@ -259,8 +259,10 @@ impl<'a> Checker<'a> {
             format!("a mapping with keys {}", allowed.join(", "))
         };
         let mut entries = self.entries(item, &what);
+        let is_root = item.path.is_empty();
         entries.retain(|(key, child)| {
-            if allowed.contains(&key.as_str()) {
+            // `x-…` at the top is free for YAML anchors, as in docker-compose files.
+            if allowed.contains(&key.as_str()) || (is_root && key.starts_with("x-")) {
                 return true;
             }
             let expected = if allowed.is_empty() {
