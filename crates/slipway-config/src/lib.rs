@@ -65,7 +65,13 @@ fn syntax_diagnostic(error: &serde_saphyr::Error, file_name: &str) -> Diagnostic
             "the file holds more than one YAML document".to_owned(),
             Some("keep one document: remove the extra `---` line".to_owned()),
         ),
-        _ => (plain_message(error), None),
+        _ => {
+            let message = plain_message(error);
+            let hint = message
+                .contains("tabs")
+                .then(|| "indent with spaces; YAML does not allow tabs there".to_owned());
+            (message, hint)
+        }
     };
     Diagnostic {
         file: file_name.to_owned(),

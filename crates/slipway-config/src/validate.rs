@@ -661,6 +661,12 @@ impl<'a> Checker<'a> {
     }
 
     fn user(&mut self, item: &Item<'a>) -> Option<User> {
+        if let Node::Str(role) = &item.node.value {
+            let name = item.path.rsplit('.').next().unwrap_or_default();
+            let hint = format!("write `{name}: {{ role: {role} }}`");
+            self.wrong_type(item, "a mapping with key role", None, Some(hint));
+            return None;
+        }
         let f = self.fields(item, USER_KEYS);
         let Some(role_item) = f.get("role") else {
             self.missing(&f, "role", &one_of(ROLES), None);

@@ -200,6 +200,21 @@ slipway.yaml:5:3: users.carol: missing key `role`
   expected: `role`: one of viewer, deployer, approver, admin"#,
     ),
     (
+        "user written as a bare role",
+        r#"version: 1
+users:
+  alice: approver
+"#,
+        r#"slipway.yaml:3:3: users.alice: expected a mapping with key role, got `approver`
+  hint: write `alice: { role: approver }`"#,
+    ),
+    (
+        "tab indentation",
+        "version: 1\nserver:\n\tlisten: 127.0.0.1:7700\n",
+        r#"slipway.yaml:3:2: invalid YAML: tabs disallowed within this context (block indentation)
+  hint: indent with spaces; YAML does not allow tabs there"#,
+    ),
+    (
         "missing driver requirements",
         r#"version: 1
 apps:
