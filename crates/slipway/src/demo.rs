@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -33,33 +33,47 @@ pub async fn run(keep: bool) -> Result<u8> {
         .prefix("slipway-demo-")
         .tempdir()
         .map_err(Error::io("cannot create a temporary directory"))?;
-    let ports = Ports {
-        staging: free_port()?,
-        production: free_port()?,
-    };
     let config_path = dir.path().join("slipway.yaml");
-    std::fs::write(&config_path, config_yaml(dir.path(), &app_bin, &ports))
+    std::fs::write(&config_path, config_yaml(dir.path(), &app_bin))
         .map_err(Error::io(format!("cannot write {}", config_path.display())))?;
     let config = slipway_config::load(&config_path)?;
     println!("slipway demo in {}", dir.path().display());
 
     let handle = slipway_server::start(config).await?;
     let api = format!("http://{}", handle.api_addr);
+    let (Some(staging), Some(production)) = (
+        handle.engine.listener(STAGING).await,
+        handle.engine.listener(PRODUCTION).await,
+    ) else {
+        handle.shutdown().await;
+        return Err(Error::Failed("the server did not start the routers".into()));
+    };
+    let routers = Routers {
+        staging,
+        production,
+    };
     println!(
-        "server listening on {api}; routers: staging {}, production {}\n",
-        ports.addr(STAGING),
-        ports.addr(PRODUCTION)
+        "server listening on {api}; routers: staging http://{staging}, production http://{production}\n"
     );
-
-    let admin = Client::new(&api, Some(handle.admin_token.clone()))?;
-    let traffic = Traffic::start(&ports);
+    // A first start on an empty data dir creates the admin and hands back its token.
+    let token = match handle.admin_token.clone() {
+        Some(token) => token,
+        None => {
+            handle.shutdown().await;
+            return Err(Error::Failed(
+                "the demo's fresh server made no admin token".into(),
+            ));
+        }
+    };
+    let admin = Client::new(&api, Some(token))?;
+    let traffic = Traffic::start(&routers);
     let story = async {
         let mut story = Story::new(&admin, dir.path(), traffic.clone()).await?;
         story.tell().await
     };
     let outcome = tokio::select! {
         outcome = story => outcome,
-        _ = tokio::signal::ctrl_c() => Err(Error::Failed("interrupted".into())),
+        () = interrupted() => Err(Error::Failed("interrupted".into())),
     };
     traffic.stop();
     handle.shutdown().await;
@@ -71,6 +85,23 @@ pub async fn run(keep: bool) -> Result<u8> {
     outcome?;
     println!("\nthe demo went as expected");
     Ok(0)
+}
+
+/// Ctrl-C or SIGTERM: either way the demo cleans up before it exits.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 /// The demo app sits next to this binary. `cargo run -p slipway -- demo` builds only
@@ -105,35 +136,16 @@ async fn demo_app() -> Result<PathBuf> {
     )))
 }
 
-struct Ports {
-    staging: u16,
-    production: u16,
-}
-
-impl Ports {
-    fn addr(&self, env: &str) -> SocketAddr {
-        let port = if env == STAGING {
-            self.staging
-        } else {
-            self.production
-        };
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-    }
-}
-
-/// A port free right now. The routers bind it a moment later; on a quiet machine nobody
-/// takes it in between, and the demo needs to know the addresses to send traffic.
-fn free_port() -> Result<u16> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(Error::io("cannot find a free port"))
+/// Where the environments' routers listen (ports the server picked).
+struct Routers {
+    staging: SocketAddr,
+    production: SocketAddr,
 }
 
 /// The demo's `slipway.yaml`. Every instance records its pid (its process group) so the
 /// demo can stop what is left at the end, and reads its fault flags from a file per
 /// version, which is how v3 gets `--fail-health` without the demo app knowing about it.
-fn config_yaml(dir: &Path, app_bin: &Path, ports: &Ports) -> String {
+fn config_yaml(dir: &Path, app_bin: &Path) -> String {
     let dir_s = dir.display().to_string();
     let run = format!(
         "echo $$ >> '{dir_s}/pids'; exec '{}' --port {{port}} --release {{version}} $(cat '{dir_s}'/flags-{{version}} 2>/dev/null)",
@@ -157,10 +169,10 @@ apps:
       - {{ get: /, expect_body_contains: "ok release=" }}
 environments:
   staging:
-    listen: 127.0.0.1:{staging}
+    listen: 127.0.0.1:0
     strategy: blue-green
   production:
-    listen: 127.0.0.1:{production}
+    listen: 127.0.0.1:0
     requires: [staging]
     protection:
       reviewers: [alice, bob]
@@ -176,8 +188,6 @@ users:
 "#,
         data_dir = quote(&dir.join("data").display().to_string()),
         run = quote(&run),
-        staging = ports.staging,
-        production = ports.production,
     )
 }
 
@@ -216,11 +226,11 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn start(ports: &Ports) -> Traffic {
+    fn start(routers: &Routers) -> Traffic {
         let tally: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>> = Arc::default();
         let targets = [
-            (STAGING, format!("http://{}/", ports.addr(STAGING))),
-            (PRODUCTION, format!("http://{}/", ports.addr(PRODUCTION))),
+            (STAGING, format!("http://{}/", routers.staging)),
+            (PRODUCTION, format!("http://{}/", routers.production)),
         ];
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -368,7 +378,7 @@ impl Story {
                 ));
             }
         }
-        self.chapter("alice approves; the canary moves traffic to v2 step by step");
+        self.chapter("alice approves; production's canary strategy moves traffic to v2");
         self.approve_and_expect(id, Status::Success).await?;
         self.traffic_report();
 
@@ -420,7 +430,7 @@ impl Story {
             ..NewDeployment::default()
         };
         let d = self.bob.create_deployment(&new).await?.data;
-        let last = self.follow(d.id).await?;
+        let last = self.follow(d.id, 0).await?;
         expect(&last, want)?;
         Ok(d.id)
     }
@@ -434,7 +444,7 @@ impl Story {
             ..NewDeployment::default()
         };
         let d = self.bob.create_deployment(&new).await?.data;
-        let last = self.follow(d.id).await?;
+        let last = self.follow(d.id, 0).await?;
         if follow::stand(&last) != Stand::Paused(Pause::Approval) {
             return Err(unexpected(&last, "waiting for an approval"));
         }
@@ -442,16 +452,19 @@ impl Story {
     }
 
     async fn approve_and_expect(&self, id: i64, want: Status) -> Result<()> {
-        self.alice
+        let approved = self
+            .alice
             .decide(id, Action::Approve, Some("ship it"))
-            .await?;
-        let last = self.follow(id).await?;
+            .await?
+            .data;
+        self.say(&format!("alice approved deployment {id}"));
+        let last = self.follow(id, approved.statuses.len()).await?;
         expect(&last, want)
     }
 
     async fn rollback_and_expect(&self, to: &str) -> Result<()> {
         let d = self.bob.rollback(APP, PRODUCTION, Some(to)).await?.data;
-        let last = self.follow(d.id).await?;
+        let last = self.follow(d.id, 0).await?;
         expect(&last, Status::Success)
     }
 
@@ -472,7 +485,8 @@ impl Story {
         Ok(())
     }
 
-    async fn follow(&self, id: i64) -> Result<Deployment> {
+    /// Follows `id` to its end or its next pause, printing changes after the first `shown`.
+    async fn follow(&self, id: i64, shown: usize) -> Result<Deployment> {
         let mut timeline = Timeline {
             started: self.started,
             traffic: String::new(),
@@ -480,6 +494,7 @@ impl Story {
         let opts = FollowOptions {
             with_logs: false,
             follow_waits: true,
+            shown,
         };
         Ok(follow::follow(&self.admin, id, &opts, &mut timeline)
             .await?
@@ -550,13 +565,9 @@ mod tests {
     #[test]
     fn the_demo_config_is_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let ports = Ports {
-            staging: 18081,
-            production: 18082,
-        };
         let path = dir.path().join("slipway.yaml");
         let app = dir.path().join("bin dir").join(DEMO_APP);
-        std::fs::write(&path, config_yaml(dir.path(), &app, &ports)).unwrap();
+        std::fs::write(&path, config_yaml(dir.path(), &app)).unwrap();
         let config = slipway_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.environments.len(), 2);
         let run = config.apps["web"].run.clone().unwrap();

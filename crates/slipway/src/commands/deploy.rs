@@ -68,6 +68,7 @@ async fn report_created(
     let opts = FollowOptions {
         with_logs: true,
         follow_waits: wait.follow_waits,
+        shown: 0,
     };
     let last = follow::follow(client, d.id, &opts, &mut live).await;
     let last = match last {

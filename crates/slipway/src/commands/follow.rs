@@ -69,11 +69,19 @@ pub trait Observer {
     fn retrying(&mut self, _e: &ClientError) {}
 }
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FollowOptions {
     pub with_logs: bool,
     /// Keep following through wait timers and windows.
     pub follow_waits: bool,
+    /// Status changes already shown: they are not reported again, and a pause they
+    /// describe does not end the follow until a newer change arrives (or [`SETTLE`]
+    /// passes). That is how following right after an approval waits for its effect.
+    pub shown: usize,
 }
+
+/// How long a follow started after a decision waits for the engine to act on it.
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// Follows deployment `id` until it finishes or pauses (see [`stand`]); returns its last state.
 pub async fn follow(
@@ -82,7 +90,8 @@ pub async fn follow(
     opts: &FollowOptions,
     obs: &mut dyn Observer,
 ) -> Result<Fetched<Deployment>, ClientError> {
-    let mut seen_statuses = 0;
+    let started = Instant::now();
+    let mut seen_statuses = opts.shown;
     let mut after = None;
     let mut unreachable_since: Option<Instant> = None;
     loop {
@@ -112,8 +121,10 @@ pub async fn follow(
         }
         obs.progress(d);
         let stand = stand(d);
+        let settling = d.statuses.len() <= opts.shown && started.elapsed() < SETTLE;
         let keep_going = match stand {
             Stand::Moving => true,
+            Stand::Paused(_) if settling => true,
             Stand::Paused(Pause::Clock) => opts.follow_waits,
             Stand::Finished | Stand::Paused(_) => false,
         };

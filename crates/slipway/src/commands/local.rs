@@ -28,10 +28,7 @@ pub async fn server(config: &Path) -> Result<u8> {
 /// Which router the arguments ask for, checked before the runtime starts.
 pub enum Router {
     Static(slipway_router::StaticOptions),
-    Control {
-        addr: SocketAddr,
-        token: Option<String>,
-    },
+    Control { addr: SocketAddr, token: String },
 }
 
 impl Router {
@@ -46,7 +43,12 @@ impl Router {
             })?;
             let token = typed_token
                 .or_else(|| std::env::var("SLIPWAY_ROUTER_TOKEN").ok())
-                .filter(|t| !t.is_empty());
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "a control router needs a token: --token T or SLIPWAY_ROUTER_TOKEN".into(),
+                    )
+                })?;
             return Ok(Router::Control { addr, token });
         }
         let listen = args.listen.as_deref().unwrap_or_default();

@@ -128,6 +128,7 @@ pub async fn logs(client: &Client, id: i64, follow_it: bool, json: bool) -> Resu
     let opts = FollowOptions {
         with_logs: true,
         follow_waits: true,
+        shown: 0,
     };
     let last = follow::follow(client, id, &opts, &mut Printer { json }).await?;
     if !json {

@@ -1,0 +1,42 @@
+//! `slipway demo` end to end: the real binary, a real server, real processes and traffic.
+
+mod util;
+
+use std::process::Stdio;
+
+use util::{code, slipway, stderr, stdout};
+
+#[test]
+fn the_demo_tells_the_whole_story_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = slipway(dir.path())
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_eq!(code(&out), 0, "stdout:\n{so}\nstderr:\n{se}");
+    // The self-approval is refused, v3 fails, the rollbacks succeed, and it says so.
+    assert!(so.contains("refused (409"), "{so}");
+    assert!(so.contains("v3   failure"), "{so}");
+    assert!(so.contains("staging still serves v2"), "{so}");
+    assert!(so.contains("rollback from v2 to v1"), "{so}");
+    assert!(so.contains("the demo went as expected"), "{so}");
+    // Its temporary directory is gone and no app instance outlives it.
+    let first = so.lines().next().unwrap_or_default();
+    let demo_dir = first.trim_start_matches("slipway demo in ").trim();
+    assert!(
+        !demo_dir.is_empty() && !std::path::Path::new(demo_dir).exists(),
+        "{first}"
+    );
+    let running = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{demo_dir}/")])
+        .output()
+        .unwrap();
+    assert!(
+        running.stdout.is_empty(),
+        "left running: {}",
+        stdout(&running)
+    );
+}
