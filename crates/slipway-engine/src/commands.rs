@@ -35,6 +35,8 @@ pub struct EnvStatus {
     pub kept: Vec<KeptRelease>,
     pub traffic: Vec<(String, f64)>,
     pub in_progress: Option<Deployment>,
+    /// The canary analysis's latest verdict of the deployment in progress.
+    pub verdict: Option<String>,
     pub waiting: Vec<Deployment>,
 }
 
@@ -511,6 +513,10 @@ impl Engine {
             current,
             kept,
             traffic: self.traffic(app, env).await,
+            verdict: unfinished
+                .iter()
+                .find(|d| d.status == Status::InProgress)
+                .and_then(|d| self.verdict(d.id)),
             in_progress: unfinished
                 .iter()
                 .find(|d| d.status == Status::InProgress)

@@ -5,6 +5,7 @@
 //! The rules themselves live in `slipway-core`; this crate only wires them to I/O.
 #![forbid(unsafe_code)]
 
+mod canary;
 mod clock;
 mod commands;
 mod error;
@@ -90,6 +91,18 @@ struct RolloutControl {
     abort: watch::Sender<Option<String>>,
     /// Wakes a canary paused with `pause: manual`.
     promote: Arc<Notify>,
+    /// The canary analysis's latest verdict, for the API.
+    verdict: Option<String>,
+}
+
+impl Inner {
+    pub(crate) fn set_verdict(&self, id: DeploymentId, verdict: &str) {
+        if let Ok(mut rollouts) = self.rollouts.lock()
+            && let Some(control) = rollouts.get_mut(&id)
+        {
+            control.verdict = Some(verdict.to_string());
+        }
+    }
 }
 
 impl Engine {
@@ -138,6 +151,12 @@ impl Engine {
     /// The address an environment's router listens on (its port when `listen` said 0).
     pub async fn listener(&self, env: &str) -> Option<std::net::SocketAddr> {
         self.inner.traffic.listener(env).await
+    }
+
+    /// The latest canary verdict of a rollout in progress.
+    pub fn verdict(&self, id: DeploymentId) -> Option<String> {
+        let rollouts = self.inner.rollouts.lock().ok()?;
+        rollouts.get(&id)?.verdict.clone()
     }
 
     /// Appends the router's counters in Prometheus text format.

@@ -14,10 +14,10 @@ use slipway_core::{
 use slipway_drivers::InstanceSpec;
 use tokio::sync::{Notify, watch};
 
+use crate::canary::{Canary, Halt};
 use crate::error::{Error, Result};
 use crate::hooks::run_hook;
 use crate::reconcile::SYSTEM;
-use crate::traffic::ReleaseRoute;
 use crate::{Inner, RolloutControl};
 
 /// Grace between SIGTERM and SIGKILL when an instance is stopped.
@@ -71,6 +71,7 @@ pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
             environment: d.environment.clone(),
             abort,
             promote: promote.clone(),
+            verdict: None,
         },
     );
     tokio::spawn(supervise(inner.clone(), d.id, abort_rx, promote));
@@ -213,24 +214,51 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
     }
 
     if matches!(d.phase, Phase::Pending | Phase::Starting | Phase::Shifting) {
-        let _ = promote;
-        let new = ReleaseRoute {
-            version: version.clone(),
-            weight: 100.0,
-            canary: false,
-            instances: inner
-                .running_addrs(&d.app, &d.environment, &version)
-                .await?,
-        };
-        if new.instances.is_empty() {
+        if inner
+            .running_addrs(&d.app, &d.environment, &version)
+            .await?
+            .is_empty()
+        {
             return Err(Stop::Failed(format!(
                 "{version} has no running instance to send traffic to"
             )));
         }
-        inner.traffic.set(&d.app, &d.environment, vec![new]).await?;
-        inner
-            .log(id, "engine", &format!("traffic: 100% to {version}"))
-            .await;
+        let canary_against = match (&env.strategy, &stable) {
+            (Strategy::Canary { steps, analysis }, Some(stable))
+                if stable.release.version != version
+                    && !inner
+                        .running_addrs(&d.app, &d.environment, &stable.release.version)
+                        .await?
+                        .is_empty() =>
+            {
+                Some((steps, analysis, stable))
+            }
+            _ => None,
+        };
+        match canary_against {
+            Some((steps, analysis, stable)) => {
+                let canary = Canary {
+                    inner,
+                    deployment: &d,
+                    stable,
+                    analysis,
+                    promote,
+                };
+                canary.run(steps).await.map_err(|halt| match halt {
+                    Halt::Failed(why) => Stop::Failed(why),
+                    Halt::Internal(e) => Stop::Internal(e),
+                })?;
+            }
+            // Blue-green and recreate switch at once; so does a first canary, which has
+            // nothing to compare with (DESIGN §3).
+            None => {
+                let new = inner.full_route(&d).await?;
+                inner.traffic.set(&d.app, &d.environment, vec![new]).await?;
+                inner
+                    .log(id, "engine", &format!("traffic: 100% to {version}"))
+                    .await;
+            }
+        }
         inner.store.set_phase(id, Phase::Verifying).await?;
     }
 

@@ -68,7 +68,8 @@ fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
 
 async fn view(state: &AppState, d: Deployment) -> DeploymentView {
     let traffic = state.engine.traffic(&d.app, &d.environment).await;
-    DeploymentView::new(d, traffic)
+    let analysis = state.engine.verdict(d.id);
+    DeploymentView::new(d, traffic, analysis)
 }
 
 #[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment,

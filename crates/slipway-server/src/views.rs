@@ -36,6 +36,8 @@ pub struct DeploymentView {
     pub approvals: Vec<ApprovalView>,
     /// The live traffic split of this app in this environment.
     pub traffic: Vec<TrafficView>,
+    /// The canary analysis's latest verdict while the rollout runs.
+    pub analysis: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,8 +78,13 @@ pub fn traffic_views(traffic: Vec<(String, f64)>) -> Vec<TrafficView> {
 }
 
 impl DeploymentView {
-    pub fn new(d: Deployment, traffic: Vec<(String, f64)>) -> DeploymentView {
+    pub fn new(
+        d: Deployment,
+        traffic: Vec<(String, f64)>,
+        analysis: Option<String>,
+    ) -> DeploymentView {
         DeploymentView {
+            analysis,
             id: d.id,
             app: d.app,
             environment: d.environment,
@@ -242,11 +249,11 @@ impl From<EnvStatus> for EnvStatusView {
             traffic: traffic_views(s.traffic),
             in_progress: s
                 .in_progress
-                .map(|d| DeploymentView::new(d, traffic.clone())),
+                .map(|d| DeploymentView::new(d, traffic.clone(), s.verdict.clone())),
             waiting: s
                 .waiting
                 .into_iter()
-                .map(|d| DeploymentView::new(d, traffic.clone()))
+                .map(|d| DeploymentView::new(d, traffic.clone(), None))
                 .collect(),
             app: s.app,
             environment: s.environment,

@@ -1,0 +1,248 @@
+//! Canary rollouts under real traffic through the router: a good release walks its steps,
+//! a bad one is reverted by the analysis, and a manual pause waits for `promote`.
+
+mod util;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use util::TestServer;
+
+fn canary_env(steps: &str) -> String {
+    format!(
+        r#"    production:
+      listen: 127.0.0.1:0
+      strategy:
+        canary:
+          steps: {steps}
+          analysis: {{ interval: 100ms, max_error_rate: 5%, max_p99_latency: 200ms, min_requests: 10, failure_limit: 1, progress_deadline: 30s }}"#
+    )
+}
+
+const STEPS: &str = "[{ weight: 10 }, { pause: 400ms }, { weight: 50 }, { pause: 400ms }]";
+
+/// What the load saw: (status, release that answered) per request.
+struct Load {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(u16, String)>>,
+}
+
+impl Load {
+    /// Steady requests from 50 users (sticky keys) until stopped; bounded to 60 s.
+    fn start(addr: std::net::SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut seen = Vec::new();
+            let mut i = 0u32;
+            while !flag.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+                i += 1;
+                let resp = http
+                    .get(format!("http://{addr}/"))
+                    .header("X-Slipway-Key", format!("user-{}", i % 50))
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body = r.text().await.unwrap_or_default();
+                        let release = body
+                            .split("release=")
+                            .nth(1)
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
+                        seen.push((status, release));
+                    }
+                    Err(_) => seen.push((0, String::new())),
+                }
+            }
+            seen
+        });
+        Load { stop, task }
+    }
+
+    async fn finish(self) -> Vec<(u16, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+async fn log_lines(s: &TestServer, id: i64) -> Vec<String> {
+    let (_, logs) = s
+        .call(
+            "GET",
+            &format!("/api/v1/deployments/{id}/logs"),
+            &s.admin,
+            None,
+        )
+        .await;
+    logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn deploy(s: &TestServer, version: &str) -> i64 {
+    let (status, d) = s.deploy(&s.admin, "production", version).await;
+    assert_eq!(status, 201, "{d}");
+    d["id"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
+    let s = TestServer::start(&canary_env(STEPS)).await;
+    // The first release has nothing to compare with: straight to 100%.
+    let first = s.deploy_and_wait("production", "v1", "success").await;
+    assert!(
+        !log_lines(&s, first["id"].as_i64().unwrap())
+            .await
+            .iter()
+            .any(|l| l.starts_with("canary"))
+    );
+
+    let load = Load::start(s.listener("production").await);
+    let id = deploy(&s, "v2").await;
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    let seen = load.finish().await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    assert_eq!(d["traffic"], json!([{"version": "v2", "weight": 100.0}]));
+    let lines = log_lines(&s, id).await;
+    for step in [
+        "canary: 10% of traffic to v2",
+        "canary: 50% of traffic to v2",
+        "canary: 100% of traffic to v2",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == step),
+            "missing {step:?} in {lines:#?}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.starts_with("pass:")), "{lines:#?}");
+    let failed: Vec<_> = seen.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
+    assert!(seen.iter().any(|(_, r)| r == "v2") && seen.iter().any(|(_, r)| r == "v1"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice() {
+    let s = TestServer::start(&canary_env(STEPS)).await;
+    s.deploy_and_wait("production", "v1", "success").await;
+    s.faulty("v2", "--error-rate 0.5");
+    let load = Load::start(s.listener("production").await);
+    let id = deploy(&s, "v2").await;
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    // Requests keep flowing after the abort, and all of them land on v1.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = load.finish().await;
+    assert_eq!(d["status"], "failure", "{d:#}");
+    let reason = TestServer::last_reason(&d);
+    assert!(
+        reason.starts_with("canary analysis failed: error rate"),
+        "{reason}"
+    );
+    assert_eq!(d["traffic"], json!([{"version": "v1", "weight": 100.0}]));
+    let stable_failures = seen
+        .iter()
+        .filter(|(status, r)| r == "v1" && *status != 200)
+        .count();
+    assert_eq!(stable_failures, 0);
+    assert!(
+        seen.iter().all(|(status, _)| *status != 0),
+        "no connection errors"
+    );
+    assert_eq!(seen.last().map(|(_, r)| r.as_str()), Some("v1"));
+    let (_, env) = s
+        .call(
+            "GET",
+            "/api/v1/apps/web/environments/production",
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(env["current"]["version"], "v1");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_canary_is_rolled_back_on_latency() {
+    let s = TestServer::start(&canary_env(STEPS)).await;
+    s.deploy_and_wait("production", "v1", "success").await;
+    s.faulty("v2", "--latency-ms 400");
+    let load = Load::start(s.listener("production").await);
+    let id = deploy(&s, "v2").await;
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    load.finish().await;
+    assert_eq!(d["status"], "failure", "{d:#}");
+    assert!(TestServer::last_reason(&d).contains("p99 latency"), "{d:#}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_pause_holds_the_split_until_promoted() {
+    let s = TestServer::start(&canary_env("[{ weight: 20 }, { pause: manual }]")).await;
+    s.deploy_and_wait("production", "v1", "success").await;
+    let load = Load::start(s.listener("production").await);
+    let id = deploy(&s, "v2").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let paused: Value = loop {
+        let (_, env) = s
+            .call(
+                "GET",
+                "/api/v1/apps/web/environments/production",
+                &s.admin,
+                None,
+            )
+            .await;
+        if env["traffic"]
+            == json!([{"version": "v1", "weight": 80.0}, {"version": "v2", "weight": 20.0}])
+            && env["in_progress"]["analysis"].is_string()
+        {
+            break env;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never paused at 20%: {env:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(paused["in_progress"]["id"], id);
+    let (status, _) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/promote"),
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    load.finish().await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    // Nothing is paused any more.
+    let (status, err) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/promote"),
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("not_paused"))
+    );
+    s.stop().await;
+}
