@@ -37,7 +37,7 @@ pub async fn run(keep: bool) -> Result<u8> {
     std::fs::write(&config_path, config_yaml(dir.path(), &app_bin))
         .map_err(Error::io(format!("cannot write {}", config_path.display())))?;
     let config = slipway_config::load(&config_path)?;
-    println!("slipway demo in {}", dir.path().display());
+    outln!("slipway demo in {}", dir.path().display());
 
     let handle = slipway_server::start(config).await?;
     let api = format!("http://{}", handle.api_addr);
@@ -52,7 +52,7 @@ pub async fn run(keep: bool) -> Result<u8> {
         staging,
         production,
     };
-    println!(
+    outln!(
         "server listening on {api}; routers: staging http://{staging}, production http://{production}\n"
     );
     // A first start on an empty data dir creates the admin and hands back its token.
@@ -80,10 +80,10 @@ pub async fn run(keep: bool) -> Result<u8> {
     stop_apps(dir.path()).await;
     if keep {
         let kept = dir.keep();
-        println!("kept {}", kept.display());
+        outln!("kept {}", kept.display());
     }
     outcome?;
-    println!("\nthe demo went as expected");
+    outln!("\nthe demo went as expected");
     Ok(0)
 }
 
@@ -105,7 +105,8 @@ async fn interrupted() {
 }
 
 /// The demo app sits next to this binary. `cargo run -p slipway -- demo` builds only
-/// `slipway`, so under cargo we build the demo app into the same target directory.
+/// `slipway`, so under cargo (which sets CARGO and CARGO_MANIFEST_DIR) we build the demo
+/// app the same way and take the path cargo reports.
 async fn demo_app() -> Result<PathBuf> {
     let exe = std::env::current_exe().map_err(Error::io("cannot find the slipway binary"))?;
     let dir = exe.parent().unwrap_or(Path::new("."));
@@ -117,23 +118,35 @@ async fn demo_app() -> Result<PathBuf> {
         std::env::var_os("CARGO"),
         std::env::var_os("CARGO_MANIFEST_DIR"),
     ) {
-        eprintln!("building {DEMO_APP} (needed by the demo, built once)…");
+        errln!("building {DEMO_APP}, which the demo runs…");
         let mut build = tokio::process::Command::new(cargo);
         build
-            .args(["build", "--quiet", "-p", DEMO_APP])
-            .current_dir(manifest_dir);
+            .args(["build", "-p", DEMO_APP, "--message-format=json"])
+            .current_dir(manifest_dir)
+            .stdout(std::process::Stdio::piped());
         if dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
-        let built = build.status().await.is_ok_and(|s| s.success());
-        if built && bin.is_file() {
-            return Ok(bin);
+        if let Ok(out) = build.output().await
+            && out.status.success()
+            && let Some(built) = built_executable(&String::from_utf8_lossy(&out.stdout))
+        {
+            return Ok(built);
         }
     }
     Err(Error::Failed(format!(
         "the demo needs {DEMO_APP} next to slipway in {}\nhint: build it with `cargo build -p {DEMO_APP}`",
         dir.display()
     )))
+}
+
+/// The demo app's path in cargo's `--message-format=json` output.
+fn built_executable(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == DEMO_APP)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
 }
 
 /// Where the environments' routers listen (ports the server picked).
@@ -320,12 +333,16 @@ impl Story {
     async fn new(admin: &Client, dir: &Path, traffic: Traffic) -> Result<Story> {
         let alice = admin.add_user("alice", "approver").await?.data.token;
         let bob = admin.add_user("bob", "approver").await?.data.token;
-        println!(
+        outln!(
             "users: alice (approver), bob (approver); both review production, neither may approve their own deployment\n"
         );
-        println!(
+        outln!(
             "{:>7}  {:<5} {:<11} {:<4} {:<12} REASON",
-            "TIME", "APP", "ENVIRONMENT", "VER", "STATUS"
+            "TIME",
+            "APP",
+            "ENVIRONMENT",
+            "VER",
+            "STATUS"
         );
         Ok(Story {
             alice: admin.with_token(alice),
@@ -402,7 +419,7 @@ impl Story {
         self.traffic_report();
 
         let status = self.admin.status(Some(APP), None).await?.data;
-        println!(
+        outln!(
             "\n{}",
             status_table(&status.environments, SystemTime::now())
         );
@@ -410,15 +427,15 @@ impl Story {
     }
 
     fn chapter(&self, title: &str) {
-        println!("\n▸ {title}");
+        outln!("\n▸ {title}");
     }
 
     fn say(&self, text: &str) {
-        println!("           {text}");
+        outln!("           {text}");
     }
 
     fn traffic_report(&self) {
-        println!("{}", self.traffic.report());
+        outln!("{}", self.traffic.report());
     }
 
     async fn deploy_and_expect(&self, version: &str, env: &str, want: Status) -> Result<i64> {
@@ -541,7 +558,7 @@ impl Observer for Timeline {
             status: change.status.as_str(),
             reason: &change.reason,
         };
-        println!("{row}");
+        outln!("{row}");
     }
 
     fn log(&mut self, _d: &Deployment, _line: &LogLine) {}
@@ -552,7 +569,7 @@ impl Observer for Timeline {
         }
         let split = output::traffic(&d.traffic);
         if split != self.traffic {
-            println!("           {} traffic: {split}", d.environment);
+            outln!("           {} traffic: {split}", d.environment);
             self.traffic = split;
         }
     }
@@ -576,6 +593,22 @@ mod tests {
             "{run}"
         );
         assert!(run.contains(&format!("'{}'", app.display())), "{run}");
+    }
+
+    #[test]
+    fn the_built_demo_app_is_found_in_cargos_messages() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"libc"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"slipway-demo-app"},"executable":"/t/debug/slipway-demo-app"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            built_executable(messages),
+            Some(PathBuf::from("/t/debug/slipway-demo-app"))
+        );
+        assert_eq!(built_executable("garbage"), None);
     }
 
     #[test]

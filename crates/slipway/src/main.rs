@@ -2,12 +2,13 @@
 //! turns its outcome into an exit code (0 success, 1 failed, 2 bad input, 3 unreachable).
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod output;
 mod cli;
 mod client;
 mod commands;
 mod demo;
 mod error;
-mod output;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
     match run(cli, &matches) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("{}", e.report());
+            errln!("{}", e.report());
             ExitCode::from(e.exit_code())
         }
     }

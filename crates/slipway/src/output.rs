@@ -1,5 +1,28 @@
 //! Human output: aligned tables, times, traffic splits and the demo's timeline rows.
 
+// `println!` panics when stdout is gone (`slipway history … | head -3`); these drop the
+// output instead, so the command still finishes its work (and the demo its clean-up).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 

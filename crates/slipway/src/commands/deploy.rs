@@ -59,7 +59,7 @@ async fn report_created(
         if json {
             print_json(&created.raw);
         } else {
-            println!("{line}");
+            outln!("{line}");
         }
         return Ok(0);
     }
@@ -99,13 +99,16 @@ pub async fn decide(
         Action::Promote => "promoted",
         Action::Cancel => "cancelled",
     };
-    println!(
+    outln!(
         "deployment {id} {done}: {} {} → {} is now {}",
-        d.app, d.version, d.environment, d.status
+        d.app,
+        d.version,
+        d.environment,
+        d.status
     );
     let reason = d.last_reason();
     if !reason.is_empty() {
-        println!("  {reason}");
+        outln!("  {reason}");
     }
     Ok(0)
 }

@@ -274,9 +274,9 @@ impl Live {
     pub fn line(&self, text: &str) {
         self.bar.suspend(|| {
             if self.to_stderr {
-                eprintln!("{text}");
+                errln!("{text}");
             } else {
-                println!("{text}");
+                outln!("{text}");
             }
         });
     }

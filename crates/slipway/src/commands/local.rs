@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 pub fn validate(config: &Path) -> Result<u8> {
     let cfg = slipway_config::load(config)?;
-    println!(
+    outln!(
         "ok: {} is valid ({} apps, {} environments)",
         config.display(),
         cfg.apps.len(),

@@ -68,7 +68,7 @@ fn local_admin_token(config: &Path) -> Option<String> {
 
 /// `--json`: standard output holds the API's object and nothing else.
 fn print_json(raw: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(raw).unwrap_or_else(|_| raw.to_string())
     );

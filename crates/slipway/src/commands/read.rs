@@ -18,7 +18,7 @@ pub async fn status(
     if json {
         print_json(&fetched.raw);
     } else {
-        print!(
+        out!(
             "{}",
             status_table(&fetched.data.environments, SystemTime::now())
         );
@@ -82,7 +82,7 @@ pub async fn history(client: &Client, app: &str, env: &str, limit: u32, json: bo
     if json {
         print_json(&fetched.raw);
     } else {
-        print!(
+        out!(
             "{}",
             history_table(&fetched.data.deployments, SystemTime::now())
         );
@@ -132,7 +132,7 @@ pub async fn logs(client: &Client, id: i64, follow_it: bool, json: bool) -> Resu
     };
     let last = follow::follow(client, id, &opts, &mut Printer { json }).await?;
     if !json {
-        println!("{}", follow::summary(&last.data));
+        outln!("{}", follow::summary(&last.data));
     }
     Ok(0)
 }
@@ -145,7 +145,7 @@ struct Printer {
 impl Observer for Printer {
     fn status(&mut self, _d: &Deployment, change: &StatusEntry) {
         if !self.json {
-            println!("{}", follow::status_line(change));
+            outln!("{}", follow::status_line(change));
         }
     }
 
@@ -154,9 +154,9 @@ impl Observer for Printer {
             let obj = serde_json::json!({
                 "seq": line.seq, "at": line.at, "source": line.source, "message": line.message,
             });
-            println!("{obj}");
+            outln!("{obj}");
         } else {
-            println!("{}", follow::log_line(line));
+            outln!("{}", follow::log_line(line));
         }
     }
 }

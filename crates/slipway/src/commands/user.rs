@@ -5,10 +5,11 @@ use crate::error::Result;
 
 pub async fn add(client: &Client, name: &str, role: &str) -> Result<u8> {
     let user = client.add_user(name, role).await?.data;
-    eprintln!(
+    errln!(
         "created a token for {} ({}); it is shown only once, keep it safe",
-        user.name, user.role
+        user.name,
+        user.role
     );
-    println!("{}", user.token);
+    outln!("{}", user.token);
     Ok(0)
 }
