@@ -114,18 +114,20 @@ impl Inner {
         Ok(())
     }
 
-    /// Points every environment's router at its current release's running instances.
+    /// Points every environment's router at its current release's running instances. An
+    /// app with no release yet gets an empty route, which the router answers with 503.
     pub(crate) async fn restore_routes(&self) -> Result<()> {
         for app in self.config.apps.keys() {
             for env in self.config.environments.keys() {
-                if let Some(current) = self
+                let routes = match self
                     .store
                     .latest_with_status(app, env, &[Status::Success])
                     .await?
                 {
-                    let routes = vec![self.full_route(&current).await?];
-                    self.traffic.set(app, env, routes).await?;
-                }
+                    Some(current) => vec![self.full_route(&current).await?],
+                    None => Vec::new(),
+                };
+                self.traffic.set(app, env, routes).await?;
             }
         }
         Ok(())

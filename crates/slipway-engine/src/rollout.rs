@@ -224,8 +224,10 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
             )));
         }
         let canary_against = match (&env.strategy, &stable) {
+            // A rollback restores a known-good release: it switches at once.
             (Strategy::Canary { steps, analysis }, Some(stable))
-                if stable.release.version != version
+                if d.kind == Kind::Deploy
+                    && stable.release.version != version
                     && !inner
                         .running_addrs(&d.app, &d.environment, &stable.release.version)
                         .await?
@@ -250,7 +252,7 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
                 })?;
             }
             // Blue-green and recreate switch at once; so does a first canary, which has
-            // nothing to compare with (DESIGN §3).
+            // nothing to compare with (DESIGN §3), and a rollback.
             None => {
                 let new = inner.full_route(&d).await?;
                 inner.traffic.set(&d.app, &d.environment, vec![new]).await?;

@@ -133,6 +133,23 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
         seen.len()
     );
     assert!(seen.iter().any(|(_, r)| r == "v2") && seen.iter().any(|(_, r)| r == "v1"));
+
+    // A rollback restores a known-good release at once, without walking the steps.
+    let (status, rb) = s
+        .call(
+            "POST",
+            "/api/v1/apps/web/environments/production/rollback",
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{rb}");
+    let rb_id = rb["id"].as_i64().unwrap();
+    let rb = s.wait_for(rb_id, &["success", "failure", "error"]).await;
+    assert_eq!(rb["status"], "success", "{rb:#}");
+    assert_eq!(rb["traffic"], json!([{"version": "v1", "weight": 100.0}]));
+    let lines = log_lines(&s, rb_id).await;
+    assert!(!lines.iter().any(|l| l.starts_with("canary")), "{lines:#?}");
     s.stop().await;
 }
 

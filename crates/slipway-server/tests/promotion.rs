@@ -25,6 +25,12 @@ const STAGING_AND_PRODUCTION: &str = r#"    staging:
 async fn a_release_goes_through_staging_and_an_approval_into_production() {
     let s = TestServer::start(STAGING_AND_PRODUCTION).await;
     let alice = s.user("alice", "approver").await;
+    let (code, body) = s.through_router("staging").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (503, "no release takes traffic\n"),
+        "before the first release"
+    );
 
     // Production requires staging first.
     let (status, err) = s.deploy(&s.admin, "production", "v1").await;
