@@ -48,6 +48,13 @@ fn api_message(status: &StatusCode, code: &str, message: &str, details: &Option<
             for (k, v) in map {
                 match v {
                     Value::String(s) => out.push_str(&format!("\n  {k}: {s}")),
+                    Value::Array(items) => {
+                        let items: Vec<String> = items
+                            .iter()
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                            .collect();
+                        out.push_str(&format!("\n  {k}: {}", items.join("; ")));
+                    }
                     other => out.push_str(&format!("\n  {k}: {other}")),
                 }
             }
@@ -122,8 +129,6 @@ impl Deployment {
 pub struct StatusEntry {
     pub status: Status,
     pub at: String,
-    #[serde(default)]
-    pub actor: String,
     #[serde(default)]
     pub reason: String,
 }
@@ -518,6 +523,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "ref not allowed (gate_refused)\n  - branches: main"
+        );
+    }
+
+    #[test]
+    fn detail_lists_read_as_text() {
+        let e = api_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"error":{"code":"requires_not_met","message":"refused","details":{"deployment_id":4,"reasons":["a","b"]}}}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "refused (requires_not_met)\n  deployment_id: 4\n  reasons: a; b"
         );
     }
 

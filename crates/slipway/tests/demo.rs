@@ -4,13 +4,16 @@ mod util;
 
 use std::process::Stdio;
 
-use util::{code, slipway, stderr, stdout};
+use util::{Sweep, code, processes_under, slipway, stderr, stdout};
 
 #[test]
 fn the_demo_tells_the_whole_story_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
+    // The demo makes its directory under TMPDIR: here, so the sweep finds its instances.
+    let _sweep = Sweep(dir.path().to_path_buf());
     let out = slipway(dir.path())
         .arg("demo")
+        .env("TMPDIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
@@ -27,16 +30,9 @@ fn the_demo_tells_the_whole_story_and_cleans_up() {
     let first = so.lines().next().unwrap_or_default();
     let demo_dir = first.trim_start_matches("slipway demo in ").trim();
     assert!(
-        !demo_dir.is_empty() && !std::path::Path::new(demo_dir).exists(),
+        demo_dir.starts_with(&*dir.path().to_string_lossy()),
         "{first}"
     );
-    let running = std::process::Command::new("pgrep")
-        .args(["-f", &format!("{demo_dir}/")])
-        .output()
-        .unwrap();
-    assert!(
-        running.stdout.is_empty(),
-        "left running: {}",
-        stdout(&running)
-    );
+    assert!(!std::path::Path::new(demo_dir).exists(), "{first}");
+    assert_eq!(processes_under(dir.path()), Vec::<i32>::new());
 }

@@ -1,5 +1,7 @@
 //! Commands that change what runs: deploy, rollback, and decisions on a deployment.
 
+use std::time::{Duration, Instant};
+
 use crate::cli::{DeployArgs, RollbackArgs, WaitArgs};
 use crate::client::{Action, Client, Deployment, Fetched, NewDeployment};
 use crate::commands::follow::{self, FollowOptions, Live};
@@ -86,13 +88,16 @@ async fn report_created(
     Ok(follow::exit_code(&last.data))
 }
 
+/// How long a decision waits to show what the engine made of it.
+const SETTLE: Duration = Duration::from_secs(2);
+
 pub async fn decide(
     client: &Client,
     id: i64,
     action: Action,
     comment: Option<String>,
 ) -> Result<u8> {
-    let d = client.decide(id, action, comment.as_deref()).await?.data;
+    let decided = client.decide(id, action, comment.as_deref()).await?.data;
     let done = match action {
         Action::Approve => "approved",
         Action::Reject => "rejected",
@@ -100,15 +105,20 @@ pub async fn decide(
         Action::Cancel => "cancelled",
     };
     outln!(
-        "deployment {id} {done}: {} {} → {} is now {}",
-        d.app,
-        d.version,
-        d.environment,
-        d.status
+        "deployment {id} {done}: {} {} → {}",
+        decided.app,
+        decided.version,
+        decided.environment
     );
-    let reason = d.last_reason();
-    if !reason.is_empty() {
-        outln!("  {reason}");
+    // The engine acts on a decision at its next step: show the change it makes, if any
+    // comes soon, else where the deployment stands.
+    let known = decided.statuses.len();
+    let deadline = Instant::now() + SETTLE;
+    let mut now = decided;
+    while now.statuses.len() <= known && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = client.deployment(id).await?.data;
     }
+    outln!("  now {}: {}", now.status, now.last_reason());
     Ok(0)
 }

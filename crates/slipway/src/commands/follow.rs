@@ -136,13 +136,15 @@ pub async fn follow(
 }
 
 /// Hands status changes and log lines to `obs` merged by time. RFC 3339 UTC timestamps of
-/// one width sort as text.
+/// one width sort as text. The engine also logs each status change; those lines are left
+/// out since the change itself is reported.
 pub fn report_in_order(
     d: &Deployment,
     statuses: &[StatusEntry],
     logs: &[LogLine],
     obs: &mut dyn Observer,
 ) {
+    let logs: Vec<&LogLine> = logs.iter().filter(|l| !mirrors_status(d, l)).collect();
     let (mut i, mut j) = (0, 0);
     loop {
         match (statuses.get(i), logs.get(j)) {
@@ -163,18 +165,30 @@ pub fn report_in_order(
     }
 }
 
+fn mirrors_status(d: &Deployment, line: &LogLine) -> bool {
+    line.source == "engine"
+        && d.statuses.iter().any(|s| {
+            line.message
+                .strip_prefix(s.status.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                == Some(s.reason.as_str())
+        })
+}
+
 async fn poll(
     client: &Client,
     id: i64,
     with_logs: bool,
     after: Option<i64>,
 ) -> Result<(Fetched<Deployment>, Vec<LogLine>), ClientError> {
-    let d = client.deployment(id).await?;
+    // Logs first: a status change is stored before the log lines that follow it, so this
+    // order never shows a line before the change that preceded it.
     let logs = if with_logs {
         client.logs(id, after).await?.data
     } else {
         Vec::new()
     };
+    let d = client.deployment(id).await?;
     Ok((d, logs))
 }
 
@@ -191,14 +205,10 @@ pub fn exit_code(d: &Deployment) -> u8 {
 }
 
 /// Plain lines for a person: the status change or log line with its time of day.
+/// The reason names whoever acted (`created by bob`), so the actor is not repeated.
 pub fn status_line(change: &StatusEntry) -> String {
-    let actor = if change.actor.is_empty() {
-        String::new()
-    } else {
-        format!(" [{}]", change.actor)
-    };
     format!(
-        "{}  {:<11}  {}{actor}",
+        "{}  {:<11}  {}",
         time_of_day(&change.at),
         change.status.as_str(),
         change.reason
@@ -338,6 +348,45 @@ mod tests {
         assert_eq!(
             stand(&deployment("failure", "health check failed")),
             Stand::Finished
+        );
+    }
+
+    #[test]
+    fn engine_lines_that_repeat_a_status_change_are_left_out() {
+        struct Seen(Vec<String>);
+        impl Observer for Seen {
+            fn status(&mut self, _d: &Deployment, c: &StatusEntry) {
+                self.0.push(format!("status {}", c.status));
+            }
+            fn log(&mut self, _d: &Deployment, l: &LogLine) {
+                self.0.push(format!("log {}", l.message));
+            }
+        }
+        let d = deployment("waiting", "approval: waiting for alice");
+        let line = |seq, at: &str, message: &str| LogLine {
+            seq,
+            at: at.into(),
+            source: "engine".into(),
+            message: message.into(),
+        };
+        let logs = [
+            line(1, "2026-11-24T09:59:59.000Z", "deployment created by bob"),
+            line(
+                2,
+                "2026-11-24T10:00:00.001Z",
+                "waiting: approval: waiting for alice",
+            ),
+            line(3, "2026-11-24T10:00:01.000Z", "approved by carol"),
+        ];
+        let mut seen = Seen(Vec::new());
+        report_in_order(&d, &d.statuses, &logs, &mut seen);
+        assert_eq!(
+            seen.0,
+            [
+                "log deployment created by bob",
+                "status waiting",
+                "log approved by carol"
+            ]
         );
     }
 

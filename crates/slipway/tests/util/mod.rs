@@ -46,7 +46,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A config with one process app and two environments on free ports.
+/// A config with one process app and two environments. The app's command fails at once,
+/// so a deployment in these tests ends `failure` without leaving a process behind.
 pub fn write_config(dir: &Path, api_port: u16) -> PathBuf {
     let path = dir.join("slipway.yaml");
     let yaml = format!(
@@ -57,7 +58,7 @@ server:
 apps:
   web:
     driver: process
-    run: \"slipway-demo-app --port {{port}} --release {{version}}\"
+    run: \"echo this test app never starts; exit 3\"
     health: {{ interval: 100ms, start_period: 1s, unhealthy_threshold: 1 }}
 environments:
   staging:
@@ -89,6 +90,36 @@ pub fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     check()
+}
+
+/// Processes whose standard output is a file under `dir`: how app instances started by a
+/// server whose data dir is in `dir` can be found, whoever started them.
+pub fn processes_under(dir: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/fd/1"))
+                .is_ok_and(|target| target.starts_with(dir))
+        })
+        .collect()
+}
+
+/// Kills, on drop, every process still writing under `dir` (see [`processes_under`]), so a
+/// failed test leaves no app instance behind.
+pub struct Sweep(pub PathBuf);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for pid in processes_under(&self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// A `slipway server` process, killed (and reaped) on drop, also when a test fails.
