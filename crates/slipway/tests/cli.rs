@@ -66,6 +66,20 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn the_api_token_is_not_taken_for_a_control_router_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(slipway(dir.path())
+        .args(["router", "--control", "127.0.0.1:0"])
+        .env("SLIPWAY_TOKEN", "api-token"));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SLIPWAY_ROUTER_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn an_unreachable_server_exits_3_and_says_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}", free_port());

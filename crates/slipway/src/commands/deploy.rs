@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{DeployArgs, RollbackArgs, WaitArgs};
 use crate::client::{Action, Client, Deployment, Fetched, NewDeployment};
-use crate::commands::follow::{self, FollowOptions, Live};
+use crate::commands::follow::{self, FollowOptions, Live, Observer as _};
 use crate::commands::print_json;
 use crate::error::{Error, Result};
 
@@ -67,6 +67,7 @@ async fn report_created(
     }
     let mut live = Live::new(json);
     live.line(&line);
+    live.progress(d);
     let opts = FollowOptions {
         with_logs: true,
         follow_waits: wait.follow_waits,
