@@ -26,6 +26,10 @@ pub struct ServerConfig {
     pub database: Option<String>,
     /// How often the engine reconciles when nothing wakes it. Default 100ms.
     pub tick: Duration,
+    /// Control API of a standalone `slipway router --control ADDR` that serves the
+    /// environments' listeners instead of the in-process router, so the routers outlive a
+    /// restart of the server. Its token comes from `SLIPWAY_ROUTER_TOKEN`.
+    pub router_control: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::scalar::{self, ScalarError, did_you_mean, is_valid_name};
 use crate::tree::{Node, Pos, describe, quote, scalar_text};
 
 const TOP_KEYS: &[&str] = &["version", "server", "apps", "environments", "users"];
-const SERVER_KEYS: &[&str] = &["listen", "data_dir", "database", "tick"];
+const SERVER_KEYS: &[&str] = &["listen", "data_dir", "database", "tick", "router_control"];
 const APP_KEYS: &[&str] = &["driver", "run", "image", "port", "health", "smoke", "hooks"];
 const HEALTH_KEYS: &[&str] = &[
     "path",
@@ -536,6 +536,7 @@ impl<'a> Checker<'a> {
                 data_dir: base_dir.join(".slipway"),
                 database: None,
                 tick: Duration::from_millis(100),
+                router_control: None,
             },
             apps: BTreeMap::new(),
             environments: BTreeMap::new(),
@@ -651,7 +652,11 @@ impl<'a> Checker<'a> {
             .get("tick")
             .and_then(|i| self.positive_duration(&i))
             .unwrap_or(Duration::from_millis(100));
+        // The control API of a standalone `slipway router --control`: a listening address
+        // like any other, so it must not clash with the environments' listeners.
+        let router_control = f.get("router_control").and_then(|i| self.listener(&i));
         ServerConfig {
+            router_control,
             listen,
             // Relative to the config file, not to wherever the server was started.
             data_dir: base_dir.join(data_dir),

@@ -27,7 +27,7 @@ server:
   lisen: 127.0.0.1:7700
 "#,
         r#"slipway.yaml:3:3: server.lisen: unknown key `lisen`
-  expected: one of listen, data_dir, database, tick
+  expected: one of listen, data_dir, database, tick, router_control
   hint: did you mean `listen`?"#,
     ),
     (
@@ -145,6 +145,18 @@ environments:
         r#"slipway.yaml:6:5: environments.staging.listen: address 127.0.0.1:8081 is already used by server.listen
   hint: every listener needs its own port (port 0 picks a free one)
 slipway.yaml:7:29: environments.staging.strategy.blue-green.preview: address 0.0.0.0:8081 is already used by server.listen
+  hint: every listener needs its own port (port 0 picks a free one)"#,
+    ),
+    (
+        "router control clash and bad address",
+        r#"version: 1
+server:
+  router_control: 127.0.0.1:8081
+environments:
+  staging:
+    listen: 127.0.0.1:8081
+"#,
+        r#"slipway.yaml:6:5: environments.staging.listen: address 127.0.0.1:8081 is already used by server.router_control
   hint: every listener needs its own port (port 0 picks a free one)"#,
     ),
     (

@@ -31,6 +31,7 @@ fn design_example_parses_to_the_expected_model() {
             data_dir: "/srv/app/.slipway".into(),
             database: None,
             tick: Duration::from_millis(100),
+            router_control: None,
         }
     );
 

@@ -159,9 +159,9 @@ impl Engine {
         rollouts.get(&id)?.verdict.clone()
     }
 
-    /// Appends the router's counters in Prometheus text format.
-    pub fn render_router_metrics(&self, out: &mut String) {
-        self.inner.traffic.router().render_metrics(out)
+    /// The router's counters in Prometheus text format.
+    pub async fn router_metrics(&self) -> Result<String> {
+        self.inner.traffic.router().metrics().await
     }
 
     /// Stops the loop and the rollouts' tasks. Instances and the persisted state stay: a

@@ -11,14 +11,27 @@ use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
 
-/// The data plane as the engine sees it: in-process today, a remote router process later.
+/// The data plane as the engine sees it: the in-process router, or a standalone router
+/// process driven over its control API.
 #[async_trait]
 pub trait TrafficRouter: Send + Sync {
-    /// Starts serving `env` on `addr` (port 0 picks one); returns the bound address.
+    /// Makes `env` ready to serve on `addr` (port 0 picks one); returns the bound address
+    /// when it is known already.
     async fn listen(&self, env: &str, addr: SocketAddr) -> Result<SocketAddr>;
-    async fn configure(&self, env: &str, config: ListenerConfig) -> Result<()>;
+    /// Swaps in `config` for `env` in one step; returns the listener's bound address.
+    async fn configure(
+        &self,
+        env: &str,
+        addr: SocketAddr,
+        config: ListenerConfig,
+    ) -> Result<SocketAddr>;
     async fn stats(&self, env: &str) -> Result<Vec<ReleaseStats>>;
-    fn render_metrics(&self, out: &mut String);
+    /// The router's counters in Prometheus text format.
+    async fn metrics(&self) -> Result<String>;
+}
+
+fn router_error(e: slipway_router::Error) -> Error {
+    Error::Router(e.to_string())
 }
 
 #[async_trait]
@@ -29,17 +42,57 @@ impl TrafficRouter for slipway_router::Router {
             .map_err(|e| Error::Router(format!("environment {env}: cannot listen on {addr}: {e}")))
     }
 
-    async fn configure(&self, env: &str, config: ListenerConfig) -> Result<()> {
-        slipway_router::Router::configure(self, env, config)
-            .map_err(|e| Error::Router(e.to_string()))
+    async fn configure(
+        &self,
+        env: &str,
+        addr: SocketAddr,
+        config: ListenerConfig,
+    ) -> Result<SocketAddr> {
+        slipway_router::Router::configure(self, env, config).map_err(router_error)?;
+        Ok(self.listener(env).map_or(addr, |(bound, _)| bound))
     }
 
     async fn stats(&self, env: &str) -> Result<Vec<ReleaseStats>> {
-        slipway_router::Router::stats(self, env).map_err(|e| Error::Router(e.to_string()))
+        slipway_router::Router::stats(self, env).map_err(router_error)
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        slipway_router::Router::render_metrics(self, out)
+    async fn metrics(&self) -> Result<String> {
+        let mut out = String::new();
+        self.render_metrics(&mut out);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for slipway_router::ControlClient {
+    /// Nothing to do yet: the standalone router keeps serving its last configuration
+    /// until the first `configure`, which binds the listener if it is new. That is what
+    /// lets a restarted server take over without dropping a request.
+    async fn listen(&self, _env: &str, addr: SocketAddr) -> Result<SocketAddr> {
+        Ok(addr)
+    }
+
+    async fn configure(
+        &self,
+        env: &str,
+        addr: SocketAddr,
+        config: ListenerConfig,
+    ) -> Result<SocketAddr> {
+        self.configure_listener(env, addr, &config)
+            .await
+            .map_err(router_error)
+    }
+
+    async fn stats(&self, env: &str) -> Result<Vec<ReleaseStats>> {
+        slipway_router::ControlClient::stats(self, env)
+            .await
+            .map_err(router_error)
+    }
+
+    async fn metrics(&self) -> Result<String> {
+        slipway_router::ControlClient::metrics(self)
+            .await
+            .map_err(router_error)
     }
 }
 
@@ -142,8 +195,16 @@ impl Traffic {
                 request_timeout: limits.request_timeout,
             })
             .collect();
-        self.router
-            .configure(env, ListenerConfig { services })
-            .await
+        let addr = state
+            .listeners
+            .get(env)
+            .copied()
+            .ok_or_else(|| Error::Router(format!("environment {env} has no listener")))?;
+        let bound = self
+            .router
+            .configure(env, addr, ListenerConfig { services })
+            .await?;
+        state.listeners.insert(env.to_string(), bound);
+        Ok(())
     }
 }

@@ -37,7 +37,8 @@ pub struct ServerHandle {
     /// The admin token when this start created it (first start on an empty store).
     pub admin_token: Option<String>,
     pub engine: Engine,
-    router: slipway_router::Router,
+    /// The in-process router, when the server runs its own.
+    router: Option<slipway_router::Router>,
     stop: Option<oneshot::Sender<()>>,
     serving: tokio::task::JoinHandle<()>,
 }
@@ -51,7 +52,9 @@ impl ServerHandle {
         }
         let _ = (&mut self.serving).await;
         self.engine.shutdown().await;
-        self.router.shutdown().await;
+        if let Some(router) = &self.router {
+            router.shutdown().await;
+        }
     }
 }
 
@@ -115,13 +118,13 @@ pub async fn start_with_driver(
         slipway_engine::Clock::now(clock.as_ref()),
     )
     .await?;
-    let router = slipway_router::Router::new();
+    let (router, traffic) = traffic_router(&config)?;
     let listen = config.server.listen;
     let engine = Engine::start(Parts {
         config,
         store,
         driver,
-        router: Arc::new(router.clone()),
+        router: traffic,
         clock,
         data_dir,
     })
@@ -160,6 +163,35 @@ pub async fn start_with_driver(
         stop: Some(stop),
         serving,
     })
+}
+
+/// The in-process router, or a client of the standalone one named by
+/// `server.router_control` (which then outlives restarts of this server).
+fn traffic_router(
+    config: &Config,
+) -> Result<
+    (
+        Option<slipway_router::Router>,
+        Arc<dyn slipway_engine::TrafficRouter>,
+    ),
+    Error,
+> {
+    match config.server.router_control {
+        None => {
+            let router = slipway_router::Router::new();
+            Ok((Some(router.clone()), Arc::new(router)))
+        }
+        Some(addr) => {
+            let token = std::env::var("SLIPWAY_ROUTER_TOKEN").map_err(|_| {
+                Error::Unsupported(format!(
+                    "server.router_control is {addr}: set SLIPWAY_ROUTER_TOKEN to the token that `slipway router --control {addr}` was started with"
+                ))
+            })?;
+            let client = slipway_router::ControlClient::new(&addr.to_string(), &token)
+                .map_err(|e| Error::Unsupported(e.to_string()))?;
+            Ok((None, Arc::new(client)))
+        }
+    }
 }
 
 /// `slipway server`: runs until SIGINT or SIGTERM.
@@ -235,7 +267,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
             .unwrap_or(0);
         let _ = writeln!(out, "slipway_deployments{{status=\"{status}\"}} {n}");
     }
-    state.engine.render_router_metrics(&mut out);
+    out.push_str(&state.engine.router_metrics().await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
