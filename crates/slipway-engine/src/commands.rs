@@ -33,11 +33,23 @@ pub struct EnvStatus {
     pub environment: String,
     pub current: Option<Deployment>,
     pub kept: Vec<KeptRelease>,
-    pub traffic: Vec<(String, f64)>,
+    pub traffic: Vec<Share>,
     pub in_progress: Option<Deployment>,
     /// The canary analysis's latest verdict of the deployment in progress.
     pub verdict: Option<String>,
     pub waiting: Vec<Deployment>,
+}
+
+/// One release's share of an app's traffic, and what the router counted for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    pub version: String,
+    /// Percent of requests.
+    pub weight: f64,
+    pub requests: u64,
+    /// 5xx answers, from the app or from the router on its behalf.
+    pub errors: u64,
+    pub p99: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -471,14 +483,33 @@ impl Engine {
         Ok(self.inner.store.logs(id, after, limit).await?)
     }
 
-    /// The live split of an app in an environment, as (version, percent).
-    pub async fn traffic(&self, app: &str, env: &str) -> Vec<(String, f64)> {
+    /// The live split of an app in an environment, with each release's counters from the
+    /// router (cumulative since the router started).
+    pub async fn traffic(&self, app: &str, env: &str) -> Vec<Share> {
+        let stats = self
+            .inner
+            .traffic
+            .router()
+            .stats(env)
+            .await
+            .unwrap_or_default();
         self.inner
             .traffic
             .split(app, env)
             .await
             .into_iter()
-            .map(|r| (r.version, r.weight))
+            .map(|r| {
+                let s = stats
+                    .iter()
+                    .find(|s| s.service == app && s.release == r.version);
+                Share {
+                    requests: s.map_or(0, |s| s.requests),
+                    errors: s.map_or(0, |s| s.errors + s.router_errors),
+                    p99: s.and_then(|s| s.latency.quantile(0.99)),
+                    version: r.version,
+                    weight: r.weight,
+                }
+            })
             .collect()
     }
 

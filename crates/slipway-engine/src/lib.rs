@@ -27,7 +27,7 @@ use slipway_store::Store;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 pub use clock::{Clock, SystemClock};
-pub use commands::{DeployRequest, EnvStatus, KeptRelease};
+pub use commands::{DeployRequest, EnvStatus, KeptRelease, Share};
 pub use error::{Error, ErrorKind, Result};
 pub use traffic::{EnvLimits, ReleaseRoute, TrafficRouter};
 

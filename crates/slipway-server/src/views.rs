@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use slipway_core::{Deployment, LogLine, Millis};
-use slipway_engine::{EnvStatus, StatusEvent};
+use slipway_engine::{EnvStatus, Share, StatusEvent};
 use utoipa::ToSchema;
 
 pub fn rfc3339(ms: Millis) -> String {
@@ -68,21 +68,29 @@ pub struct TrafficView {
     pub version: String,
     /// Percent of requests.
     pub weight: f64,
+    /// Requests the router counted for this release since it started.
+    pub requests: u64,
+    /// Of those, 5xx answers (from the app, or from the router when it could not reach it).
+    pub errors: u64,
+    /// 99th percentile latency in milliseconds, when there were requests.
+    pub p99_ms: Option<f64>,
 }
 
-pub fn traffic_views(traffic: Vec<(String, f64)>) -> Vec<TrafficView> {
+pub fn traffic_views(traffic: Vec<Share>) -> Vec<TrafficView> {
     traffic
         .into_iter()
-        .map(|(version, weight)| TrafficView { version, weight })
+        .map(|s| TrafficView {
+            version: s.version,
+            weight: s.weight,
+            requests: s.requests,
+            errors: s.errors,
+            p99_ms: s.p99.map(|p| p.as_secs_f64() * 1e3),
+        })
         .collect()
 }
 
 impl DeploymentView {
-    pub fn new(
-        d: Deployment,
-        traffic: Vec<(String, f64)>,
-        analysis: Option<String>,
-    ) -> DeploymentView {
+    pub fn new(d: Deployment, traffic: Vec<Share>, analysis: Option<String>) -> DeploymentView {
         DeploymentView {
             analysis,
             id: d.id,

@@ -112,7 +112,7 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
     let d = s.wait_for(id, &["success", "failure", "error"]).await;
     let seen = load.finish().await;
     assert_eq!(d["status"], "success", "{d:#}");
-    assert_eq!(d["traffic"], json!([{"version": "v2", "weight": 100.0}]));
+    assert_eq!(TestServer::split(&d), [("v2".to_string(), 100.0)]);
     let lines = log_lines(&s, id).await;
     for step in [
         "canary: 10% of traffic to v2",
@@ -147,7 +147,7 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
     let rb_id = rb["id"].as_i64().unwrap();
     let rb = s.wait_for(rb_id, &["success", "failure", "error"]).await;
     assert_eq!(rb["status"], "success", "{rb:#}");
-    assert_eq!(rb["traffic"], json!([{"version": "v1", "weight": 100.0}]));
+    assert_eq!(TestServer::split(&rb), [("v1".to_string(), 100.0)]);
     let lines = log_lines(&s, rb_id).await;
     assert!(!lines.iter().any(|l| l.starts_with("canary")), "{lines:#?}");
     s.stop().await;
@@ -170,7 +170,7 @@ async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice(
         reason.starts_with("canary analysis failed: error rate"),
         "{reason}"
     );
-    assert_eq!(d["traffic"], json!([{"version": "v1", "weight": 100.0}]));
+    assert_eq!(TestServer::split(&d), [("v1".to_string(), 100.0)]);
     let stable_failures = seen
         .iter()
         .filter(|(status, r)| r == "v1" && *status != 200)
@@ -223,8 +223,7 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
                 None,
             )
             .await;
-        if env["traffic"]
-            == json!([{"version": "v1", "weight": 80.0}, {"version": "v2", "weight": 20.0}])
+        if TestServer::split(&env) == [("v1".to_string(), 80.0), ("v2".to_string(), 20.0)]
             && env["in_progress"]["analysis"].is_string()
         {
             break env;

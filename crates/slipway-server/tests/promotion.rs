@@ -46,7 +46,7 @@ async fn a_release_goes_through_staging_and_an_approval_into_production() {
 
     let d = s.deploy_and_wait("staging", "v1", "success").await;
     assert_eq!(d["kind"], "deploy");
-    assert_eq!(d["traffic"], json!([{"version": "v1", "weight": 100.0}]));
+    assert_eq!(TestServer::split(&d), [("v1".to_string(), 100.0)]);
     assert_eq!(
         TestServer::statuses(&d),
         ["queued", "in_progress", "success"]

@@ -237,6 +237,21 @@ impl TestServer {
             .collect()
     }
 
+    /// The traffic split of a deployment or environment object, as (version, percent).
+    pub fn split(d: &Value) -> Vec<(String, f64)> {
+        d["traffic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["version"].as_str().unwrap().to_string(),
+                    t["weight"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
     pub fn last_reason(d: &Value) -> String {
         d["statuses"].as_array().unwrap().last().unwrap()["reason"]
             .as_str()
