@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use util::TestServer;
 
 fn canary_env(steps: &str) -> String {
@@ -190,6 +190,12 @@ async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice(
         )
         .await;
     assert_eq!(env["current"]["version"], "v1");
+    // The router's counters for the stable release: many requests, no errors.
+    assert!(
+        env["traffic"][0]["requests"].as_u64().unwrap() > 10,
+        "{env:#}"
+    );
+    assert_eq!(env["traffic"][0]["errors"], 0, "{env:#}");
     s.stop().await;
 }
 
