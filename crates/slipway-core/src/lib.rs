@@ -25,7 +25,7 @@ pub use gates::{
 };
 pub use model::*;
 pub use retention::releases_to_drop;
-pub use rolling::{PlanError, RollingBatch, rolling_batches};
+pub use rolling::{PlanError, RollingBatch, next_batch, rolling_batches};
 pub use state::{Transition, can_transition, check_transition};
 pub use sticky::{bucket, on_canary};
 pub use supersede::superseded_by;

@@ -29,31 +29,50 @@ pub fn rolling_batches(
     max_surge: u32,
     max_unavailable: u32,
 ) -> Result<Vec<RollingBatch>, PlanError> {
+    let (mut old, mut new) = (replicas, 0);
+    let mut batches = Vec::new();
+    while let Some(batch) = next_batch(replicas, max_surge, max_unavailable, old, new)? {
+        old -= batch.stop;
+        new += batch.start;
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// The next batch from where a rolling update stands: `old` instances of the previous
+/// release still run and `new` healthy ones of the new release do. `None` when done.
+/// Working from the live counts (not a position in a precomputed plan) lets a rollout
+/// resumed after a restart pick up wherever it was.
+pub fn next_batch(
+    replicas: u32,
+    max_surge: u32,
+    max_unavailable: u32,
+    old: u32,
+    new: u32,
+) -> Result<Option<RollingBatch>, PlanError> {
     if max_surge == 0 && max_unavailable == 0 {
         return Err(PlanError::NoProgress);
     }
-    let n = u64::from(replicas);
+    let (n, old, new) = (u64::from(replicas), u64::from(old), u64::from(new));
+    if old == 0 && new >= n {
+        return Ok(None);
+    }
     let ceiling = n + u64::from(max_surge);
     let floor = n.saturating_sub(u64::from(max_unavailable));
-    let (mut old, mut new) = (n, 0u64);
-    let mut batches = Vec::new();
-    while old > 0 || new < n {
-        let stop = old.min((old + new).saturating_sub(floor));
-        old -= stop;
-        let start = (n - new).min(ceiling.saturating_sub(old + new));
-        new += start;
-        // With a non-zero budget every batch moves at least one instance; this guard only
-        // keeps a future mistake from looping forever.
-        if start == 0 && stop == 0 {
-            return Err(PlanError::NoProgress);
-        }
-        // Both are at most `replicas`, a u32.
-        batches.push(RollingBatch {
-            start: start as u32,
-            stop: stop as u32,
-        });
+    let stop = old.min((old + new).saturating_sub(floor));
+    let start = n
+        .saturating_sub(new)
+        .min(ceiling.saturating_sub(old - stop + new));
+    // With a non-zero budget every batch moves at least one instance; this guard only
+    // keeps a future mistake from looping forever.
+    if start == 0 && stop == 0 {
+        return Err(PlanError::NoProgress);
     }
-    Ok(batches)
+    // Both are at most `old` or `replicas`, which are u32.
+    Ok(Some(RollingBatch {
+        start: start as u32,
+        stop: stop as u32,
+    }))
 }
 
 #[cfg(test)]
@@ -62,6 +81,17 @@ mod tests {
 
     fn b(start: u32, stop: u32) -> RollingBatch {
         RollingBatch { start, stop }
+    }
+
+    #[test]
+    fn the_next_batch_resumes_from_live_counts() {
+        // Two of three replaced, one old left, none may be unavailable: surge, then stop.
+        assert_eq!(next_batch(3, 1, 0, 1, 2).unwrap(), Some(b(1, 0)));
+        assert_eq!(next_batch(3, 1, 0, 1, 3).unwrap(), Some(b(0, 1)));
+        assert_eq!(next_batch(3, 1, 0, 0, 3).unwrap(), None);
+        // A first deployment has nothing old: all replicas at once, within the surge.
+        assert_eq!(next_batch(3, 1, 0, 0, 0).unwrap(), Some(b(3, 0)));
+        assert_eq!(next_batch(3, 0, 0, 3, 0), Err(PlanError::NoProgress));
     }
 
     #[test]

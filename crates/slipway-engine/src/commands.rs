@@ -33,6 +33,8 @@ pub struct EnvStatus {
     pub environment: String,
     pub current: Option<Deployment>,
     pub kept: Vec<KeptRelease>,
+    /// Every instance recorded for this app here, running or kept stopped.
+    pub instances: Vec<slipway_core::Instance>,
     pub traffic: Vec<Share>,
     pub in_progress: Option<Deployment>,
     /// The canary analysis's latest verdict of the deployment in progress.
@@ -525,8 +527,9 @@ impl Engine {
             .into_iter()
             .filter(|d| d.app == app && d.environment == env)
             .collect();
+        let instances = store.instances(Some(app), Some(env)).await?;
         let mut kept: Vec<KeptRelease> = Vec::new();
-        for inst in store.instances(Some(app), Some(env)).await? {
+        for inst in instances.iter().cloned() {
             let is_current = current
                 .as_ref()
                 .is_some_and(|c| c.release.version == inst.version);
@@ -543,6 +546,7 @@ impl Engine {
             environment: env.to_string(),
             current,
             kept,
+            instances,
             traffic: self.traffic(app, env).await,
             verdict: unfinished
                 .iter()

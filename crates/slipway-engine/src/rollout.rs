@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use slipway_config::{App, Strategy};
 use slipway_core::{
-    Deployment, DeploymentId, Instance, InstanceState, Kind, Phase, Status, retention,
+    Deployment, DeploymentId, Instance, InstanceState, Kind, Phase, Status, next_batch, retention,
 };
 use slipway_drivers::InstanceSpec;
 use tokio::sync::{Notify, watch};
@@ -18,12 +18,21 @@ use crate::canary::{Canary, Halt};
 use crate::error::{Error, Result};
 use crate::hooks::run_hook;
 use crate::reconcile::SYSTEM;
+use crate::traffic::ReleaseRoute;
 use crate::{Inner, RolloutControl};
 
 /// Grace between SIGTERM and SIGKILL when an instance is stopped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How many lines of an instance's own output are copied into the deployment log.
 const APP_LOG_TAIL: usize = 20;
+
+/// The budget of a rolling update (`strategy: rolling`).
+#[derive(Clone, Copy)]
+struct RollingPlan {
+    replicas: u32,
+    max_surge: u32,
+    max_unavailable: u32,
+}
 
 /// How a rollout ended.
 enum Outcome {
@@ -150,64 +159,38 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
         if let Some((name, command)) = hook {
             inner.hook(&d, name, command).await.map_err(Stop::Failed)?;
         }
-        if let (Strategy::Recreate, Some(stable)) = (&env.strategy, &stable)
-            && stable.release.version != version
-        {
-            inner
-                .log(
-                    id,
-                    "engine",
-                    &format!(
+        match env.strategy {
+            Strategy::Rolling {
+                replicas,
+                max_surge,
+                max_unavailable,
+            } => {
+                let plan = RollingPlan {
+                    replicas,
+                    max_surge,
+                    max_unavailable,
+                };
+                inner.roll(&d, app, stable.as_ref(), plan).await?;
+            }
+            _ => {
+                if let (Strategy::Recreate, Some(stable)) = (&env.strategy, &stable)
+                    && stable.release.version != version
+                {
+                    let why = format!(
                         "recreate: stopping {} first; the app is down until {version} is healthy",
                         stable.release.version
-                    ),
-                )
-                .await;
-            inner
-                .traffic
-                .set(&d.app, &d.environment, Vec::new())
-                .await?;
-            inner
-                .stop_release(&d.app, &d.environment, &stable.release.version)
-                .await?;
-        }
-        let instance = inner.ensure_instance(&d, app).await?;
-        let addr = instance.addr.parse().map_err(|_| {
-            Error::Router(format!(
-                "instance {} has a bad address {}",
-                instance.id, instance.addr
-            ))
-        })?;
-        inner
-            .log(
-                id,
-                "health",
-                &format!(
-                    "waiting for {} to become healthy ({} on {addr})",
-                    instance.id, app.health.path
-                ),
-            )
-            .await;
-        let driver = inner.driver.clone();
-        let handle = instance.handle.clone();
-        let healthy = inner
-            .prober
-            .wait_healthy(addr, &app.health, || {
-                let driver = driver.clone();
-                let handle = handle.clone();
-                async move { driver.is_running(&handle).await }
-            })
-            .await;
-        match healthy {
-            Ok(summary) => {
-                inner
-                    .log(id, "health", &format!("healthy: {summary}"))
-                    .await
-            }
-            Err(why) => {
-                return Err(Stop::Failed(format!(
-                    "{version} never became healthy: {why}"
-                )));
+                    );
+                    inner.log(id, "engine", &why).await;
+                    inner
+                        .traffic
+                        .set(&d.app, &d.environment, Vec::new())
+                        .await?;
+                    inner
+                        .stop_release(&d.app, &d.environment, &stable.release.version)
+                        .await?;
+                }
+                let instance = inner.ensure_instance(&d, app).await?;
+                inner.wait_healthy(&d, app, &instance).await?;
             }
         }
         inner.store.set_phase(id, Phase::Shifting).await?;
@@ -337,15 +320,15 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
     let stable_version = previous.as_ref().map(|p| p.release.version.clone());
     match &previous {
         Some(prev) => {
-            if inner
-                .running_addrs(&d.app, &d.environment, &prev.release.version)
-                .await?
-                .is_empty()
-            {
-                // Recreate stopped it, or it died: start the known-good release again.
-                let app = inner.app(prev)?;
-                inner.ensure_instance(prev, app).await?;
-            }
+            // Recreate or a rolling update stopped some of it, or it died: bring the
+            // known-good release back to full strength.
+            let replicas = match inner.env(prev)?.strategy {
+                Strategy::Rolling { replicas, .. } => replicas.max(1) as usize,
+                _ => 1,
+            };
+            inner
+                .ensure_instances(prev, inner.app(prev)?, replicas)
+                .await?;
             let route = inner.full_route(prev).await?;
             inner
                 .traffic
@@ -425,33 +408,59 @@ impl Inner {
     /// A running instance of `d`'s release: one that is kept from before (a rollback
     /// reuses it), or a new one.
     async fn ensure_instance(&self, d: &Deployment, app: &App) -> Result<Instance> {
-        for mut inst in self
-            .store
-            .instances(Some(&d.app), Some(&d.environment))
-            .await?
-        {
-            if inst.version != d.release.version || inst.state != InstanceState::Running {
+        Ok(self.ensure_instances(d, app, 1).await?.swap_remove(0))
+    }
+
+    /// At least `count` running instances of `d`'s release, reusing those that run.
+    async fn ensure_instances(
+        &self,
+        d: &Deployment,
+        app: &App,
+        count: usize,
+    ) -> Result<Vec<Instance>> {
+        let mut running = self
+            .live_instances(&d.app, &d.environment, &d.release.version)
+            .await?;
+        for inst in &running {
+            self.log(
+                d.id,
+                "engine",
+                &format!("using running instance {} ({})", inst.id, inst.addr),
+            )
+            .await;
+        }
+        while running.len() < count {
+            running.push(self.start_instance(d, app).await?);
+        }
+        Ok(running)
+    }
+
+    /// The instances of a release that the store says run and the driver confirms; the
+    /// others are marked stopped.
+    async fn live_instances(&self, app: &str, env: &str, version: &str) -> Result<Vec<Instance>> {
+        let mut live = Vec::new();
+        for mut inst in self.store.instances(Some(app), Some(env)).await? {
+            if inst.version != version || inst.state != InstanceState::Running {
                 continue;
             }
             if self.driver.is_running(&inst.handle).await {
-                self.log(
-                    d.id,
-                    "engine",
-                    &format!("using running instance {} ({})", inst.id, inst.addr),
-                )
-                .await;
-                return Ok(inst);
+                live.push(inst);
+            } else {
+                inst.state = InstanceState::Stopped;
+                self.store.put_instance(&inst).await?;
             }
-            inst.state = InstanceState::Stopped;
-            self.store.put_instance(&inst).await?;
         }
+        Ok(live)
+    }
+
+    async fn start_instance(&self, d: &Deployment, app: &App) -> Result<Instance> {
         let Some(command) = app.run.clone() else {
             return Err(Error::Unsupported(format!(
                 "app {} has no `run` command; only the process driver is built so far",
                 d.app
             )));
         };
-        let instance_id = format!(
+        let prefix = format!(
             "{}-{}-{}-{}",
             d.app,
             d.environment,
@@ -460,6 +469,23 @@ impl Inner {
                 .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
             d.id
         );
+        let taken: Vec<String> = self
+            .store
+            .instances(Some(&d.app), Some(&d.environment))
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        let instance_id = (1..)
+            .map(|k| {
+                if k == 1 {
+                    prefix.clone()
+                } else {
+                    format!("{prefix}-{k}")
+                }
+            })
+            .find(|id| !taken.contains(id))
+            .unwrap_or(prefix);
         let logs = self.data_dir.join("logs");
         tokio::fs::create_dir_all(&logs).await?;
         let spec = InstanceSpec {
@@ -495,6 +521,150 @@ impl Inner {
         )
         .await;
         Ok(inst)
+    }
+
+    /// Waits until `inst` passes its health check (DESIGN §2 readiness).
+    async fn wait_healthy(&self, d: &Deployment, app: &App, inst: &Instance) -> Result<(), Stop> {
+        let addr = inst.addr.parse().map_err(|_| {
+            Error::Router(format!(
+                "instance {} has a bad address {}",
+                inst.id, inst.addr
+            ))
+        })?;
+        self.log(
+            d.id,
+            "health",
+            &format!(
+                "waiting for {} to become healthy ({} on {addr})",
+                inst.id, app.health.path
+            ),
+        )
+        .await;
+        let driver = self.driver.clone();
+        let handle = inst.handle.clone();
+        let healthy = self
+            .prober
+            .wait_healthy(addr, &app.health, || {
+                let driver = driver.clone();
+                let handle = handle.clone();
+                async move { driver.is_running(&handle).await }
+            })
+            .await;
+        match healthy {
+            Ok(summary) => {
+                self.log(d.id, "health", &format!("healthy: {summary}"))
+                    .await;
+                Ok(())
+            }
+            Err(why) => Err(Stop::Failed(format!(
+                "{} never became healthy: {why}",
+                d.release.version
+            ))),
+        }
+    }
+
+    /// A rolling update: batch by batch, stop what the unavailability budget allows, start
+    /// what the surge budget allows, each new instance healthy before it takes traffic.
+    /// Works from the live counts, so a resumed rollout continues where it was.
+    async fn roll(
+        &self,
+        d: &Deployment,
+        app: &App,
+        stable: Option<&Deployment>,
+        plan: RollingPlan,
+    ) -> Result<(), Stop> {
+        let version = d.release.version.as_str();
+        let old_version = stable
+            .map(|s| s.release.version.as_str())
+            .filter(|v| *v != version);
+        loop {
+            let old = match old_version {
+                Some(v) => self.live_instances(&d.app, &d.environment, v).await?,
+                None => Vec::new(),
+            };
+            let mut new = self.live_instances(&d.app, &d.environment, version).await?;
+            let batch = next_batch(
+                plan.replicas,
+                plan.max_surge,
+                plan.max_unavailable,
+                old.len() as u32,
+                new.len() as u32,
+            )
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+            let Some(batch) = batch else { break };
+            let (stopping, staying) = old.split_at((batch.stop as usize).min(old.len()));
+            if !stopping.is_empty() {
+                self.route_rolling(d, old_version, staying, &new).await?;
+                for inst in stopping {
+                    self.stop_instance(inst).await?;
+                }
+            }
+            for _ in 0..batch.start {
+                let inst = self.start_instance(d, app).await?;
+                self.wait_healthy(d, app, &inst).await?;
+                new.push(inst);
+                self.route_rolling(d, old_version, staying, &new).await?;
+            }
+            let left = old_version
+                .map(|v| format!(", {} left on {v}", staying.len()))
+                .unwrap_or_default();
+            self.log(
+                d.id,
+                "engine",
+                &format!(
+                    "rolling: {} of {} on {version}{left}",
+                    new.len(),
+                    plan.replicas
+                ),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Traffic in proportion to the instances of each side of a rolling update.
+    async fn route_rolling(
+        &self,
+        d: &Deployment,
+        old_version: Option<&str>,
+        old: &[Instance],
+        new: &[Instance],
+    ) -> Result<()> {
+        let total = old.len() + new.len();
+        let addrs = |set: &[Instance]| {
+            set.iter()
+                .filter_map(|i| i.addr.parse().ok())
+                .collect::<Vec<_>>()
+        };
+        // In tenths of a percent, so the two weights always add up to exactly 100%.
+        let new_permille = (new.len() * 1000 + total / 2)
+            .checked_div(total)
+            .unwrap_or(0);
+        let mut routes = Vec::with_capacity(2);
+        if let Some(v) = old_version.filter(|_| !old.is_empty()) {
+            routes.push(ReleaseRoute {
+                version: v.to_string(),
+                weight: (1000 - new_permille) as f64 / 10.0,
+                canary: false,
+                instances: addrs(old),
+            });
+        }
+        if !new.is_empty() {
+            routes.push(ReleaseRoute {
+                version: d.release.version.clone(),
+                weight: new_permille as f64 / 10.0,
+                canary: !routes.is_empty(),
+                instances: addrs(new),
+            });
+        }
+        self.traffic.set(&d.app, &d.environment, routes).await
+    }
+
+    /// Stops one instance and forgets it.
+    async fn stop_instance(&self, inst: &Instance) -> Result<()> {
+        self.driver.stop(&inst.handle, STOP_GRACE).await?;
+        self.store.delete_instance(&inst.id).await?;
+        Ok(())
     }
 
     /// Stops every instance of one release in one environment and forgets it.

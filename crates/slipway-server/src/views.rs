@@ -224,11 +224,25 @@ pub struct KeptView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub version: String,
+    /// Where the router reaches it.
+    pub addr: String,
+    /// `running` or `stopped`.
+    pub state: String,
+    /// The driver's identity of it: `pid:<pid>:<start time>` for a process.
+    pub handle: String,
+    pub started_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EnvStatusView {
     pub app: String,
     pub environment: String,
     pub current: Option<CurrentRelease>,
     pub kept: Vec<KeptView>,
+    pub instances: Vec<InstanceView>,
     pub traffic: Vec<TrafficView>,
     pub in_progress: Option<DeploymentView>,
     pub waiting: Vec<DeploymentView>,
@@ -252,6 +266,18 @@ impl From<EnvStatus> for EnvStatusView {
                 .map(|k| KeptView {
                     version: k.version,
                     deployment_id: k.deployment_id,
+                })
+                .collect(),
+            instances: s
+                .instances
+                .into_iter()
+                .map(|i| InstanceView {
+                    id: i.id,
+                    version: i.version,
+                    addr: i.addr,
+                    state: i.state.as_str().to_string(),
+                    handle: i.handle,
+                    started_at: rfc3339(i.started_at),
                 })
                 .collect(),
             traffic: traffic_views(s.traffic),

@@ -22,7 +22,24 @@ async fn a_rollout_interrupted_by_a_restart_resumes_and_completes() {
         let (_, d) = s
             .call("GET", &format!("/api/v1/deployments/{id}"), &s.admin, None)
             .await;
-        if d["phase"] == "starting" {
+        // The instance is recorded (its start is logged after that): the kill lands while
+        // the recorded instance is being health-checked.
+        let (_, logs) = s
+            .call(
+                "GET",
+                &format!("/api/v1/deployments/{id}/logs"),
+                &s.admin,
+                None,
+            )
+            .await;
+        let started = logs["lines"].as_array().is_some_and(|l| {
+            l.iter().any(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("started instance"))
+            })
+        });
+        if d["phase"] == "starting" && started {
             break;
         }
         assert!(

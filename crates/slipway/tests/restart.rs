@@ -179,13 +179,21 @@ fn a_server_killed_mid_rollout_completes_it_after_a_restart() {
     );
     assert_eq!(code, 0, "{d}");
     let id = d["id"].as_i64().unwrap();
+    // Kill once the v2 instance is recorded (its start is logged right after).
+    let recorded = || {
+        let (_, logs) = cli(dir.path(), &ports, &["logs", &id.to_string(), "--json"]);
+        logs["lines"].as_array().is_some_and(|l| {
+            l.iter().any(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("started instance"))
+            })
+        })
+    };
     assert!(
-        wait_until(Duration::from_secs(30), || in_progress_phase(
-            dir.path(),
-            &ports
-        )
-        .as_deref()
-            == Some("starting")),
+        wait_until(Duration::from_secs(30), || recorded()
+            && in_progress_phase(dir.path(), &ports).as_deref()
+                == Some("starting")),
         "v2 never reached the starting phase"
     );
     server.0.kill().unwrap();
