@@ -6,11 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use slipway_config::Strategy;
 use slipway_core::{Deployment, InstanceState, Status, StatusChange, gates, state};
 
 use crate::error::{Error, Result};
 use crate::traffic::{EnvLimits, ReleaseRoute};
 use crate::{Inner, StatusEvent, rollout};
+
+/// The router listener of an environment's blue-green preview. A dot cannot occur in an
+/// environment name, so it never clashes with one.
+pub(crate) fn preview_listener(env: &str) -> String {
+    format!("{env}.preview")
+}
 
 /// The actor named in status changes the engine makes on its own.
 pub(crate) const SYSTEM: &str = "slipway";
@@ -92,8 +99,45 @@ impl Inner {
             };
             let bound = self.traffic.listen(name, env.listen, limits).await?;
             tracing::info!(environment = %name, %bound, "router listening");
+            if let Strategy::BlueGreen {
+                preview: Some(addr),
+                ..
+            } = env.strategy
+            {
+                let preview = preview_listener(name);
+                let bound = self.traffic.listen(&preview, addr, limits).await?;
+                tracing::info!(environment = %name, %bound, "preview router listening");
+            }
         }
         Ok(())
+    }
+
+    /// Sets an app's routes in an environment, and on its preview listener when it has
+    /// one (outside a blue-green switch, the preview shows what runs).
+    pub(crate) async fn route_everywhere(
+        &self,
+        app: &str,
+        env: &str,
+        routes: Vec<ReleaseRoute>,
+    ) -> Result<()> {
+        if self.has_preview(env) {
+            self.traffic
+                .set(app, &preview_listener(env), routes.clone())
+                .await?;
+        }
+        self.traffic.set(app, env, routes).await
+    }
+
+    pub(crate) fn has_preview(&self, env: &str) -> bool {
+        self.config.environments.get(env).is_some_and(|e| {
+            matches!(
+                e.strategy,
+                Strategy::BlueGreen {
+                    preview: Some(_),
+                    ..
+                }
+            )
+        })
     }
 
     /// Instances recorded as running are kept if the driver still sees them; the others
@@ -127,7 +171,7 @@ impl Inner {
                     Some(current) => vec![self.full_route(&current).await?],
                     None => Vec::new(),
                 };
-                self.traffic.set(app, env, routes).await?;
+                self.route_everywhere(app, env, routes).await?;
             }
         }
         Ok(())

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use crate::canary::{Canary, Halt};
 use crate::error::{Error, Result};
 use crate::hooks::run_hook;
-use crate::reconcile::SYSTEM;
+use crate::reconcile::{SYSTEM, preview_listener};
 use crate::traffic::ReleaseRoute;
 use crate::{Inner, RolloutControl};
 
@@ -238,6 +238,9 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
             // nothing to compare with (DESIGN §3), and a rollback.
             None => {
                 let new = inner.full_route(&d).await?;
+                if inner.has_preview(&d.environment) {
+                    inner.verify_on_preview(&d, app, new.clone()).await?;
+                }
                 inner.traffic.set(&d.app, &d.environment, vec![new]).await?;
                 inner
                     .log(id, "engine", &format!("traffic: 100% to {version}"))
@@ -281,7 +284,8 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
             let done = inner
                 .transition(&d, Status::Success, SYSTEM, &summary)
                 .await?;
-            if let Some(prev) = previous.filter(|p| p.id != id) {
+            let replaced = previous.filter(|p| p.id != id);
+            if let Some(prev) = &replaced {
                 let (status, why) = match d.kind {
                     Kind::Rollback => (
                         Status::RolledBack,
@@ -292,10 +296,25 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
                         format!("superseded by deployment {id} ({})", d.release.version),
                     ),
                 };
-                inner.transition(&prev, status, SYSTEM, &why).await?;
+                inner.transition(prev, status, SYSTEM, &why).await?;
             }
             inner.store.set_phase(id, Phase::Done).await?;
             inner.apply_retention(&done).await?;
+            if let (
+                Strategy::BlueGreen {
+                    scale_down_delay, ..
+                },
+                Some(old),
+            ) = (&inner.env(&d)?.strategy, &replaced)
+                && old.release.version != d.release.version
+            {
+                tokio::spawn(scale_down_later(
+                    inner.clone(),
+                    done.clone(),
+                    old.release.version.clone(),
+                    *scale_down_delay,
+                ));
+            }
             if let Some(command) = inner.app(&d).ok().and_then(|a| a.hooks.post_deploy.clone())
                 && let Err(why) = inner.hook(&d, "post_deploy", &command).await
             {
@@ -331,21 +350,14 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
                 .await?;
             let route = inner.full_route(prev).await?;
             inner
-                .traffic
-                .set(&d.app, &d.environment, vec![route])
+                .route_everywhere(&d.app, &d.environment, vec![route])
                 .await?;
-            inner
-                .log(
-                    id,
-                    "engine",
-                    &format!("traffic: 100% back to {}", prev.release.version),
-                )
-                .await;
+            let back = format!("traffic: 100% back to {}", prev.release.version);
+            inner.log(id, "engine", &back).await;
         }
         None => {
             inner
-                .traffic
-                .set(&d.app, &d.environment, Vec::new())
+                .route_everywhere(&d.app, &d.environment, Vec::new())
                 .await?
         }
     }
@@ -358,6 +370,24 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
     inner.transition(&d, status, SYSTEM, &reason).await?;
     inner.store.set_phase(id, Phase::Done).await?;
     Ok(())
+}
+
+/// Blue-green keeps the old set idle for `scale_down_delay` so a rollback is instant, then
+/// stops it. Its records stay (as stopped) so a later rollback restarts it.
+async fn scale_down_later(
+    inner: Arc<Inner>,
+    current: Deployment,
+    old_version: String,
+    delay: Duration,
+) {
+    let mut shutdown = inner.shutdown.subscribe();
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = shutdown.wait_for(|stop| *stop) => return,
+    }
+    if let Err(e) = inner.scale_down(&current, &old_version, delay).await {
+        tracing::warn!(deployment = current.id, error = %e, "scale down of {old_version} failed");
+    }
 }
 
 impl Inner {
@@ -658,6 +688,81 @@ impl Inner {
             });
         }
         self.traffic.set(&d.app, &d.environment, routes).await
+    }
+
+    async fn scale_down(
+        &self,
+        current: &Deployment,
+        old_version: &str,
+        delay: Duration,
+    ) -> Result<()> {
+        // A rollback to the old release may be under way or done: then it is not idle.
+        let wanted = self
+            .store
+            .unfinished_deployments()
+            .await?
+            .iter()
+            .chain(
+                self.store
+                    .latest_with_status(&current.app, &current.environment, &[Status::Success])
+                    .await?
+                    .iter(),
+            )
+            .any(|d| {
+                d.app == current.app
+                    && d.environment == current.environment
+                    && d.release.version == old_version
+            });
+        if wanted {
+            return Ok(());
+        }
+        for mut inst in self
+            .live_instances(&current.app, &current.environment, old_version)
+            .await?
+        {
+            self.driver.stop(&inst.handle, STOP_GRACE).await?;
+            inst.state = InstanceState::Stopped;
+            self.store.put_instance(&inst).await?;
+        }
+        let why = format!(
+            "scale down: stopped {old_version} after scale_down_delay {}; a rollback starts it again",
+            slipway_core::civil::format_duration(delay)
+        );
+        self.log(current.id, "engine", &why).await;
+        Ok(())
+    }
+
+    /// Blue-green with a preview listener: the new set answers there first and must pass
+    /// the smoke tests before it takes any live traffic.
+    async fn verify_on_preview(
+        &self,
+        d: &Deployment,
+        app: &App,
+        new: ReleaseRoute,
+    ) -> Result<(), Stop> {
+        let preview = preview_listener(&d.environment);
+        self.traffic.set(&d.app, &preview, vec![new]).await?;
+        let addr = self
+            .traffic
+            .listener(&preview)
+            .await
+            .ok_or_else(|| Error::Router(format!("{preview} has no listener")))?;
+        self.log(
+            d.id,
+            "engine",
+            &format!("preview: {} answers on http://{addr}", d.release.version),
+        )
+        .await;
+        let passed = self
+            .prober
+            .smoke(addr, &app.smoke, app.health.timeout)
+            .await
+            .map_err(|why| Stop::Failed(format!("on the preview listener: {why}")))?;
+        for line in &passed {
+            self.log(d.id, "smoke", &format!("passed on preview: {line}"))
+                .await;
+        }
+        Ok(())
     }
 
     /// Stops one instance and forgets it.
