@@ -54,8 +54,9 @@ pub enum Command {
     },
     /// Run a router: a static one with fixed backends, or one driven by a control API.
     Router(RouterArgs),
-    /// Zero-setup story: a server with two environments, three releases, approvals,
-    /// a failed health check and a manual rollback, printed as a timeline.
+    /// Zero-setup story: a server with two environments, four releases, approvals, a
+    /// failed health check, a manual rollback and a faulty canary rolled back by its
+    /// analysis, printed as a timeline.
     Demo {
         /// Keep the demo's temporary directory (config, database, logs) and print its path.
         #[arg(long)]

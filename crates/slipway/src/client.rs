@@ -116,6 +116,9 @@ pub struct Deployment {
     pub statuses: Vec<StatusEntry>,
     #[serde(default)]
     pub traffic: Vec<TrafficEntry>,
+    /// The canary analysis's latest verdict (`pass: …`, `fail: …`) while the rollout runs.
+    #[serde(default)]
+    pub analysis: Option<String>,
 }
 
 impl Deployment {
@@ -133,10 +136,15 @@ pub struct StatusEntry {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct TrafficEntry {
     pub version: String,
     pub weight: f64,
+    /// The router's counters for this release, cumulative since the router started.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,9 @@
 //!
 //! v1 and v2 go to staging then production (production needs an approval, and its
 //! creator may not give it), a faulty v3 fails its health check in staging while traffic
-//! stays on v2, then production is rolled back to v1 and forward to v2 again.
+//! stays on v2, then production is rolled back to v1 and forward to v2 again. Last, v4
+//! passes staging but answers half of production's requests with errors: its canary's
+//! analysis fails it and puts all traffic back on v2 without anyone acting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,8 +18,10 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use slipway_core::Status;
 
-use crate::client::{Action, Client, ClientError, Deployment, LogLine, NewDeployment, StatusEntry};
-use crate::commands::follow::{self, FollowOptions, Observer, Pause, Stand};
+use crate::client::{
+    Action, Client, ClientError, Deployment, LogLine, NewDeployment, StatusEntry, TrafficEntry,
+};
+use crate::commands::follow::{self, FollowOptions, Followed, Observer, Pause, Stand};
 use crate::commands::read::status_table;
 use crate::error::{Error, Result};
 use crate::output::{self, TimelineRow};
@@ -157,7 +161,9 @@ struct Routers {
 
 /// The demo's `slipway.yaml`. Every instance records its pid (its process group) so the
 /// demo can stop what is left at the end, and reads its fault flags from a file per
-/// version, which is how v3 gets `--fail-health` without the demo app knowing about it.
+/// version when it starts, which is how v3 gets `--fail-health` and v4 `--error-rate`
+/// without the demo app knowing about it. Production's canary judges every 250ms and
+/// from 5 requests on: the demo's traffic (about 20 requests a second) decides in seconds.
 fn config_yaml(dir: &Path, app_bin: &Path) -> String {
     let dir_s = dir.display().to_string();
     let run = format!(
@@ -194,7 +200,7 @@ environments:
     strategy:
       canary:
         steps: [{{ weight: 20 }}, {{ pause: 2s }}, {{ weight: 50 }}, {{ pause: 2s }}]
-        analysis: {{ interval: 500ms, max_error_rate: 5%, min_requests: 5, failure_limit: 2 }}
+        analysis: {{ interval: 250ms, max_error_rate: 5%, min_requests: 5, failure_limit: 2 }}
 users:
   alice: {{ role: approver }}
   bob: {{ role: approver }}
@@ -364,7 +370,8 @@ impl Story {
         self.chapter(
             "alice approves; v1 is the first release there, so it takes all traffic once healthy",
         );
-        self.approve_and_expect(id, Status::Success).await?;
+        let last = self.approve_and_follow(id).await?;
+        expect(&last, Status::Success)?;
         self.traffic_report();
 
         self.chapter("bob deploys v2 to staging");
@@ -396,7 +403,8 @@ impl Story {
             }
         }
         self.chapter("alice approves; production's canary strategy moves traffic to v2");
-        self.approve_and_expect(id, Status::Success).await?;
+        let last = self.approve_and_follow(id).await?;
+        expect(&last, Status::Success)?;
         self.traffic_report();
 
         self.chapter("bob deploys v3 to staging; v3 fails its health check");
@@ -418,12 +426,37 @@ impl Story {
         self.expect_current(PRODUCTION, "v2").await?;
         self.traffic_report();
 
+        self.chapter("bob deploys v4 to staging; it passes there");
+        self.deploy_and_expect("v4", STAGING, Status::Success)
+            .await?;
+        std::fs::write(self.dir.join("flags-v4"), "--error-rate 0.5\n")
+            .map_err(Error::io("cannot write the fault flags of v4"))?;
+        self.say(
+            "but v4 has a bug staging's checks missed: from now on, half of its answers to GET / are errors (--error-rate 0.5)",
+        );
+        self.traffic_report();
+
+        self.chapter("bob deploys v4 to production");
+        let v4 = self.deploy_and_expect_approval("v4").await?;
+        self.chapter(
+            "alice approves; the canary gives v4 20% of production's traffic while the analysis watches its errors",
+        );
+        let last = self.approve_and_follow(v4).await?;
+        expect(&last, Status::Failure)?;
+        self.expect_auto_rollback(v4, "v2").await?;
+        self.say(
+            "the analysis failed v4 and put all traffic back on v2 at once; nobody had to act",
+        );
+        self.traffic_report();
+
         let status = self.admin.status(Some(APP), None).await?.data;
         outln!(
             "\n{}",
             status_table(&status.environments, SystemTime::now())
         );
-        Ok(())
+        // The closing check, read back from the server: the story's point is that the
+        // failed canary was rolled back by the engine alone.
+        self.expect_auto_rollback(v4, "v2").await
     }
 
     fn chapter(&self, title: &str) {
@@ -447,7 +480,7 @@ impl Story {
             ..NewDeployment::default()
         };
         let d = self.bob.create_deployment(&new).await?.data;
-        let last = self.follow(d.id, 0).await?;
+        let last = self.follow(d.id, 0).await?.last.data;
         expect(&last, want)?;
         Ok(d.id)
     }
@@ -461,27 +494,55 @@ impl Story {
             ..NewDeployment::default()
         };
         let d = self.bob.create_deployment(&new).await?.data;
-        let last = self.follow(d.id, 0).await?;
-        if follow::stand(&last) != Stand::Paused(Pause::Approval) {
-            return Err(unexpected(&last, "waiting for an approval"));
+        let followed = self.follow(d.id, 0).await?;
+        if followed.stand != Stand::Paused(Pause::Approval) {
+            return Err(unexpected(&followed.last.data, "waiting for an approval"));
         }
         Ok(d.id)
     }
 
-    async fn approve_and_expect(&self, id: i64, want: Status) -> Result<()> {
+    async fn approve_and_follow(&self, id: i64) -> Result<Deployment> {
         let approved = self
             .alice
             .decide(id, Action::Approve, Some("ship it"))
             .await?
             .data;
         self.say(&format!("alice approved deployment {id}"));
-        let last = self.follow(id, approved.statuses.len()).await?;
-        expect(&last, want)
+        Ok(self.follow(id, approved.statuses.len()).await?.last.data)
+    }
+
+    /// Deployment `id` ended `failure` by its canary analysis, and all of the
+    /// environment's traffic went back to `stable`.
+    async fn expect_auto_rollback(&self, id: i64, stable: &str) -> Result<()> {
+        let d = self.admin.deployment(id).await?.data;
+        if d.status != Status::Failure || !d.last_reason().starts_with("canary analysis failed") {
+            return Err(unexpected(&d, "failure by the canary analysis"));
+        }
+        self.expect_current(&d.environment, stable).await?;
+        let status = self
+            .admin
+            .status(Some(APP), Some(&d.environment))
+            .await?
+            .data;
+        let traffic = status
+            .environments
+            .iter()
+            .find(|e| e.environment == d.environment)
+            .map(|e| output::traffic(&e.traffic))
+            .unwrap_or_default();
+        let all_stable = format!("{stable} 100%");
+        if traffic != all_stable {
+            return Err(Error::Failed(format!(
+                "after the failed canary {} should send {all_stable} of its traffic, not {traffic}",
+                d.environment
+            )));
+        }
+        Ok(())
     }
 
     async fn rollback_and_expect(&self, to: &str) -> Result<()> {
         let d = self.bob.rollback(APP, PRODUCTION, Some(to)).await?.data;
-        let last = self.follow(d.id, 0).await?;
+        let last = self.follow(d.id, 0).await?.last.data;
         expect(&last, Status::Success)
     }
 
@@ -503,19 +564,16 @@ impl Story {
     }
 
     /// Follows `id` to its end or its next pause, printing changes after the first `shown`.
-    async fn follow(&self, id: i64, shown: usize) -> Result<Deployment> {
+    async fn follow(&self, id: i64, shown: usize) -> Result<Followed> {
         let mut timeline = Timeline {
             started: self.started,
-            traffic: String::new(),
+            moved: false,
         };
         let opts = FollowOptions {
-            with_logs: false,
             follow_waits: true,
             shown,
         };
-        Ok(follow::follow(&self.admin, id, &opts, &mut timeline)
-            .await?
-            .data)
+        Ok(follow::follow(&self.admin, id, &opts, &mut timeline).await?)
     }
 }
 
@@ -539,15 +597,17 @@ fn unexpected(d: &Deployment, wanted: &str) -> Error {
     ))
 }
 
-/// Prints every status change as a timeline row, and the traffic split whenever it moves.
+/// Prints every status change as a timeline row, and from the log the canary's steps (as
+/// the split they make), its pauses, every analysis verdict, and traffic going back.
 struct Timeline {
     started: SystemTime,
-    traffic: String,
+    /// A canary step was shown: traffic had moved, so going back is news.
+    moved: bool,
 }
 
-impl Observer for Timeline {
-    fn status(&mut self, d: &Deployment, change: &StatusEntry) {
-        let offset = output::parse_time(&change.at)
+impl Timeline {
+    fn row(&self, d: &Deployment, at: &str, status: &str, reason: &str) {
+        let offset = output::parse_time(at)
             .and_then(|at| at.duration_since(self.started).ok())
             .unwrap_or_default();
         let row = TimelineRow {
@@ -555,22 +615,58 @@ impl Observer for Timeline {
             app: &d.app,
             environment: &d.environment,
             version: &d.version,
-            status: change.status.as_str(),
-            reason: &change.reason,
+            status,
+            reason,
         };
         outln!("{row}");
     }
 
-    fn log(&mut self, _d: &Deployment, _line: &LogLine) {}
-
-    fn progress(&mut self, d: &Deployment) {
-        if d.status != Status::InProgress || d.traffic.is_empty() {
-            return;
+    /// The log lines the timeline shows, as (label, text).
+    fn entry(&mut self, d: &Deployment, line: &LogLine) -> Option<(&'static str, String)> {
+        match line.source.as_str() {
+            "analysis" => Some(("analysis", line.message.clone())),
+            "engine" => {
+                if let Some(step) = line.message.strip_prefix("canary: ") {
+                    let split = canary_split(step, &d.traffic);
+                    self.moved |= split.is_some();
+                    Some(("canary", split.unwrap_or_else(|| step.to_string())))
+                } else {
+                    // A release that never took traffic does not go "back".
+                    let back = line.message.strip_prefix("traffic: ")?;
+                    (self.moved && back.contains(" back to ")).then(|| ("traffic", back.into()))
+                }
+            }
+            _ => None,
         }
-        let split = output::traffic(&d.traffic);
-        if split != self.traffic {
-            outln!("           {} traffic: {split}", d.environment);
-            self.traffic = split;
+    }
+}
+
+/// `20% of traffic to v4` (a canary step the engine logged) as the split it makes,
+/// `v2 80% · v4 20%`: the stable release is the other one in `traffic`, which is the
+/// split now or, after a revert, the stable release alone.
+fn canary_split(step: &str, traffic: &[TrafficEntry]) -> Option<String> {
+    let (weight, version) = step.split_once("% of traffic to ")?;
+    let weight: f64 = weight.parse().ok()?;
+    if weight >= 100.0 {
+        return Some(format!("{version} 100%"));
+    }
+    let stable = traffic.iter().find(|t| t.version != version)?;
+    Some(format!(
+        "{} {}% · {version} {}%",
+        stable.version,
+        output::percent(100.0 - weight),
+        output::percent(weight)
+    ))
+}
+
+impl Observer for Timeline {
+    fn status(&mut self, d: &Deployment, change: &StatusEntry) {
+        self.row(d, &change.at, change.status.as_str(), &change.reason);
+    }
+
+    fn log(&mut self, d: &Deployment, line: &LogLine) {
+        if let Some((label, text)) = self.entry(d, line) {
+            self.row(d, &line.at, label, &text);
         }
     }
 }
@@ -609,6 +705,56 @@ mod tests {
             Some(PathBuf::from("/t/debug/slipway-demo-app"))
         );
         assert_eq!(built_executable("garbage"), None);
+    }
+
+    #[test]
+    fn the_timeline_shows_splits_verdicts_and_a_revert_after_traffic_moved() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "id": 9, "app": "web", "environment": "production", "version": "v4",
+            "status": "in_progress",
+            "traffic": [{"version": "v2", "weight": 80.0}, {"version": "v4", "weight": 20.0}]
+        }))
+        .unwrap();
+        let line = |source: &str, message: &str| LogLine {
+            seq: 1,
+            at: "2026-11-24T10:00:00.000Z".into(),
+            source: source.into(),
+            message: message.into(),
+        };
+        let mut timeline = Timeline {
+            started: SystemTime::now(),
+            moved: false,
+        };
+        let mut shown = |source, message| {
+            timeline
+                .entry(&d, &line(source, message))
+                .map(|(label, text)| format!("{label} {text}"))
+        };
+        // Before traffic moved, nothing goes "back" (a failed health check).
+        assert_eq!(shown("engine", "traffic: 100% back to v2"), None);
+        assert_eq!(
+            shown("engine", "canary: 20% of traffic to v4").as_deref(),
+            Some("canary v2 80% · v4 20%")
+        );
+        assert_eq!(
+            shown("engine", "canary: pause 2s").as_deref(),
+            Some("canary pause 2s")
+        );
+        assert_eq!(
+            shown("analysis", "fail: error rate 50.0% > 5.0% over 12 requests").as_deref(),
+            Some("analysis fail: error rate 50.0% > 5.0% over 12 requests")
+        );
+        assert_eq!(
+            shown("engine", "traffic: 100% back to v2").as_deref(),
+            Some("traffic 100% back to v2")
+        );
+        assert_eq!(
+            shown("engine", "canary: 100% of traffic to v4").as_deref(),
+            Some("canary v4 100%")
+        );
+        // Success's reason says the rest.
+        assert_eq!(shown("engine", "traffic: 100% to v4"), None);
+        assert_eq!(shown("health", "healthy: 1 check"), None);
     }
 
     #[test]

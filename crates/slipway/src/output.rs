@@ -23,6 +23,7 @@ macro_rules! errln {
     }};
 }
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
@@ -118,6 +119,55 @@ pub fn traffic(entries: &[TrafficEntry]) -> String {
         .join(" · ")
 }
 
+/// Each release's router counters when first seen. The counters are cumulative since the
+/// router started, so a rollout's figures are their growth since then: old traffic of the
+/// stable release (or of an earlier attempt at the same version) does not dilute them.
+#[derive(Debug, Default)]
+pub struct Baseline(HashMap<String, (u64, u64)>);
+
+impl Baseline {
+    /// Requests and errors of `t`'s release since this baseline first saw it.
+    pub fn since(&mut self, t: &TrafficEntry) -> (u64, u64) {
+        let base = self
+            .0
+            .entry(t.version.clone())
+            .or_insert((t.requests, t.errors));
+        // Counters that went down: the router restarted and began counting again.
+        if t.requests < base.0 || t.errors < base.1 {
+            *base = (0, 0);
+        }
+        (t.requests - base.0, t.errors - base.1)
+    }
+}
+
+/// `v1 90% (140 req, 0% err) · v2 10% (35 req, 5.7% err)`: the split, and what each
+/// release served since `base` first saw it.
+pub fn traffic_since(entries: &[TrafficEntry], base: &mut Baseline) -> String {
+    if entries.is_empty() {
+        return "-".into();
+    }
+    entries
+        .iter()
+        .map(|t| {
+            let (requests, errors) = base.since(t);
+            let figures = match requests {
+                0 => "0 req".to_string(),
+                n => format!(
+                    "{n} req, {}% err",
+                    percent(errors as f64 * 100.0 / n as f64)
+                ),
+            };
+            format!("{} {}% ({figures})", t.version, percent(t.weight))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// `fail` of `fail: error rate 31.0% > 1.0% over 214 requests`.
+pub fn verdict_kind(verdict: &str) -> &str {
+    verdict.split_once(':').map_or(verdict, |(kind, _)| kind)
+}
+
 /// Weights come in steps of 0.1: show `10`, `12.5`, never `12.500000001`.
 pub fn percent(weight: f64) -> String {
     let rounded = (weight * 10.0).round() / 10.0;
@@ -176,20 +226,51 @@ mod tests {
         assert_eq!(when("garbage", now), "garbage");
     }
 
+    fn entry(version: &str, weight: f64, requests: u64, errors: u64) -> TrafficEntry {
+        TrafficEntry {
+            version: version.into(),
+            weight,
+            requests,
+            errors,
+        }
+    }
+
     #[test]
     fn traffic_split_is_readable() {
-        let split = [
-            TrafficEntry {
-                version: "v1".into(),
-                weight: 87.5,
-            },
-            TrafficEntry {
-                version: "v2".into(),
-                weight: 12.500000001,
-            },
-        ];
+        let split = [entry("v1", 87.5, 0, 0), entry("v2", 12.500000001, 0, 0)];
         assert_eq!(traffic(&split), "v1 87.5% · v2 12.5%");
         assert_eq!(traffic(&[]), "-");
         assert_eq!(percent(100.0), "100");
+    }
+
+    #[test]
+    fn rollout_figures_count_only_traffic_since_the_release_was_first_seen() {
+        let mut base = Baseline::default();
+        // The stable release served 10,000 requests before; the canary is not routed yet.
+        let before = [entry("v1", 100.0, 10_000, 3)];
+        assert_eq!(traffic_since(&before, &mut base), "v1 100% (0 req)");
+        // v2 first appears with 4 old requests of an earlier attempt: they do not count.
+        let step = [entry("v1", 90.0, 10_090, 3), entry("v2", 10.0, 4, 4)];
+        assert_eq!(
+            traffic_since(&step, &mut base),
+            "v1 90% (90 req, 0% err) · v2 10% (0 req)"
+        );
+        let later = [entry("v1", 90.0, 10_180, 4), entry("v2", 10.0, 39, 6)];
+        assert_eq!(
+            traffic_since(&later, &mut base),
+            "v1 90% (180 req, 0.6% err) · v2 10% (35 req, 5.7% err)"
+        );
+        // A restarted router counts from zero again.
+        let restarted = [entry("v1", 90.0, 50, 0), entry("v2", 10.0, 5, 1)];
+        assert_eq!(
+            traffic_since(&restarted, &mut base),
+            "v1 90% (50 req, 0% err) · v2 10% (5 req, 20% err)"
+        );
+    }
+
+    #[test]
+    fn the_kind_of_a_verdict_is_its_first_word() {
+        assert_eq!(verdict_kind("fail: error rate 31.0% > 1.0%"), "fail");
+        assert_eq!(verdict_kind("pass"), "pass");
     }
 }

@@ -20,11 +20,25 @@ fn the_demo_tells_the_whole_story_and_cleans_up() {
         .unwrap();
     let (so, se) = (stdout(&out), stderr(&out));
     assert_eq!(code(&out), 0, "stdout:\n{so}\nstderr:\n{se}");
-    // The self-approval is refused, v3 fails, the rollbacks succeed, and it says so.
+    // The self-approval is refused, v3 fails, the manual rollbacks succeed, and it says so.
     assert!(so.contains("refused (409"), "{so}");
     assert!(so.contains("v3   failure"), "{so}");
     assert!(so.contains("staging still serves v2"), "{so}");
     assert!(so.contains("rollback from v2 to v1"), "{so}");
+    // v4's canary: the split moves, the analysis fails it with its figures, traffic goes
+    // back to v2 and the deployment ends `failure` without anyone acting.
+    let v4 = |needle: &str| {
+        so.lines()
+            .any(|l| l.contains("production  v4") && l.contains(needle))
+    };
+    assert!(v4("canary       v2 80% · v4 20%"), "{so}");
+    assert!(v4("analysis     fail: error rate"), "{so}");
+    assert!(v4("traffic      100% back to v2"), "{so}");
+    assert!(
+        v4("failure      canary analysis failed: error rate"),
+        "{so}"
+    );
+    assert!(so.contains("put all traffic back on v2"), "{so}");
     assert!(so.contains("the demo went as expected"), "{so}");
     // Its temporary directory is gone and no app instance outlives it.
     let first = so.lines().next().unwrap_or_default();

@@ -69,19 +69,19 @@ async fn report_created(
     live.line(&line);
     live.progress(d);
     let opts = FollowOptions {
-        with_logs: true,
         follow_waits: wait.follow_waits,
         shown: 0,
     };
-    let last = follow::follow(client, d.id, &opts, &mut live).await;
-    let last = match last {
-        Ok(last) => last,
+    let followed = follow::follow(client, d.id, &opts, &mut live).await;
+    let followed = match followed {
+        Ok(followed) => followed,
         Err(e) => {
             live.finish();
             return Err(e.into());
         }
     };
-    live.line(&follow::summary(&last.data));
+    let last = &followed.last;
+    live.line(&follow::summary(&last.data, followed.stand));
     live.finish();
     if json {
         print_json(&last.raw);
@@ -111,6 +111,11 @@ pub async fn decide(
         decided.version,
         decided.environment
     );
+    // A promotion changes no status; the next canary steps show in the log.
+    if action == Action::Promote {
+        outln!("  the canary continues; follow it with `slipway logs {id} --follow`");
+        return Ok(0);
+    }
     // The engine acts on a decision at its next step: show the change it makes, if any
     // comes soon, else where the deployment stands.
     let known = decided.statuses.len();

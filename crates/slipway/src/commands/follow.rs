@@ -2,13 +2,13 @@
 //! log line in time order, and stop once it ends or waits for a person.
 
 use std::io::IsTerminal as _;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use slipway_core::Status;
 
 use crate::client::{Client, ClientError, Deployment, Fetched, LogLine, StatusEntry};
-use crate::output::time_of_day;
+use crate::output::{self, Baseline, time_of_day};
 
 const POLL: Duration = Duration::from_millis(250);
 /// A server restart should not end a follow: retry an unreachable server this long.
@@ -21,7 +21,7 @@ pub enum Pause {
     Approval,
     /// A canary paused with `pause: manual`, waiting for `slipway promote`.
     Promotion,
-    /// A wait timer, a deployment window or a freeze: it moves on by itself, later.
+    /// A wait timer or a deployment window: it moves on by itself, later.
     Clock,
 }
 
@@ -33,30 +33,44 @@ pub enum Stand {
     Paused(Pause),
 }
 
-/// The API gives reasons as text; these words are how the engine names its gates.
-pub fn stand(d: &Deployment) -> Stand {
-    let reason = d.last_reason().to_lowercase();
-    let phase = d.phase.as_deref().unwrap_or("");
+/// Where `d` stands. The engine writes a waiting reason as `GATE: text` with the gate's
+/// name (`approval`, `window`, `wait_timer`, `concurrency`). A manual canary pause shows
+/// only in the log (see [`PromotionWatch`]), hence `awaiting_promotion`.
+pub fn stand(d: &Deployment, awaiting_promotion: bool) -> Stand {
     match d.status {
         s if s.is_finished() => Stand::Finished,
-        Status::Waiting if reason.contains("approv") || reason.contains("review") => {
-            Stand::Paused(Pause::Approval)
-        }
-        Status::Waiting
-            if reason.contains("timer")
-                || reason.contains("window")
-                || reason.contains("freeze") =>
-        {
-            Stand::Paused(Pause::Clock)
-        }
-        Status::InProgress
-            if reason.contains("promot")
-                || reason.contains("manual")
-                || phase.contains("paused") =>
-        {
-            Stand::Paused(Pause::Promotion)
-        }
+        Status::Waiting => match d.last_reason().split_once(':').map(|(gate, _)| gate) {
+            Some("approval") => Stand::Paused(Pause::Approval),
+            Some("window" | "wait_timer") => Stand::Paused(Pause::Clock),
+            // `concurrency`: it starts once the rollout ahead of it ends.
+            _ => Stand::Moving,
+        },
+        Status::InProgress if awaiting_promotion => Stand::Paused(Pause::Promotion),
         _ => Stand::Moving,
+    }
+}
+
+/// Whether a canary waits at a `pause: manual` step. The API has no field for it; the
+/// engine logs `canary: paused until …` when the pause starts, and `promoted by USER`
+/// (then the next `canary: …` step) when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PromotionWatch(bool);
+
+impl PromotionWatch {
+    pub fn see(&mut self, line: &LogLine) {
+        if line.source != "engine" {
+            return;
+        }
+        let m = line.message.as_str();
+        if m.starts_with("canary: paused until") {
+            self.0 = true;
+        } else if m.starts_with("promoted by") || m.starts_with("canary: ") {
+            self.0 = false;
+        }
+    }
+
+    pub fn awaiting(self) -> bool {
+        self.0
     }
 }
 
@@ -71,7 +85,6 @@ pub trait Observer {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FollowOptions {
-    pub with_logs: bool,
     /// Keep following through wait timers and windows.
     pub follow_waits: bool,
     /// Status changes already shown: they are not reported again, and a pause they
@@ -83,19 +96,27 @@ pub struct FollowOptions {
 /// How long a follow started after a decision waits for the engine to act on it.
 const SETTLE: Duration = Duration::from_secs(5);
 
-/// Follows deployment `id` until it finishes or pauses (see [`stand`]); returns its last state.
+/// Where a follow left a deployment.
+#[derive(Debug)]
+pub struct Followed {
+    pub last: Fetched<Deployment>,
+    pub stand: Stand,
+}
+
+/// Follows deployment `id` until it finishes or pauses (see [`stand`]).
 pub async fn follow(
     client: &Client,
     id: i64,
     opts: &FollowOptions,
     obs: &mut dyn Observer,
-) -> Result<Fetched<Deployment>, ClientError> {
+) -> Result<Followed, ClientError> {
     let started = Instant::now();
     let mut seen_statuses = opts.shown;
     let mut after = None;
+    let mut promotion = PromotionWatch::default();
     let mut unreachable_since: Option<Instant> = None;
     loop {
-        let polled = poll(client, id, opts.with_logs, after).await;
+        let polled = poll(client, id, after).await;
         let (fetched, logs) = match polled {
             Ok(ok) => {
                 unreachable_since = None;
@@ -116,20 +137,25 @@ pub async fn follow(
         let new_statuses = d.statuses.get(seen_statuses..).unwrap_or_default();
         report_in_order(d, new_statuses, &logs, obs);
         seen_statuses = d.statuses.len();
+        logs.iter().for_each(|l| promotion.see(l));
         if let Some(last) = logs.last() {
             after = Some(last.seq);
         }
         obs.progress(d);
-        let stand = stand(d);
+        let stand = stand(d, promotion.awaiting());
         let settling = d.statuses.len() <= opts.shown && started.elapsed() < SETTLE;
         let keep_going = match stand {
             Stand::Moving => true,
-            Stand::Paused(_) if settling => true,
+            // A promotion adds no status change: only the log says it was acted on.
+            Stand::Paused(Pause::Approval | Pause::Clock) if settling => true,
             Stand::Paused(Pause::Clock) => opts.follow_waits,
             Stand::Finished | Stand::Paused(_) => false,
         };
         if !keep_going {
-            return Ok(fetched);
+            return Ok(Followed {
+                last: fetched,
+                stand,
+            });
         }
         tokio::time::sleep(POLL).await;
     }
@@ -178,16 +204,11 @@ fn mirrors_status(d: &Deployment, line: &LogLine) -> bool {
 async fn poll(
     client: &Client,
     id: i64,
-    with_logs: bool,
     after: Option<i64>,
 ) -> Result<(Fetched<Deployment>, Vec<LogLine>), ClientError> {
     // Logs first: a status change is stored before the log lines that follow it, so this
     // order never shows a line before the change that preceded it.
-    let logs = if with_logs {
-        client.logs(id, after).await?.data
-    } else {
-        Vec::new()
-    };
+    let logs = client.logs(id, after).await?.data;
     let d = client.deployment(id).await?;
     Ok((d, logs))
 }
@@ -224,22 +245,29 @@ pub fn log_line(line: &LogLine) -> String {
     )
 }
 
-/// The closing sentence once following stops.
-pub fn summary(d: &Deployment) -> String {
+/// The closing sentence once following stopped at `stand`.
+pub fn summary(d: &Deployment, stand: Stand) -> String {
     let what = format!("{} {} → {}", d.app, d.version, d.environment);
-    match stand(d) {
+    match stand {
         Stand::Paused(Pause::Approval) => format!(
             "deployment {} is waiting: {}\n  approve it with `slipway approve {}` (or reject it)",
             d.id,
             d.last_reason(),
             d.id
         ),
-        Stand::Paused(Pause::Promotion) => format!(
-            "deployment {} is paused: {}\n  continue it with `slipway promote {}`",
-            d.id,
-            d.last_reason(),
-            d.id
-        ),
+        Stand::Paused(Pause::Promotion) => {
+            let verdict = d
+                .analysis
+                .as_deref()
+                .map(|v| format!("; latest verdict {v}"))
+                .unwrap_or_default();
+            format!(
+                "deployment {} is paused at {} (pause: manual){verdict}\n  continue it with `slipway promote {}`",
+                d.id,
+                output::traffic(&d.traffic),
+                d.id
+            )
+        }
         Stand::Paused(Pause::Clock) => format!(
             "deployment {} is waiting: {}\n  it continues by itself; follow it with `slipway logs {} --follow`",
             d.id,
@@ -258,18 +286,28 @@ pub fn summary(d: &Deployment) -> String {
 
 // === impl Live ===
 
-/// Follows for a person: lines as they happen, a spinner with the current status while
-/// stderr is a terminal. Lines go to stderr when stdout is reserved for JSON.
+/// Follows for a person: lines as they happen and, while stderr is a terminal, a spinner
+/// with the current status (during a canary: the split, each release's requests and
+/// errors since the follow began, the latest verdict). Without a terminal, the canary's
+/// figures are printed as a line whenever the split or the verdict's kind changes.
+/// Lines go to stderr when stdout is reserved for JSON.
 pub struct Live {
     bar: ProgressBar,
+    tty: bool,
     to_stderr: bool,
+    baseline: Baseline,
+    /// The canary's current step, from the engine's `canary: …` log lines.
+    step: Option<String>,
+    /// Split and verdict kind of the last canary line printed (no terminal only).
+    printed: Option<(String, String)>,
 }
 
 impl Live {
     pub fn new(to_stderr: bool) -> Live {
-        let bar = if std::io::stderr().is_terminal() {
+        let tty = std::io::stderr().is_terminal();
+        let bar = if tty {
             let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>3} {wide_msg}") {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -277,7 +315,14 @@ impl Live {
         } else {
             ProgressBar::hidden()
         };
-        Live { bar, to_stderr }
+        Live {
+            bar,
+            tty,
+            to_stderr,
+            baseline: Baseline::default(),
+            step: None,
+            printed: None,
+        }
     }
 
     /// Prints above the spinner: `suspend` works whether or not the bar is drawn.
@@ -302,13 +347,52 @@ impl Observer for Live {
     }
 
     fn log(&mut self, _d: &Deployment, line: &LogLine) {
+        if line.source == "engine"
+            && let Some(step) = line.message.strip_prefix("canary: ")
+        {
+            self.step = Some(step.to_string());
+        }
         self.line(&log_line(line));
     }
 
     fn progress(&mut self, d: &Deployment) {
-        let phase = d.phase.as_deref().unwrap_or("");
-        self.bar
-            .set_message(format!("deployment {}: {} {phase}", d.id, d.status));
+        // Every poll, so a release's baseline is its counters when the follow began.
+        let figures = output::traffic_since(&d.traffic, &mut self.baseline);
+        let canary =
+            d.status == Status::InProgress && (d.traffic.len() > 1 || d.analysis.is_some());
+        if !canary {
+            let phase = d.phase.as_deref().unwrap_or("");
+            self.bar
+                .set_message(format!("deployment {}: {} {phase}", d.id, d.status));
+            return;
+        }
+        let text = match &d.analysis {
+            Some(verdict) => format!("{figures} — {verdict}"),
+            None => figures,
+        };
+        if self.tty {
+            let step = self
+                .step
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            self.bar
+                .set_message(format!("deployment {} canary{step}: {text}", d.id));
+            return;
+        }
+        let key = (
+            output::traffic(&d.traffic),
+            d.analysis
+                .as_deref()
+                .map(output::verdict_kind)
+                .unwrap_or_default()
+                .to_string(),
+        );
+        if self.printed.as_ref() != Some(&key) {
+            self.printed = Some(key);
+            let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            self.line(&format!("{}    canary | {text}", time_of_day(&now)));
+        }
     }
 
     fn retrying(&mut self, e: &ClientError) {
@@ -325,6 +409,7 @@ impl Drop for Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::TrafficEntry;
 
     fn deployment(status: &str, reason: &str) -> Deployment {
         serde_json::from_value(serde_json::json!({
@@ -335,20 +420,79 @@ mod tests {
         .unwrap()
     }
 
+    fn engine_line(seq: i64, message: &str) -> LogLine {
+        LogLine {
+            seq,
+            at: "2026-11-24T10:00:00.000Z".into(),
+            source: "engine".into(),
+            message: message.into(),
+        }
+    }
+
     #[test]
-    fn waiting_for_people_pauses_but_a_busy_environment_does_not() {
-        let approval = deployment("waiting", "waiting for 1 more approval from alice, bob");
-        assert_eq!(stand(&approval), Stand::Paused(Pause::Approval));
-        let timer = deployment("waiting", "wait timer: 5m left");
-        assert_eq!(stand(&timer), Stand::Paused(Pause::Clock));
-        let busy = deployment("waiting", "deployment 6 is in progress");
-        assert_eq!(stand(&busy), Stand::Moving);
-        let canary = deployment("in_progress", "paused at 10%: run `slipway promote 7`");
-        assert_eq!(stand(&canary), Stand::Paused(Pause::Promotion));
+    fn the_gate_named_in_a_waiting_reason_decides_whether_following_stops() {
+        let cases = [
+            (
+                "approval: waiting for 1 more approval from alice, bob",
+                Stand::Paused(Pause::Approval),
+            ),
+            (
+                "wait_timer: wait timer: 5m left",
+                Stand::Paused(Pause::Clock),
+            ),
+            (
+                "window: outside deployment windows (Mon-Thu 09:00-16:00 UTC); next opens Mon 09:00",
+                Stand::Paused(Pause::Clock),
+            ),
+            // Moves on by itself once the rollout ahead ends, whatever words follow.
+            (
+                "concurrency: waiting for deployment 6 (approved by alice) to finish",
+                Stand::Moving,
+            ),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(
+                stand(&deployment("waiting", reason), false),
+                want,
+                "{reason}"
+            );
+        }
         assert_eq!(
-            stand(&deployment("failure", "health check failed")),
+            stand(&deployment("failure", "health check failed"), true),
             Stand::Finished
         );
+    }
+
+    #[test]
+    fn a_manual_canary_pause_is_read_from_the_log_until_a_promotion() {
+        let running = deployment("in_progress", "all gates passed; rollout started");
+        let mut watch = PromotionWatch::default();
+        let mut stands = Vec::new();
+        for (seq, message) in [
+            "canary: 10% of traffic to v2",
+            "canary: paused until `slipway promote 7`",
+            "promoted by alice",
+            "canary: 50% of traffic to v2",
+            "canary: paused until `slipway promote 7`",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            watch.see(&engine_line(seq as i64, message));
+            stands.push(stand(&running, watch.awaiting()));
+        }
+        let paused = Stand::Paused(Pause::Promotion);
+        assert_eq!(
+            stands,
+            [Stand::Moving, paused, Stand::Moving, Stand::Moving, paused]
+        );
+        // The analysis writing about it is not the engine pausing.
+        let mut watch = PromotionWatch::default();
+        watch.see(&LogLine {
+            source: "analysis".into(),
+            ..engine_line(1, "canary: paused until `slipway promote 7`")
+        });
+        assert!(!watch.awaiting());
     }
 
     #[test]
@@ -393,7 +537,7 @@ mod tests {
     #[test]
     fn only_unwanted_endings_fail() {
         assert_eq!(exit_code(&deployment("success", "")), 0);
-        assert_eq!(exit_code(&deployment("waiting", "approval")), 0);
+        assert_eq!(exit_code(&deployment("waiting", "approval: alice")), 0);
         for s in ["failure", "error", "rejected", "cancelled", "rolled_back"] {
             assert_eq!(exit_code(&deployment(s, "")), 1, "{s}");
         }
@@ -401,16 +545,37 @@ mod tests {
 
     #[test]
     fn summary_says_what_to_do_next() {
-        let s = summary(&deployment(
+        let waiting = deployment(
             "waiting",
-            "waiting for 1 more approval from alice, bob",
-        ));
+            "approval: waiting for 1 more approval from alice, bob",
+        );
+        let s = summary(&waiting, stand(&waiting, false));
         assert!(
             s.contains("waiting for 1 more approval from alice, bob"),
             "{s}"
         );
         assert!(s.contains("slipway approve 7"), "{s}");
-        let s = summary(&deployment("failure", "health check failed"));
+        let mut paused = deployment("in_progress", "all gates passed; rollout started");
+        paused.traffic = vec![
+            TrafficEntry {
+                version: "v1".into(),
+                weight: 90.0,
+                ..TrafficEntry::default()
+            },
+            TrafficEntry {
+                version: "v2".into(),
+                weight: 10.0,
+                ..TrafficEntry::default()
+            },
+        ];
+        paused.analysis = Some("pass: 30 requests, 0 errors".into());
+        assert_eq!(
+            summary(&paused, Stand::Paused(Pause::Promotion)),
+            "deployment 7 is paused at v1 90% · v2 10% (pause: manual); latest verdict \
+             pass: 30 requests, 0 errors\n  continue it with `slipway promote 7`"
+        );
+        let failed = deployment("failure", "health check failed");
+        let s = summary(&failed, stand(&failed, false));
         assert_eq!(
             s,
             "deployment 7 failure: web v2 → production: health check failed"

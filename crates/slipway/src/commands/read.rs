@@ -51,9 +51,11 @@ pub fn status_table(envs: &[EnvStatus], now: SystemTime) -> String {
         };
         let in_progress = e.in_progress.as_ref().map_or("-".into(), |d| {
             let phase = d.phase.as_deref().unwrap_or("");
-            format!("#{} {} {phase}", d.id, d.version)
-                .trim_end()
-                .to_string()
+            let cell = format!("#{} {} {phase}", d.id, d.version);
+            match &d.analysis {
+                Some(verdict) => format!("{} ({verdict})", cell.trim_end()),
+                None => cell.trim_end().to_string(),
+            }
         });
         let waiting = if e.waiting.is_empty() {
             "-".into()
@@ -126,13 +128,12 @@ pub async fn logs(client: &Client, id: i64, follow_it: bool, json: bool) -> Resu
         return Ok(0);
     }
     let opts = FollowOptions {
-        with_logs: true,
         follow_waits: true,
         shown: 0,
     };
-    let last = follow::follow(client, id, &opts, &mut Printer { json }).await?;
+    let followed = follow::follow(client, id, &opts, &mut Printer { json }).await?;
     if !json {
-        outln!("{}", follow::summary(&last.data));
+        outln!("{}", follow::summary(&followed.last.data, followed.stand));
     }
     Ok(0)
 }
@@ -158,5 +159,37 @@ impl Observer for Printer {
         } else {
             outln!("{}", follow::log_line(line));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_a_canarys_split_and_its_latest_verdict() {
+        let envs: Vec<EnvStatus> = serde_json::from_value(serde_json::json!([{
+            "app": "web", "environment": "production",
+            "current": {"version": "v1", "deployment_id": 4, "since": "2026-11-24T10:00:00.000Z"},
+            "traffic": [
+                {"version": "v1", "weight": 90.0, "requests": 900, "errors": 0, "p99_ms": 2.0},
+                {"version": "v2", "weight": 10.0, "requests": 100, "errors": 1, "p99_ms": 3.0}
+            ],
+            "in_progress": {
+                "id": 5, "app": "web", "environment": "production", "version": "v2",
+                "status": "in_progress", "phase": "shifting",
+                "analysis": "pass: 100 requests, 1 errors, p99 3ms"
+            },
+            "waiting": []
+        }]))
+        .unwrap();
+        let now = output::parse_time("2026-11-24T10:05:00.000Z").unwrap();
+        let table = status_table(&envs, now);
+        let row = table.lines().nth(1).unwrap();
+        assert!(row.contains("v1 90% · v2 10%"), "{table}");
+        assert!(
+            row.contains("#5 v2 shifting (pass: 100 requests, 1 errors, p99 3ms)"),
+            "{table}"
+        );
     }
 }
