@@ -2,7 +2,12 @@
 
 mod util;
 
-use util::{Server, code, free_port, run, slipway, stderr, stdout, write_config};
+use std::time::Duration;
+
+use util::{
+    Server, Sweep, code, demo_app, free_port, get, run, run_for, slipway, stderr, stdout,
+    wait_until, write_config,
+};
 
 #[test]
 fn validate_accepts_a_good_file_and_counts_what_it_holds() {
@@ -229,4 +234,134 @@ fn against_a_real_server() {
         "{last}"
     );
     assert!(stderr(&out).contains("created"), "{}", stderr(&out));
+}
+
+/// A canary held at `pause: manual` on real instances of the demo app: `deploy --wait`
+/// stops there and names the promote command, `status` shows the split and the verdict,
+/// `promote` lets it finish.
+#[test]
+fn a_paused_canary_shows_its_split_and_verdict_and_continues_when_promoted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Dropped last: kills app instances the server leaves behind, also on failure.
+    let _sweep = Sweep(dir.path().to_path_buf());
+    let router = free_port();
+    let server = Server::start_with(dir.path(), |api| {
+        format!(
+            r#"version: 1
+server:
+  listen: 127.0.0.1:{api}
+  data_dir: data
+  tick: 50ms
+apps:
+  web:
+    run: "'{app}' --port {{port}} --release {{version}}"
+    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
+environments:
+  production:
+    listen: 127.0.0.1:{router}
+    strategy:
+      canary:
+        steps: [{{ weight: 10 }}, {{ pause: manual }}]
+        analysis: {{ interval: 100ms, max_error_rate: 5%, min_requests: 3 }}
+"#,
+            app = demo_app().display(),
+        )
+    });
+    let deploy = |version: &str| {
+        run_for(
+            server.cli().args([
+                "deploy",
+                "web",
+                "--version",
+                version,
+                "--env",
+                "production",
+                "--wait",
+            ]),
+            Duration::from_secs(30),
+        )
+    };
+
+    let out = deploy("v1");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+
+    // Not a terminal: the canary's figures come as a line when the split changes, and the
+    // follow stops at the manual pause with the command that continues it.
+    let out = deploy("v2");
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
+    let id = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|id| id.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no deployment id in {text}"));
+    assert!(
+        text.contains("canary | v1 90% (0 req) · v2 10% (0 req)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "deployment {id} is paused at v1 90% · v2 10% (pause: manual)"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("`slipway promote {id}`")), "{text}");
+
+    // Traffic through the router, some of it sent to the canary on purpose, gives the
+    // analysis enough requests to judge.
+    for n in 0..40 {
+        let force = if n % 8 == 0 {
+            "X-Slipway-Release: canary\r\n"
+        } else {
+            ""
+        };
+        assert_eq!(
+            get(router, &format!("user-{n}"), force),
+            Some(200),
+            "request {n}"
+        );
+    }
+    let verdict = || {
+        let out = run(server.cli().args(["status", "--json"]));
+        let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        status["environments"][0]["in_progress"]["analysis"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || verdict().starts_with("pass: ")),
+        "{}",
+        verdict()
+    );
+    let out = run(server.cli().arg("status"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let table = stdout(&out);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("web"))
+        .unwrap_or_default();
+    assert!(row.contains("v1 90% · v2 10%"), "{table}");
+    assert!(
+        row.contains(&format!("#{id} v2 shifting (pass: ")),
+        "{table}"
+    );
+
+    let out = run(server.cli().args(["promote", &id.to_string()]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_for(
+        server.cli().args(["logs", &id.to_string(), "--follow"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let log = stdout(&out);
+    assert!(log.contains("promoted by admin"), "{log}");
+    assert!(
+        log.trim_end()
+            .ends_with(&format!("deployment {id} succeeded: web v2 → production")),
+        "{log}"
+    );
+    let out = run(server.cli().arg("status"));
+    assert!(stdout(&out).contains("v2 100%"), "{}", stdout(&out));
 }

@@ -284,22 +284,81 @@ pub fn summary(d: &Deployment, stand: Stand) -> String {
     }
 }
 
+// === impl CanaryView ===
+
+/// What each poll shows of a canary: the split, each release's requests and errors since
+/// the follow began, the latest verdict, and the current step.
+#[derive(Debug, Default)]
+pub struct CanaryView {
+    baseline: Baseline,
+    /// From the engine's `canary: …` log lines.
+    step: Option<String>,
+    /// Split and verdict kind of the last line handed out by [`CanaryView::update`].
+    printed: Option<(String, String)>,
+}
+
+/// One poll's view of a canary.
+#[derive(Debug, PartialEq)]
+pub struct CanaryUpdate {
+    /// For a progress line redrawn on every poll.
+    pub message: String,
+    /// For plain output: only when the split or the verdict's kind changed.
+    pub line: Option<String>,
+}
+
+impl CanaryView {
+    pub fn log(&mut self, line: &LogLine) {
+        if line.source == "engine"
+            && let Some(step) = line.message.strip_prefix("canary: ")
+        {
+            self.step = Some(step.to_string());
+        }
+    }
+
+    /// Call on every poll (so each release's baseline is its counters when first seen);
+    /// `None` unless `d` is a canary in progress.
+    pub fn update(&mut self, d: &Deployment) -> Option<CanaryUpdate> {
+        let figures = output::traffic_since(&d.traffic, &mut self.baseline);
+        if d.status != Status::InProgress || (d.traffic.len() < 2 && d.analysis.is_none()) {
+            return None;
+        }
+        let text = match &d.analysis {
+            Some(verdict) => format!("{figures} — {verdict}"),
+            None => figures,
+        };
+        let step = self
+            .step
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        let key = (
+            output::traffic(&d.traffic),
+            d.analysis
+                .as_deref()
+                .map(output::verdict_kind)
+                .unwrap_or_default()
+                .to_string(),
+        );
+        let changed = self.printed.as_ref() != Some(&key);
+        self.printed = Some(key);
+        Some(CanaryUpdate {
+            message: format!("deployment {} canary{step}: {text}", d.id),
+            line: changed.then_some(text),
+        })
+    }
+}
+
 // === impl Live ===
 
 /// Follows for a person: lines as they happen and, while stderr is a terminal, a spinner
-/// with the current status (during a canary: the split, each release's requests and
-/// errors since the follow began, the latest verdict). Without a terminal, the canary's
+/// with the current status, or a canary's [`CanaryView`]. Without a terminal, the canary's
 /// figures are printed as a line whenever the split or the verdict's kind changes.
 /// Lines go to stderr when stdout is reserved for JSON.
 pub struct Live {
     bar: ProgressBar,
     tty: bool,
     to_stderr: bool,
-    baseline: Baseline,
-    /// The canary's current step, from the engine's `canary: …` log lines.
-    step: Option<String>,
-    /// Split and verdict kind of the last canary line printed (no terminal only).
-    printed: Option<(String, String)>,
+    canary: CanaryView,
 }
 
 impl Live {
@@ -319,9 +378,7 @@ impl Live {
             bar,
             tty,
             to_stderr,
-            baseline: Baseline::default(),
-            step: None,
-            printed: None,
+            canary: CanaryView::default(),
         }
     }
 
@@ -347,51 +404,24 @@ impl Observer for Live {
     }
 
     fn log(&mut self, _d: &Deployment, line: &LogLine) {
-        if line.source == "engine"
-            && let Some(step) = line.message.strip_prefix("canary: ")
-        {
-            self.step = Some(step.to_string());
-        }
+        self.canary.log(line);
         self.line(&log_line(line));
     }
 
     fn progress(&mut self, d: &Deployment) {
-        // Every poll, so a release's baseline is its counters when the follow began.
-        let figures = output::traffic_since(&d.traffic, &mut self.baseline);
-        let canary =
-            d.status == Status::InProgress && (d.traffic.len() > 1 || d.analysis.is_some());
-        if !canary {
-            let phase = d.phase.as_deref().unwrap_or("");
-            self.bar
-                .set_message(format!("deployment {}: {} {phase}", d.id, d.status));
-            return;
-        }
-        let text = match &d.analysis {
-            Some(verdict) => format!("{figures} — {verdict}"),
-            None => figures,
-        };
-        if self.tty {
-            let step = self
-                .step
-                .as_deref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            self.bar
-                .set_message(format!("deployment {} canary{step}: {text}", d.id));
-            return;
-        }
-        let key = (
-            output::traffic(&d.traffic),
-            d.analysis
-                .as_deref()
-                .map(output::verdict_kind)
-                .unwrap_or_default()
-                .to_string(),
-        );
-        if self.printed.as_ref() != Some(&key) {
-            self.printed = Some(key);
-            let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-            self.line(&format!("{}    canary | {text}", time_of_day(&now)));
+        match self.canary.update(d) {
+            Some(update) if self.tty => self.bar.set_message(update.message),
+            Some(update) => {
+                if let Some(text) = update.line {
+                    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+                    self.line(&format!("{}    canary | {text}", time_of_day(&now)));
+                }
+            }
+            None => {
+                let phase = d.phase.as_deref().unwrap_or("");
+                self.bar
+                    .set_message(format!("deployment {}: {} {phase}", d.id, d.status));
+            }
         }
     }
 
@@ -493,6 +523,73 @@ mod tests {
             ..engine_line(1, "canary: paused until `slipway promote 7`")
         });
         assert!(!watch.awaiting());
+    }
+
+    #[test]
+    fn a_canary_redraws_its_figures_every_poll_but_prints_only_when_split_or_verdict_changes() {
+        let poll = |traffic: serde_json::Value, analysis: Option<&str>| -> Deployment {
+            let mut d = deployment("in_progress", "all gates passed; rollout started");
+            d.traffic = serde_json::from_value(traffic).unwrap();
+            d.analysis = analysis.map(str::to_string);
+            d
+        };
+        let split = |v1: u64, v2: u64, v2_errors: u64| {
+            serde_json::json!([
+                {"version": "v1", "weight": 80.0, "requests": v1, "errors": 0},
+                {"version": "v2", "weight": 20.0, "requests": v2, "errors": v2_errors}
+            ])
+        };
+        let mut view = CanaryView::default();
+        // Before the canary: only the baseline is taken (v1's 5,000 old requests).
+        let before = poll(
+            serde_json::json!([{"version": "v1", "weight": 100.0, "requests": 5000, "errors": 0}]),
+            None,
+        );
+        assert_eq!(view.update(&before), None);
+        view.log(&engine_line(1, "canary: 20% of traffic to v2"));
+        let first = view.update(&poll(split(5040, 0, 0), None)).unwrap();
+        assert_eq!(
+            first.message,
+            "deployment 7 canary (20% of traffic to v2): v1 80% (40 req, 0% err) · v2 20% (0 req)"
+        );
+        assert!(first.line.is_some());
+        let inconclusive = Some("inconclusive: 4 of 20 requests");
+        let second = view.update(&poll(split(5056, 4, 0), inconclusive)).unwrap();
+        assert_eq!(
+            second.line.as_deref(),
+            Some(
+                "v1 80% (56 req, 0% err) · v2 20% (4 req, 0% err) — inconclusive: 4 of 20 requests"
+            )
+        );
+        // Same split, same kind of verdict: redrawn, not printed again.
+        let third = view
+            .update(&poll(
+                split(5072, 8, 0),
+                Some("inconclusive: 8 of 20 requests"),
+            ))
+            .unwrap();
+        assert!(
+            third.message.contains("v2 20% (8 req, 0% err)"),
+            "{third:?}"
+        );
+        assert_eq!(third.line, None);
+        let failed = view
+            .update(&poll(
+                split(5140, 25, 10),
+                Some("fail: error rate 40.0% > 5.0% over 25 requests"),
+            ))
+            .unwrap();
+        assert!(
+            failed
+                .line
+                .as_deref()
+                .is_some_and(|l| l.contains("v2 20% (25 req, 40% err)")),
+            "{failed:?}"
+        );
+        // Once it ends, it is no longer a canary in progress.
+        let mut done = poll(split(5200, 25, 10), None);
+        done.status = Status::Failure;
+        assert_eq!(view.update(&done), None);
     }
 
     #[test]

@@ -25,6 +25,28 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run slipway")
 }
 
+/// Runs `cmd`, killing it if it has not ended `within`: a follow that never stops fails
+/// the test instead of hanging it.
+pub fn run_for(cmd: &mut Command, within: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run slipway");
+    let ended = wait_until(within, || child.try_wait().is_ok_and(|s| s.is_some()));
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("collect slipway's output");
+    assert!(
+        ended,
+        "still running after {within:?}; stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -80,6 +102,32 @@ users:
     path
 }
 
+/// The demo app next to the binary under test, built on demand.
+pub fn demo_app() -> PathBuf {
+    let bin = Path::new(BIN).with_file_name("slipway-demo-app");
+    if !bin.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "-p", "slipway-demo-app"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cargo build -p slipway-demo-app failed");
+    }
+    bin
+}
+
+/// One `GET /` through a router on `port` as the user `key`, over HTTP/1.0 so the
+/// connection closes after the answer: its status code, or None when nothing answered.
+pub fn get(port: u16, key: &str, headers: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET / HTTP/1.0\r\nHost: web\r\nX-Slipway-Key: {key}\r\n{headers}\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Polls `check` until it holds or `within` has passed.
 pub fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
@@ -130,11 +178,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server on `dir`'s config and waits until its admin token exists and its
-    /// API answers.
+    /// Starts a server on [`write_config`]'s config and waits until its admin token exists
+    /// and its API answers.
     pub fn start(dir: &Path) -> Server {
         let api_port = free_port();
         write_config(dir, api_port);
+        Server::spawn(dir, api_port)
+    }
+
+    /// Like [`Server::start`], on the config `yaml(api_port)` (written to `slipway.yaml`).
+    pub fn start_with(dir: &Path, yaml: impl FnOnce(u16) -> String) -> Server {
+        let api_port = free_port();
+        std::fs::write(dir.join("slipway.yaml"), yaml(api_port)).unwrap();
+        Server::spawn(dir, api_port)
+    }
+
+    fn spawn(dir: &Path, api_port: u16) -> Server {
         let child = slipway(dir)
             .args(["server", "--config", "slipway.yaml"])
             .stdout(Stdio::null())
