@@ -119,19 +119,33 @@ pub fn traffic(entries: &[TrafficEntry]) -> String {
         .join(" · ")
 }
 
-/// Each release's router counters when first seen. The counters are cumulative since the
-/// router started, so a rollout's figures are their growth since then: old traffic of the
-/// stable release (or of an earlier attempt at the same version) does not dilute them.
+/// Each release's router counters when a rollout began. They are cumulative since the
+/// router started, so a rollout's figures are their growth since then: the stable
+/// release's old traffic does not dilute the new one's errors. A release first routed
+/// later (the canary) counts from zero, as the engine's own analysis does; the API shows
+/// no counters for a release before it is routed. (A release routed before, in an
+/// earlier attempt, brings its old counts along: nothing in the API tells them apart.)
 #[derive(Debug, Default)]
-pub struct Baseline(HashMap<String, (u64, u64)>);
+pub struct Baseline {
+    started: bool,
+    counters: HashMap<String, (u64, u64)>,
+}
 
 impl Baseline {
-    /// Requests and errors of `t`'s release since this baseline first saw it.
-    pub fn since(&mut self, t: &TrafficEntry) -> (u64, u64) {
-        let base = self
-            .0
-            .entry(t.version.clone())
-            .or_insert((t.requests, t.errors));
+    /// Records the counters of the releases routed when the rollout began.
+    fn start(&mut self, entries: &[TrafficEntry]) {
+        if !self.started {
+            self.started = true;
+            for t in entries {
+                self.counters
+                    .insert(t.version.clone(), (t.requests, t.errors));
+            }
+        }
+    }
+
+    /// Requests and errors of `t`'s release since the rollout began.
+    fn since(&mut self, t: &TrafficEntry) -> (u64, u64) {
+        let base = self.counters.entry(t.version.clone()).or_default();
         // Counters that went down: the router restarted and began counting again.
         if t.requests < base.0 || t.errors < base.1 {
             *base = (0, 0);
@@ -141,8 +155,9 @@ impl Baseline {
 }
 
 /// `v1 90% (140 req, 0% err) · v2 10% (35 req, 5.7% err)`: the split, and what each
-/// release served since `base` first saw it.
+/// release served since the rollout began. The first call's counters are that beginning.
 pub fn traffic_since(entries: &[TrafficEntry], base: &mut Baseline) -> String {
+    base.start(entries);
     if entries.is_empty() {
         return "-".into();
     }
@@ -244,21 +259,21 @@ mod tests {
     }
 
     #[test]
-    fn rollout_figures_count_only_traffic_since_the_release_was_first_seen() {
+    fn rollout_figures_count_only_traffic_since_the_rollout_began() {
         let mut base = Baseline::default();
         // The stable release served 10,000 requests before; the canary is not routed yet.
         let before = [entry("v1", 100.0, 10_000, 3)];
         assert_eq!(traffic_since(&before, &mut base), "v1 100% (0 req)");
-        // v2 first appears with 4 old requests of an earlier attempt: they do not count.
+        // v2 is routed after the start: all of its requests are this rollout's.
         let step = [entry("v1", 90.0, 10_090, 3), entry("v2", 10.0, 4, 4)];
         assert_eq!(
             traffic_since(&step, &mut base),
-            "v1 90% (90 req, 0% err) · v2 10% (0 req)"
+            "v1 90% (90 req, 0% err) · v2 10% (4 req, 100% err)"
         );
-        let later = [entry("v1", 90.0, 10_180, 4), entry("v2", 10.0, 39, 6)];
+        let later = [entry("v1", 90.0, 10_180, 4), entry("v2", 10.0, 35, 6)];
         assert_eq!(
             traffic_since(&later, &mut base),
-            "v1 90% (180 req, 0.6% err) · v2 10% (35 req, 5.7% err)"
+            "v1 90% (180 req, 0.6% err) · v2 10% (35 req, 17.1% err)"
         );
         // A restarted router counts from zero again.
         let restarted = [entry("v1", 90.0, 50, 0), entry("v2", 10.0, 5, 1)];
@@ -266,6 +281,7 @@ mod tests {
             traffic_since(&restarted, &mut base),
             "v1 90% (50 req, 0% err) · v2 10% (5 req, 20% err)"
         );
+        assert_eq!(traffic_since(&[], &mut Baseline::default()), "-");
     }
 
     #[test]

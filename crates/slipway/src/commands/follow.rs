@@ -286,6 +286,10 @@ pub fn summary(d: &Deployment, stand: Stand) -> String {
 
 // === impl CanaryView ===
 
+/// Lines of a progress message after the first start under its text, past the spinner
+/// and the elapsed time.
+const INDENT: &str = "      ";
+
 /// What each poll shows of a canary: the split, each release's requests and errors since
 /// the follow began, the latest verdict, and the current step.
 #[derive(Debug, Default)]
@@ -324,12 +328,12 @@ impl CanaryView {
         }
         let text = match &d.analysis {
             Some(verdict) => format!("{figures} — {verdict}"),
-            None => figures,
+            None => figures.clone(),
         };
         let step = self
             .step
             .as_deref()
-            .map(|s| format!(" ({s})"))
+            .map(|s| format!(": {s}"))
             .unwrap_or_default();
         let key = (
             output::traffic(&d.traffic),
@@ -341,8 +345,17 @@ impl CanaryView {
         );
         let changed = self.printed.as_ref() != Some(&key);
         self.printed = Some(key);
+        // One short line each (the step, the figures, the verdict) fits a narrow terminal.
+        let verdict = d
+            .analysis
+            .as_deref()
+            .map(|v| format!("\n{INDENT}{v}"))
+            .unwrap_or_default();
         Some(CanaryUpdate {
-            message: format!("deployment {} canary{step}: {text}", d.id),
+            message: format!(
+                "deployment {} canary{step}\n{INDENT}{figures}{verdict}",
+                d.id
+            ),
             line: changed.then_some(text),
         })
     }
@@ -366,7 +379,7 @@ impl Live {
         let tty = std::io::stderr().is_terminal();
         let bar = if tty {
             let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>3} {wide_msg}") {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}") {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -550,7 +563,7 @@ mod tests {
         let first = view.update(&poll(split(5040, 0, 0), None)).unwrap();
         assert_eq!(
             first.message,
-            "deployment 7 canary (20% of traffic to v2): v1 80% (40 req, 0% err) · v2 20% (0 req)"
+            "deployment 7 canary: 20% of traffic to v2\n      v1 80% (40 req, 0% err) · v2 20% (0 req)"
         );
         assert!(first.line.is_some());
         let inconclusive = Some("inconclusive: 4 of 20 requests");
@@ -569,7 +582,9 @@ mod tests {
             ))
             .unwrap();
         assert!(
-            third.message.contains("v2 20% (8 req, 0% err)"),
+            third
+                .message
+                .ends_with("v2 20% (8 req, 0% err)\n      inconclusive: 8 of 20 requests"),
             "{third:?}"
         );
         assert_eq!(third.line, None);
