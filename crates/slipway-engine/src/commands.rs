@@ -225,13 +225,7 @@ impl Engine {
                 force: force.clone(),
             })
             .await?;
-        self.inner
-            .log(
-                created.id,
-                "engine",
-                &format!("deployment created by {}", actor.name),
-            )
-            .await;
+        self.inner.log_created(&created).await;
         if let Some(force) = &force {
             self.inner
                 .log(
@@ -452,13 +446,7 @@ impl Engine {
                 force: None,
             })
             .await?;
-        self.inner
-            .log(
-                created.id,
-                "engine",
-                &format!("rollback from {from} to {to} requested by {}", actor.name),
-            )
-            .await;
+        self.inner.log_created(&created).await;
         self.inner.supersede_pending(&created).await?;
         self.inner.abort_in_progress(
             app,
@@ -591,6 +579,19 @@ impl Engine {
 }
 
 impl Inner {
+    /// The log's first line mirrors the first status, in the `status: reason` form of
+    /// every transition's line.
+    async fn log_created(&self, d: &Deployment) {
+        if let Some(first) = d.statuses.first() {
+            self.log(
+                d.id,
+                "engine",
+                &format!("{}: {}", first.status, first.reason),
+            )
+            .await;
+        }
+    }
+
     /// Cancels the pending deployments of the same app and environment that `newer`
     /// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
     pub(crate) async fn supersede_pending(&self, newer: &Deployment) -> Result<()> {

@@ -352,7 +352,11 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
             inner
                 .route_everywhere(&d.app, &d.environment, vec![route])
                 .await?;
-            let back = format!("traffic: 100% back to {}", prev.release.version);
+            // Said the same whether or not the new release ever took traffic.
+            let back = format!(
+                "traffic: 100% on {} (the previous release)",
+                prev.release.version
+            );
             inner.log(id, "engine", &back).await;
         }
         None => {

@@ -632,8 +632,12 @@ impl Timeline {
                     Some(("canary", split.unwrap_or_else(|| step.to_string())))
                 } else {
                     // A release that never took traffic does not go "back".
-                    let back = line.message.strip_prefix("traffic: ")?;
-                    (self.moved && back.contains(" back to ")).then(|| ("traffic", back.into()))
+                    let previous = line
+                        .message
+                        .strip_prefix("traffic: 100% on ")?
+                        .strip_suffix(" (the previous release)")?;
+                    self.moved
+                        .then(|| ("traffic", format!("100% back to {previous}")))
                 }
             }
             _ => None,
@@ -731,7 +735,10 @@ mod tests {
                 .map(|(label, text)| format!("{label} {text}"))
         };
         // Before traffic moved, nothing goes "back" (a failed health check).
-        assert_eq!(shown("engine", "traffic: 100% back to v2"), None);
+        assert_eq!(
+            shown("engine", "traffic: 100% on v2 (the previous release)"),
+            None
+        );
         assert_eq!(
             shown("engine", "canary: 20% of traffic to v4").as_deref(),
             Some("canary v2 80% · v4 20%")
@@ -745,7 +752,7 @@ mod tests {
             Some("analysis fail: error rate 50.0% > 5.0% over 12 requests")
         );
         assert_eq!(
-            shown("engine", "traffic: 100% back to v2").as_deref(),
+            shown("engine", "traffic: 100% on v2 (the previous release)").as_deref(),
             Some("traffic 100% back to v2")
         );
         assert_eq!(
