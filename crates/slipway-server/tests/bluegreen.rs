@@ -49,20 +49,7 @@ async fn a_release_failing_its_smoke_tests_on_the_preview_never_takes_live_traff
         TestServer::last_reason(&d).starts_with("on the preview listener: smoke test failed"),
         "{d:#}"
     );
-    let (_, logs) = s
-        .call(
-            "GET",
-            &format!("/api/v1/deployments/{}/logs", d["id"]),
-            &s.admin,
-            None,
-        )
-        .await;
-    let lines: Vec<&str> = logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
+    let lines = s.log_lines(d["id"].as_i64().unwrap()).await;
     assert!(
         lines
             .iter()

@@ -72,23 +72,6 @@ impl Load {
     }
 }
 
-async fn log_lines(s: &TestServer, id: i64) -> Vec<String> {
-    let (_, logs) = s
-        .call(
-            "GET",
-            &format!("/api/v1/deployments/{id}/logs"),
-            &s.admin,
-            None,
-        )
-        .await;
-    logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn deploy(s: &TestServer, version: &str) -> i64 {
     let (status, d) = s.deploy(&s.admin, "production", version).await;
     assert_eq!(status, 201, "{d}");
@@ -101,7 +84,7 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
     // The first release has nothing to compare with: straight to 100%.
     let first = s.deploy_and_wait("production", "v1", "success").await;
     assert!(
-        !log_lines(&s, first["id"].as_i64().unwrap())
+        !s.log_lines(first["id"].as_i64().unwrap())
             .await
             .iter()
             .any(|l| l.starts_with("canary"))
@@ -113,7 +96,7 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
     let seen = load.finish().await;
     assert_eq!(d["status"], "success", "{d:#}");
     assert_eq!(TestServer::split(&d), [("v2".to_string(), 100.0)]);
-    let lines = log_lines(&s, id).await;
+    let lines = s.log_lines(id).await;
     for step in [
         "canary: 10% of traffic to v2",
         "canary: 50% of traffic to v2",
@@ -148,7 +131,7 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
     let rb = s.wait_for(rb_id, &["success", "failure", "error"]).await;
     assert_eq!(rb["status"], "success", "{rb:#}");
     assert_eq!(TestServer::split(&rb), [("v1".to_string(), 100.0)]);
-    let lines = log_lines(&s, rb_id).await;
+    let lines = s.log_lines(rb_id).await;
     assert!(!lines.iter().any(|l| l.starts_with("canary")), "{lines:#?}");
     s.stop().await;
 }

@@ -24,21 +24,11 @@ async fn a_rollout_interrupted_by_a_restart_resumes_and_completes() {
             .await;
         // The instance is recorded (its start is logged after that): the kill lands while
         // the recorded instance is being health-checked.
-        let (_, logs) = s
-            .call(
-                "GET",
-                &format!("/api/v1/deployments/{id}/logs"),
-                &s.admin,
-                None,
-            )
-            .await;
-        let started = logs["lines"].as_array().is_some_and(|l| {
-            l.iter().any(|l| {
-                l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("started instance"))
-            })
-        });
+        let started = s
+            .log_lines(id)
+            .await
+            .iter()
+            .any(|m| m.starts_with("started instance"));
         if d["phase"] == "starting" && started {
             break;
         }
@@ -60,20 +50,7 @@ async fn a_rollout_interrupted_by_a_restart_resumes_and_completes() {
     let (_, body) = s.through_router("staging").await;
     assert!(body.contains("v2"), "{body}");
     // The resumed rollout reused the instance the first server started.
-    let (_, logs) = s
-        .call(
-            "GET",
-            &format!("/api/v1/deployments/{id}/logs"),
-            &s.admin,
-            None,
-        )
-        .await;
-    let lines: Vec<&str> = logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
+    let lines = s.log_lines(id).await;
     assert_eq!(
         lines
             .iter()

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
 use util::TestServer;
 
 fn rolling_env(surge: u32, unavailable: u32) -> String {
@@ -31,23 +30,6 @@ async fn running(s: &TestServer, version: &str) -> usize {
         .iter()
         .filter(|i| i["version"] == version && i["state"] == "running")
         .count()
-}
-
-async fn logs(s: &TestServer, d: &Value) -> Vec<String> {
-    let (_, logs) = s
-        .call(
-            "GET",
-            &format!("/api/v1/deployments/{}/logs", d["id"]),
-            &s.admin,
-            None,
-        )
-        .await;
-    logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +68,7 @@ async fn a_rolling_update_replaces_every_replica_without_a_failed_request() {
     assert_eq!(TestServer::split(&d), [("v2".to_string(), 100.0)]);
     assert_eq!(running(&s, "v2").await, 3);
     assert_eq!(running(&s, "v1").await, 0, "every old replica was replaced");
-    let lines = logs(&s, &d).await;
+    let lines = s.log_lines(d["id"].as_i64().unwrap()).await;
     assert!(
         lines
             .iter()

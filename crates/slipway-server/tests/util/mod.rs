@@ -237,6 +237,24 @@ impl TestServer {
             .collect()
     }
 
+    /// The messages of a deployment's log, oldest first.
+    pub async fn log_lines(&self, id: i64) -> Vec<String> {
+        let (_, logs) = self
+            .call(
+                "GET",
+                &format!("/api/v1/deployments/{id}/logs"),
+                &self.admin,
+                None,
+            )
+            .await;
+        logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// The traffic split of a deployment or environment object, as (version, percent).
     pub fn split(d: &Value) -> Vec<(String, f64)> {
         d["traffic"]
