@@ -135,7 +135,7 @@ pub fn evaluate(env: &Environment, d: &Deployment, now: Millis) -> GateOutcome {
             let left = Duration::from_secs((end - now).unsigned_abs().div_ceil(1_000));
             return GateOutcome::Wait {
                 gate: Gate::WaitTimer,
-                reason: format!("wait timer: {} left", format_duration(left)),
+                reason: format!("{} left", format_duration(left)),
                 until: Some(end),
             };
         }

@@ -432,13 +432,13 @@ fn wait_timer_runs_from_creation_without_approvals() {
         evaluate(&e, &d, created() + 30_000),
         GateOutcome::Wait {
             gate: Gate::WaitTimer,
-            reason: "wait timer: 4m 30s left".into(),
+            reason: "4m 30s left".into(),
             until: Some(end),
         }
     );
     // 1ms before the end rounds up to a second, never "0s".
     match evaluate(&e, &d, end - 1) {
-        GateOutcome::Wait { reason, .. } => assert_eq!(reason, "wait timer: 1s left"),
+        GateOutcome::Wait { reason, .. } => assert_eq!(reason, "1s left"),
         other => panic!("{other:?}"),
     }
     assert_eq!(evaluate(&e, &d, end), GateOutcome::Open);
@@ -460,7 +460,7 @@ fn wait_timer_runs_from_the_approval_that_completed_the_quorum() {
         evaluate(&e, &d, quorum + MIN),
         GateOutcome::Wait {
             gate: Gate::WaitTimer,
-            reason: "wait timer: 4m left".into(),
+            reason: "4m left".into(),
             until: Some(quorum + 5 * MIN),
         }
     );
@@ -481,7 +481,7 @@ fn approvals_recorded_out_of_order_use_the_quorum_time() {
         outcome,
         GateOutcome::Wait {
             gate: Gate::WaitTimer,
-            reason: "wait timer: 1m left".into(),
+            reason: "1m left".into(),
             until: Some(created() + 11 * MIN),
         }
     );

@@ -248,7 +248,25 @@ impl Inner {
                     (gates::GateOutcome::Rejected { by, reason }, _) => {
                         self.transition(d, Status::Rejected, &by, &reason).await?;
                     }
-                    (gates::GateOutcome::Wait { gate, reason, .. }, _) => {
+                    (
+                        gates::GateOutcome::Wait {
+                            gate,
+                            reason,
+                            until,
+                        },
+                        _,
+                    ) => {
+                        // The reason is recorded once per gate, so a countdown also names
+                        // its end.
+                        let reason = match (gate, until) {
+                            (gates::Gate::WaitTimer, Some(end)) => {
+                                format!(
+                                    "{reason}, until {}",
+                                    slipway_core::civil::format_rfc3339(end)
+                                )
+                            }
+                            _ => reason,
+                        };
                         self.hold(d, gate.as_str(), &reason).await?;
                     }
                     (gates::GateOutcome::Open, Some(running)) => {

@@ -31,6 +31,10 @@ fn envs() -> String {
       listen: 127.0.0.1:0
       protection:
         windows: ["{day} 09:00-10:00 UTC"]
+    timed:
+      listen: 127.0.0.1:0
+      protection:
+        wait_timer: 1s
     production:
       listen: 127.0.0.1:0
       protection:
@@ -375,5 +379,86 @@ async fn health_ready_metrics_and_openapi_are_served() {
         "{openapi}"
     );
     assert!(openapi["components"]["schemas"]["DeploymentView"].is_object());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_timer_holds_a_deployment_then_lets_it_start_by_itself() {
+    let s = TestServer::start_with_users(&envs(), CAROL).await;
+    let (status, d) = post(&s, "timed", "v1", "main").await;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    let waiting = s.wait_for(id, &["waiting", "success"]).await;
+    let reason = TestServer::last_reason(&waiting);
+    assert!(
+        reason.starts_with("wait_timer: 1s left, until 20"),
+        "{reason}"
+    );
+    let d = s.wait_for(id, &["success", "failure"]).await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    assert_eq!(
+        TestServer::statuses(&d),
+        ["queued", "waiting", "in_progress", "success"]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_limit_who_may_deploy_approve_and_roll_back() {
+    let s = TestServer::start_with_users(
+        &envs(),
+        "  victor: { role: viewer }\n  carol: { role: approver }\n",
+    )
+    .await;
+    let victor = s.user("victor", "viewer").await;
+    let (status, err) = s
+        .call(
+            "POST",
+            "/api/v1/deployments",
+            &victor,
+            Some(json!({"app": "web", "environment": "qa", "version": "v1", "ref": "main"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{err}"
+    );
+    let (status, _) = s
+        .call(
+            "POST",
+            "/api/v1/apps/web/environments/qa/rollback",
+            &victor,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, list) = s.call("GET", "/api/v1/deployments", &victor, None).await;
+    assert_eq!(status, 200, "a viewer may read: {list}");
+    // A role that differs from the configuration's is refused when the token is made.
+    let (status, err) = s
+        .call(
+            "POST",
+            "/api/v1/users",
+            &s.admin,
+            Some(json!({"name": "alice", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("role_mismatch")),
+        "{err}"
+    );
+    // Only an admin makes tokens.
+    let (status, _) = s
+        .call(
+            "POST",
+            "/api/v1/users",
+            &victor,
+            Some(json!({"name": "eve", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(count(&s).await, 0);
     s.stop().await;
 }

@@ -480,7 +480,7 @@ mod tests {
                 Stand::Paused(Pause::Approval),
             ),
             (
-                "wait_timer: wait timer: 5m left",
+                "wait_timer: 5m left, until 2026-11-24T10:05:00.000Z",
                 Stand::Paused(Pause::Clock),
             ),
             (
