@@ -67,7 +67,11 @@ fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
 }
 
 async fn view(state: &AppState, d: Deployment) -> DeploymentView {
-    let traffic = state.engine.traffic(&d.app, &d.environment).await;
+    // Only the rollout under way and the current release have a share of the live split.
+    let traffic = match d.status {
+        Status::InProgress | Status::Success => state.engine.traffic(&d.app, &d.environment).await,
+        _ => Vec::new(),
+    };
     let analysis = state.engine.verdict(d.id);
     DeploymentView::new(d, traffic, analysis)
 }

@@ -34,7 +34,8 @@ pub struct DeploymentView {
     pub force: Option<ForceView>,
     pub statuses: Vec<StatusView>,
     pub approvals: Vec<ApprovalView>,
-    /// The live traffic split of this app in this environment.
+    /// The live traffic split of this app in this environment while this deployment is in
+    /// progress or current; empty otherwise.
     pub traffic: Vec<TrafficView>,
     /// The canary analysis's latest verdict while the rollout runs.
     pub analysis: Option<String>,
@@ -287,7 +288,7 @@ impl From<EnvStatus> for EnvStatusView {
             waiting: s
                 .waiting
                 .into_iter()
-                .map(|d| DeploymentView::new(d, traffic.clone(), None))
+                .map(|d| DeploymentView::new(d, Vec::new(), None))
                 .collect(),
             app: s.app,
             environment: s.environment,

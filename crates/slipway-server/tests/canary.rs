@@ -153,7 +153,15 @@ async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice(
         reason.starts_with("canary analysis failed: error rate"),
         "{reason}"
     );
-    assert_eq!(TestServer::split(&d), [("v1".to_string(), 100.0)]);
+    assert_eq!(
+        TestServer::split(&s.env("production").await),
+        [("v1".to_string(), 100.0)]
+    );
+    assert_eq!(
+        d["traffic"],
+        serde_json::json!([]),
+        "a failed deployment carries no traffic"
+    );
     let stable_failures = seen
         .iter()
         .filter(|(status, r)| r == "v1" && *status != 200)

@@ -95,7 +95,10 @@ async fn a_replica_that_fails_its_health_check_returns_the_update_to_the_old_set
         TestServer::last_reason(&d).contains("v2 never became healthy"),
         "{d:#}"
     );
-    assert_eq!(TestServer::split(&d), [("v1".to_string(), 100.0)]);
+    assert_eq!(
+        TestServer::split(&s.env("staging").await),
+        [("v1".to_string(), 100.0)]
+    );
     assert_eq!(
         running(&s, "v1").await,
         3,

@@ -237,6 +237,20 @@ impl TestServer {
             .collect()
     }
 
+    /// `GET /api/v1/apps/web/environments/{env}`.
+    pub async fn env(&self, env: &str) -> Value {
+        let (status, body) = self
+            .call(
+                "GET",
+                &format!("/api/v1/apps/web/environments/{env}"),
+                &self.admin,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     /// The messages of a deployment's log, oldest first.
     pub async fn log_lines(&self, id: i64) -> Vec<String> {
         let (_, logs) = self
