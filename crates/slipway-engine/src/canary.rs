@@ -93,6 +93,7 @@ impl Canary<'_> {
                             &format!("canary: pause {}", humanize(pause)),
                         )
                         .await;
+                    self.inner.set_paused(d.id, Some(humanize(pause)));
                     loop {
                         let verdict = self.check(&baseline, &mut state, &mut last_verdict).await?;
                         // An inconclusive step waits for enough requests (bounded by the
@@ -102,6 +103,7 @@ impl Canary<'_> {
                         }
                         tokio::time::sleep(self.analysis.interval).await;
                     }
+                    self.inner.set_paused(d.id, None);
                 }
                 CanaryAction::PauseManual => {
                     self.inner
@@ -111,10 +113,14 @@ impl Canary<'_> {
                             &format!("canary: paused until `slipway promote {}`", d.id),
                         )
                         .await;
+                    self.inner.set_paused(d.id, Some("manual".into()));
                     loop {
                         self.check(&baseline, &mut state, &mut last_verdict).await?;
                         tokio::select! {
-                            _ = self.promote.notified() => break,
+                            _ = self.promote.notified() => {
+                                self.inner.set_paused(d.id, None);
+                                break;
+                            }
                             _ = tokio::time::sleep(self.analysis.interval) => {}
                         }
                     }

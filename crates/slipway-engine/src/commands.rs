@@ -39,6 +39,8 @@ pub struct EnvStatus {
     pub in_progress: Option<Deployment>,
     /// The canary analysis's latest verdict of the deployment in progress.
     pub verdict: Option<String>,
+    /// The canary pause the deployment in progress waits at.
+    pub paused: Option<String>,
     pub waiting: Vec<Deployment>,
 }
 
@@ -540,6 +542,10 @@ impl Engine {
                 .iter()
                 .find(|d| d.status == Status::InProgress)
                 .and_then(|d| self.verdict(d.id)),
+            paused: unfinished
+                .iter()
+                .find(|d| d.status == Status::InProgress)
+                .and_then(|d| self.paused(d.id)),
             in_progress: unfinished
                 .iter()
                 .find(|d| d.status == Status::InProgress)

@@ -93,15 +93,25 @@ struct RolloutControl {
     promote: Arc<Notify>,
     /// The canary analysis's latest verdict, for the API.
     verdict: Option<String>,
+    /// The canary pause it waits at: `manual` (for `slipway promote`) or its duration.
+    paused: Option<String>,
 }
 
 impl Inner {
-    pub(crate) fn set_verdict(&self, id: DeploymentId, verdict: &str) {
+    fn with_control(&self, id: DeploymentId, f: impl FnOnce(&mut RolloutControl)) {
         if let Ok(mut rollouts) = self.rollouts.lock()
             && let Some(control) = rollouts.get_mut(&id)
         {
-            control.verdict = Some(verdict.to_string());
+            f(control);
         }
+    }
+
+    pub(crate) fn set_verdict(&self, id: DeploymentId, verdict: &str) {
+        self.with_control(id, |c| c.verdict = Some(verdict.to_string()));
+    }
+
+    pub(crate) fn set_paused(&self, id: DeploymentId, paused: Option<String>) {
+        self.with_control(id, |c| c.paused = paused);
     }
 }
 
@@ -157,6 +167,12 @@ impl Engine {
     pub fn verdict(&self, id: DeploymentId) -> Option<String> {
         let rollouts = self.inner.rollouts.lock().ok()?;
         rollouts.get(&id)?.verdict.clone()
+    }
+
+    /// The canary pause a rollout in progress waits at: `manual`, or its duration.
+    pub fn paused(&self, id: DeploymentId) -> Option<String> {
+        let rollouts = self.inner.rollouts.lock().ok()?;
+        rollouts.get(&id)?.paused.clone()
     }
 
     /// The router's counters in Prometheus text format.

@@ -81,6 +81,7 @@ pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
             abort,
             promote: promote.clone(),
             verdict: None,
+            paused: None,
         },
     );
     tokio::spawn(supervise(inner.clone(), d.id, abort_rx, promote));

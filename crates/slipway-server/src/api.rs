@@ -72,8 +72,11 @@ async fn view(state: &AppState, d: Deployment) -> DeploymentView {
         Status::InProgress | Status::Success => state.engine.traffic(&d.app, &d.environment).await,
         _ => Vec::new(),
     };
-    let analysis = state.engine.verdict(d.id);
-    DeploymentView::new(d, traffic, analysis)
+    let live = Live {
+        analysis: state.engine.verdict(d.id),
+        paused: state.engine.paused(d.id),
+    };
+    DeploymentView::new(d, traffic, live)
 }
 
 #[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment,

@@ -39,6 +39,9 @@ pub struct DeploymentView {
     pub traffic: Vec<TrafficView>,
     /// The canary analysis's latest verdict while the rollout runs.
     pub analysis: Option<String>,
+    /// The canary pause the rollout waits at: `manual` (continue it with `promote`) or the
+    /// pause's duration; null when it is not paused.
+    pub paused: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,10 +93,18 @@ pub fn traffic_views(traffic: Vec<Share>) -> Vec<TrafficView> {
         .collect()
 }
 
+/// What only a running rollout has: the canary's latest verdict and pause.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub analysis: Option<String>,
+    pub paused: Option<String>,
+}
+
 impl DeploymentView {
-    pub fn new(d: Deployment, traffic: Vec<Share>, analysis: Option<String>) -> DeploymentView {
+    pub fn new(d: Deployment, traffic: Vec<Share>, live: Live) -> DeploymentView {
         DeploymentView {
-            analysis,
+            analysis: live.analysis,
+            paused: live.paused,
             id: d.id,
             app: d.app,
             environment: d.environment,
@@ -282,13 +293,17 @@ impl From<EnvStatus> for EnvStatusView {
                 })
                 .collect(),
             traffic: traffic_views(s.traffic),
-            in_progress: s
-                .in_progress
-                .map(|d| DeploymentView::new(d, traffic.clone(), s.verdict.clone())),
+            in_progress: s.in_progress.map(|d| {
+                let live = Live {
+                    analysis: s.verdict.clone(),
+                    paused: s.paused.clone(),
+                };
+                DeploymentView::new(d, traffic.clone(), live)
+            }),
             waiting: s
                 .waiting
                 .into_iter()
-                .map(|d| DeploymentView::new(d, Vec::new(), None))
+                .map(|d| DeploymentView::new(d, Vec::new(), Live::default()))
                 .collect(),
             app: s.app,
             environment: s.environment,

@@ -232,6 +232,7 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(paused["in_progress"]["id"], id);
+    assert_eq!(paused["in_progress"]["paused"], "manual");
     let (status, _) = s
         .call(
             "POST",

@@ -119,6 +119,9 @@ pub struct Deployment {
     /// The canary analysis's latest verdict (`pass: …`, `fail: …`) while the rollout runs.
     #[serde(default)]
     pub analysis: Option<String>,
+    /// The canary pause the rollout waits at: `manual` (for `slipway promote`) or a duration.
+    #[serde(default)]
+    pub paused: Option<String>,
 }
 
 impl Deployment {

@@ -34,9 +34,9 @@ pub enum Stand {
 }
 
 /// Where `d` stands. The engine writes a waiting reason as `GATE: text` with the gate's
-/// name (`approval`, `window`, `wait_timer`, `concurrency`). A manual canary pause shows
-/// only in the log (see [`PromotionWatch`]), hence `awaiting_promotion`.
-pub fn stand(d: &Deployment, awaiting_promotion: bool) -> Stand {
+/// name (`approval`, `window`, `wait_timer`, `concurrency`); a canary at `pause: manual`
+/// says `paused: "manual"`.
+pub fn stand(d: &Deployment) -> Stand {
     match d.status {
         s if s.is_finished() => Stand::Finished,
         Status::Waiting => match d.last_reason().split_once(':').map(|(gate, _)| gate) {
@@ -45,32 +45,10 @@ pub fn stand(d: &Deployment, awaiting_promotion: bool) -> Stand {
             // `concurrency`: it starts once the rollout ahead of it ends.
             _ => Stand::Moving,
         },
-        Status::InProgress if awaiting_promotion => Stand::Paused(Pause::Promotion),
+        Status::InProgress if d.paused.as_deref() == Some("manual") => {
+            Stand::Paused(Pause::Promotion)
+        }
         _ => Stand::Moving,
-    }
-}
-
-/// Whether a canary waits at a `pause: manual` step. The API has no field for it; the
-/// engine logs `canary: paused until …` when the pause starts, and `promoted by USER`
-/// (then the next `canary: …` step) when it ends.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PromotionWatch(bool);
-
-impl PromotionWatch {
-    pub fn see(&mut self, line: &LogLine) {
-        if line.source != "engine" {
-            return;
-        }
-        let m = line.message.as_str();
-        if m.starts_with("canary: paused until") {
-            self.0 = true;
-        } else if m.starts_with("promoted by") || m.starts_with("canary: ") {
-            self.0 = false;
-        }
-    }
-
-    pub fn awaiting(self) -> bool {
-        self.0
     }
 }
 
@@ -113,7 +91,6 @@ pub async fn follow(
     let started = Instant::now();
     let mut seen_statuses = opts.shown;
     let mut after = None;
-    let mut promotion = PromotionWatch::default();
     let mut unreachable_since: Option<Instant> = None;
     loop {
         let polled = poll(client, id, after).await;
@@ -137,12 +114,11 @@ pub async fn follow(
         let new_statuses = d.statuses.get(seen_statuses..).unwrap_or_default();
         report_in_order(d, new_statuses, &logs, obs);
         seen_statuses = d.statuses.len();
-        logs.iter().for_each(|l| promotion.see(l));
         if let Some(last) = logs.last() {
             after = Some(last.seq);
         }
         obs.progress(d);
-        let stand = stand(d, promotion.awaiting());
+        let stand = stand(d);
         let settling = d.statuses.len() <= opts.shown && started.elapsed() < SETTLE;
         let keep_going = match stand {
             Stand::Moving => true,
@@ -494,48 +470,22 @@ mod tests {
             ),
         ];
         for (reason, want) in cases {
-            assert_eq!(
-                stand(&deployment("waiting", reason), false),
-                want,
-                "{reason}"
-            );
+            assert_eq!(stand(&deployment("waiting", reason)), want, "{reason}");
         }
         assert_eq!(
-            stand(&deployment("failure", "health check failed"), true),
+            stand(&deployment("failure", "health check failed")),
             Stand::Finished
         );
     }
 
     #[test]
-    fn a_manual_canary_pause_is_read_from_the_log_until_a_promotion() {
-        let running = deployment("in_progress", "all gates passed; rollout started");
-        let mut watch = PromotionWatch::default();
-        let mut stands = Vec::new();
-        for (seq, message) in [
-            "canary: 10% of traffic to v2",
-            "canary: paused until `slipway promote 7`",
-            "promoted by alice",
-            "canary: 50% of traffic to v2",
-            "canary: paused until `slipway promote 7`",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            watch.see(&engine_line(seq as i64, message));
-            stands.push(stand(&running, watch.awaiting()));
-        }
-        let paused = Stand::Paused(Pause::Promotion);
-        assert_eq!(
-            stands,
-            [Stand::Moving, paused, Stand::Moving, Stand::Moving, paused]
-        );
-        // The analysis writing about it is not the engine pausing.
-        let mut watch = PromotionWatch::default();
-        watch.see(&LogLine {
-            source: "analysis".into(),
-            ..engine_line(1, "canary: paused until `slipway promote 7`")
-        });
-        assert!(!watch.awaiting());
+    fn a_manual_canary_pause_is_where_a_follow_stops() {
+        let mut d = deployment("in_progress", "all gates passed; rollout started");
+        assert_eq!(stand(&d), Stand::Moving);
+        d.paused = Some("30s".into());
+        assert_eq!(stand(&d), Stand::Moving, "a timed pause ends by itself");
+        d.paused = Some("manual".into());
+        assert_eq!(stand(&d), Stand::Paused(Pause::Promotion));
     }
 
     #[test]
@@ -661,7 +611,7 @@ mod tests {
             "waiting",
             "approval: waiting for 1 more approval from alice, bob",
         );
-        let s = summary(&waiting, stand(&waiting, false));
+        let s = summary(&waiting, stand(&waiting));
         assert!(
             s.contains("waiting for 1 more approval from alice, bob"),
             "{s}"
@@ -687,7 +637,7 @@ mod tests {
              pass: 30 requests, 0 errors\n  continue it with `slipway promote 7`"
         );
         let failed = deployment("failure", "health check failed");
-        let s = summary(&failed, stand(&failed, false));
+        let s = summary(&failed, stand(&failed));
         assert_eq!(
             s,
             "deployment 7 failure: web v2 → production: health check failed"
