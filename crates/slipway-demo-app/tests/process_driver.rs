@@ -47,6 +47,7 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 async fn runs_under_the_process_driver_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let spec = InstanceSpec {
+        scope: dir.path().display().to_string(),
         instance_id: "web-staging-v7-1".into(),
         app: "web".into(),
         environment: "staging".into(),

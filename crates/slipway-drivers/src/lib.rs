@@ -56,6 +56,10 @@ pub trait Driver: Send + Sync {
     /// different process that reused the pid). Works for instances started by an earlier
     /// server process too (re-adoption), and is false for a malformed handle.
     async fn is_running(&self, handle: &str) -> bool;
+    /// Every instance this driver runs for `scope` (see [`InstanceSpec::scope`]), as
+    /// (instance id, handle), whether or not anyone recorded it: a server that died
+    /// between starting an instance and recording it finds it here.
+    async fn instances(&self, scope: &str) -> Vec<(String, String)>;
 }
 
 /// What to start.
@@ -63,6 +67,9 @@ pub trait Driver: Send + Sync {
 pub struct InstanceSpec {
     /// Unique id of the instance; the process carries it as `SLIPWAY_INSTANCE`.
     pub instance_id: String,
+    /// Whose instance it is (a server's data dir): [`Driver::instances`] lists by it. The
+    /// process carries it as `SLIPWAY_SCOPE`.
+    pub scope: String,
     pub app: String,
     pub environment: String,
     pub version: String,

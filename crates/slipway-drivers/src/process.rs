@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-use crate::procfs::{self, INSTANCE_MARKER};
+use crate::procfs::{self, INSTANCE_MARKER, SCOPE_MARKER};
 use crate::{Driver, Error, InstanceSpec, Result, Started};
 
 /// How often `stop` looks whether the group is gone.
@@ -152,6 +152,7 @@ impl Driver for ProcessDriver {
             .env("SLIPWAY_ENV", &spec.environment)
             .env("SLIPWAY_VERSION", &spec.version)
             .env(INSTANCE_MARKER, &spec.instance_id)
+            .env(SCOPE_MARKER, &spec.scope)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -214,6 +215,22 @@ impl Driver for ProcessDriver {
         handle
             .parse::<ProcessHandle>()
             .is_ok_and(|h| h.is_running())
+    }
+
+    /// The live process-group leaders whose environment carries `SLIPWAY_SCOPE=scope`:
+    /// each instance runs in a group of its own, led by the process the driver started.
+    async fn instances(&self, scope: &str) -> Vec<(String, String)> {
+        procfs::pids()
+            .into_iter()
+            .filter(|&pid| {
+                procfs::stat(pid).is_some_and(|s| s.pgrp == i64::from(pid) && !s.is_dead())
+            })
+            .filter(|&pid| procfs::env_var(pid, SCOPE_MARKER).as_deref() == Some(scope))
+            .filter_map(|pid| {
+                let id = procfs::env_var(pid, INSTANCE_MARKER)?;
+                Some((id, ProcessHandle::of_pid(pid).ok()?.to_string()))
+            })
+            .collect()
     }
 }
 

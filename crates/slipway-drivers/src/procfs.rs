@@ -5,6 +5,8 @@ use std::fs;
 
 /// The environment variable that marks a process as a slipway instance.
 pub(crate) const INSTANCE_MARKER: &str = "SLIPWAY_INSTANCE";
+/// The environment variable that says whose instance it is.
+pub(crate) const SCOPE_MARKER: &str = "SLIPWAY_SCOPE";
 
 /// The fields of `/proc/<pid>/stat` the driver needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +62,31 @@ pub(crate) fn has_instance_marker(pid: u32) -> Option<bool> {
     )
 }
 
-/// Whether any live (non-zombie) process belongs to process group `pgid`. Zombies do not
-/// count: a reparented one may never be reaped when pid 1 does not reap.
-pub(crate) fn group_has_live_member(pgid: u32) -> bool {
+/// The value of `name` in the process's initial environment.
+pub(crate) fn env_var(pid: u32, name: &str) -> Option<String> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Every pid in /proc.
+pub(crate) fn pids() -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
+        return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .collect()
+}
+
+/// Whether any live (non-zombie) process belongs to process group `pgid`. Zombies do not
+/// count: a reparented one may never be reaped when pid 1 does not reap.
+pub(crate) fn group_has_live_member(pgid: u32) -> bool {
+    pids()
+        .into_iter()
         .filter_map(stat)
         .any(|s| s.pgrp == i64::from(pgid) && !s.is_dead())
 }

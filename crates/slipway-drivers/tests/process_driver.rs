@@ -29,6 +29,7 @@ impl Drop for Guard {
 fn spec(dir: &Path, command: &str) -> InstanceSpec {
     InstanceSpec {
         instance_id: "web-staging-v1-1".into(),
+        scope: dir.display().to_string(),
         app: "web".into(),
         environment: "staging".into(),
         version: "v1".into(),
@@ -281,4 +282,23 @@ async fn a_process_without_the_instance_marker_is_not_an_instance() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(!running);
+}
+
+#[tokio::test]
+async fn instances_lists_what_runs_for_a_scope_even_unrecorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = ProcessDriver::new();
+    let spec = spec(dir.path(), "exec sleep 30");
+    let (started, _guard) = start(&driver, &spec).await;
+    let scope = dir.path().display().to_string();
+    assert_eq!(
+        driver.instances(&scope).await,
+        [("web-staging-v1-1".to_string(), started.handle.clone())]
+    );
+    assert!(driver.instances("/some/other/server").await.is_empty());
+    driver
+        .stop(&started.handle, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(driver.instances(&scope).await.is_empty());
 }

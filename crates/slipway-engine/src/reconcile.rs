@@ -141,21 +141,37 @@ impl Inner {
     }
 
     /// Instances recorded as running are kept if the driver still sees them; the others
-    /// are marked stopped, so nothing routes to a process that is gone.
+    /// are marked stopped, so nothing routes to a process that is gone. An instance the
+    /// driver runs for this server but the store does not know (the server died between
+    /// starting it and recording it) is stopped: nothing would ever route to it.
     pub(crate) async fn adopt_instances(&self) -> Result<()> {
+        let mut recorded = Vec::new();
         for mut inst in self.store.instances(None, None).await? {
             if inst.state != InstanceState::Running {
                 continue;
             }
             if self.driver.is_running(&inst.handle).await {
                 tracing::info!(instance = %inst.id, addr = %inst.addr, "re-adopted running instance");
+                recorded.push(inst.handle);
             } else {
                 tracing::warn!(instance = %inst.id, "instance is gone; marking it stopped");
                 inst.state = InstanceState::Stopped;
                 self.store.put_instance(&inst).await?;
             }
         }
+        for (id, handle) in self.driver.instances(&self.scope()).await {
+            if !recorded.contains(&handle) {
+                tracing::warn!(instance = %id, %handle, "stopping an instance that was started but never recorded");
+                self.driver.stop(&handle, Duration::from_secs(5)).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Whose instances the driver runs for this server: its data dir, which no other
+    /// server shares.
+    pub(crate) fn scope(&self) -> String {
+        self.data_dir.display().to_string()
     }
 
     /// Points every environment's router at its current release's running instances. An

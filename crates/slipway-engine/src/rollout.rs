@@ -525,6 +525,7 @@ impl Inner {
         tokio::fs::create_dir_all(&logs).await?;
         let spec = InstanceSpec {
             instance_id: instance_id.clone(),
+            scope: self.scope(),
             app: d.app.clone(),
             environment: d.environment.clone(),
             version: d.release.version.clone(),

@@ -110,6 +110,11 @@ pub async fn start_with_driver(
         what: format!("cannot create data_dir {}", data_dir.display()),
         source,
     })?;
+    // Absolute, because it also names this server's instances to the driver.
+    let data_dir = std::fs::canonicalize(&data_dir).map_err(|source| Error::Io {
+        what: format!("cannot resolve data_dir {}", data_dir.display()),
+        source,
+    })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
     let clock = Arc::new(SystemClock);
     let admin_token = auth::bootstrap(

@@ -94,3 +94,48 @@ async fn instances_that_died_while_the_server_was_down_are_not_routed_to() {
     assert_eq!((code, body.contains("v2")), (200, true), "{body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_but_never_recorded_is_stopped_on_restart() {
+    use slipway_drivers::{Driver, InstanceSpec, ProcessDriver};
+
+    let mut s = TestServer::start(STAGING).await;
+    s.deploy_and_wait("staging", "v1", "success").await;
+    // What a server killed between starting an instance and recording it leaves behind.
+    let scope = std::fs::canonicalize(s.dir.path().join("data"))
+        .unwrap()
+        .display()
+        .to_string();
+    let driver = ProcessDriver::new();
+    let orphan = driver
+        .start(&InstanceSpec {
+            instance_id: "web-staging-v2-2".into(),
+            scope: scope.clone(),
+            app: "web".into(),
+            environment: "staging".into(),
+            version: "v2".into(),
+            command: "exec sleep 60".into(),
+            env: Default::default(),
+            log_path: s.dir.path().join("orphan.log"),
+            workdir: s.dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+    assert!(driver.is_running(&orphan.handle).await);
+    s.restart().await;
+    assert!(
+        !driver.is_running(&orphan.handle).await,
+        "the unrecorded instance was stopped"
+    );
+    // The recorded one was re-adopted, not stopped.
+    let listed: Vec<String> = driver
+        .instances(&scope)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (code, body) = s.through_router("staging").await;
+    assert_eq!((code, body.trim()), (200, "ok release=v1"));
+    s.stop().await;
+}

@@ -30,6 +30,9 @@ impl Driver for Reaping {
     async fn is_running(&self, handle: &str) -> bool {
         self.inner.is_running(handle).await
     }
+    async fn instances(&self, scope: &str) -> Vec<(String, String)> {
+        self.inner.instances(scope).await
+    }
 }
 
 /// The demo app binary, built on demand when the test run did not build it already.
