@@ -72,12 +72,15 @@ impl Router {
     }
 }
 
-/// Server and router log to stderr; `RUST_LOG` overrides the default `info`.
+/// Server and router log to stderr; `RUST_LOG` overrides the default `info`. Colours
+/// only on a terminal, so a log file stays plain text.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
