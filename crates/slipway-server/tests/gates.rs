@@ -366,6 +366,14 @@ async fn health_ready_metrics_and_openapi_are_served() {
         metrics.contains("slipway_deployments{status=\"success\"} 1"),
         "{metrics}"
     );
+    // The smoke test's request went through the router and was counted for v1.
+    assert!(
+        metrics.contains(
+            "slipway_router_requests_total{app=\"web\",environment=\"qa\",release=\"v1\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("slipway_router_request_duration_seconds_bucket{app=\"web\",environment=\"qa\",release=\"v1\""), "{metrics}");
     let openapi: Value = http
         .get(format!("{}/api/v1/openapi.json", s.base))
         .send()
