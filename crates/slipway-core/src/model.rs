@@ -176,6 +176,9 @@ pub struct Deployment {
     pub force: Option<Force>,
     /// Where the rollout stands, so a restarted server resumes from the right step.
     pub phase: Phase,
+    /// How far a canary got through its steps (an index into its plan), so a restarted
+    /// server resumes the walk rather than starting it over.
+    pub step: u32,
     pub statuses: Vec<StatusChange>,
     pub approvals: Vec<Approval>,
 }

@@ -49,6 +49,7 @@ mod tests {
             rolled_back_from: None,
             force: None,
             phase: Phase::Pending,
+            step: 0,
             statuses: vec![],
             approvals: vec![],
         }

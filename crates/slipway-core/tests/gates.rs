@@ -82,6 +82,7 @@ fn deployment(status: Status) -> Deployment {
         rolled_back_from: None,
         force: None,
         phase: Phase::Pending,
+        step: 0,
         statuses: vec![],
         approvals: vec![],
     }

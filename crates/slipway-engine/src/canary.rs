@@ -79,7 +79,35 @@ impl Canary<'_> {
         };
         let mut state = AnalysisState::default();
         let mut last_verdict = String::new();
-        for action in canary_plan(steps) {
+        let plan = canary_plan(steps);
+        let resume_at = (d.step as usize).min(plan.len());
+        if resume_at > 0 {
+            // A restarted server: put back the split the walk had reached, go on from there.
+            self.inner
+                .log(
+                    d.id,
+                    "engine",
+                    &format!(
+                        "canary: resuming at step {} of {}",
+                        resume_at + 1,
+                        plan.len()
+                    ),
+                )
+                .await;
+            let reached = plan[..resume_at].iter().rev().find_map(|a| match a {
+                CanaryAction::SetWeight(w) => Some(*w),
+                _ => None,
+            });
+            if let Some(weight) = reached {
+                self.set_weight(weight).await?;
+            }
+        }
+        for (index, action) in plan.into_iter().enumerate().skip(resume_at) {
+            self.inner
+                .store
+                .set_step(d.id, index as u32)
+                .await
+                .map_err(crate::Error::from)?;
             match action {
                 CanaryAction::SetWeight(weight) => {
                     self.set_weight(weight).await?;

@@ -139,3 +139,60 @@ async fn an_instance_started_but_never_recorded_is_stopped_on_restart() {
     assert_eq!((code, body.trim()), (200, "ok release=v1"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
+    let envs = "    production:\n      listen: 127.0.0.1:0\n      strategy:\n        canary:\n          steps: [{ weight: 10 }, { pause: 100ms }, { weight: 50 }, { pause: manual }]\n          analysis: { interval: 50ms, min_requests: 0 }\n";
+    let mut s = TestServer::start(envs).await;
+    s.deploy_and_wait("production", "v1", "success").await;
+    let (_, d) = s.deploy(&s.admin, "production", "v2").await;
+    let id = d["id"].as_i64().unwrap();
+    let paused_at_half = |env: &serde_json::Value| {
+        env["in_progress"]["paused"] == "manual"
+            && TestServer::split(env) == [("v1".to_string(), 50.0), ("v2".to_string(), 50.0)]
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !paused_at_half(&s.env("production").await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never paused at 50%"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    s.restart().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !paused_at_half(&s.env("production").await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resumed canary is not back at 50%"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = s.log_lines(id).await;
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| *l == "canary: 10% of traffic to v2")
+            .count(),
+        1,
+        "the walk did not start over: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "canary: resuming at step 4 of 5"),
+        "{lines:#?}"
+    );
+    let (status, _) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/promote"),
+            &s.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    s.stop().await;
+}

@@ -56,6 +56,9 @@ pub trait Store: Send + Sync {
 
     async fn set_phase(&self, id: DeploymentId, phase: Phase) -> Result<()>;
 
+    /// Records how far a canary got through its steps.
+    async fn set_step(&self, id: DeploymentId, step: u32) -> Result<()>;
+
     async fn set_force(&self, id: DeploymentId, force: Force) -> Result<()>;
 
     /// Records a decision. Whether it is allowed (self-approval, a finished deployment) is

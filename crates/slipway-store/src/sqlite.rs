@@ -37,7 +37,7 @@ macro_rules! deployment_columns {
     () => {
         "id, app, environment, version, git_commit, git_ref, committed_at, digest, kind, \
          status, phase, created_by, created_at, updated_at, rolled_back_from, force_by, \
-         force_reason"
+         force_reason, step"
     };
 }
 
@@ -238,6 +238,15 @@ impl Store for SqliteStore {
     async fn set_phase(&self, id: DeploymentId, phase: Phase) -> Result<()> {
         let updated = sqlx::query("UPDATE deployments SET phase = ? WHERE id = ?")
             .bind(phase.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        found(id, updated.rows_affected())
+    }
+
+    async fn set_step(&self, id: DeploymentId, step: u32) -> Result<()> {
+        let updated = sqlx::query("UPDATE deployments SET step = ? WHERE id = ?")
+            .bind(i64::from(step))
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -683,6 +692,7 @@ struct DeploymentRow {
     rolled_back_from: Option<String>,
     force_by: Option<String>,
     force_reason: Option<String>,
+    step: i64,
 }
 
 impl DeploymentRow {
@@ -720,6 +730,9 @@ impl DeploymentRow {
             rolled_back_from: self.rolled_back_from,
             force,
             phase: parse_field(id, "phase", &self.phase, Phase::parse)?,
+            step: u32::try_from(self.step).map_err(|_| Error::Corrupt {
+                message: format!("deployment {id}: step {} is out of range", self.step),
+            })?,
             statuses,
             approvals,
         })

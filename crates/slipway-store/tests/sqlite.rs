@@ -173,13 +173,16 @@ async fn deployment_round_trips_with_statuses_and_approvals() {
         .set_phase(created.id, Phase::Shifting)
         .await
         .unwrap();
+    f.store.set_step(created.id, 3).await.unwrap();
 
     let got = f.store.get_deployment(created.id).await.unwrap();
     assert_eq!(got.phase, Phase::Shifting);
+    assert_eq!(got.step, 3);
     assert_eq!(got.status, Status::Waiting);
     assert_eq!(
         Deployment {
             phase: Phase::Pending,
+            step: 0,
             ..got.clone()
         },
         approved
@@ -213,6 +216,7 @@ async fn unknown_deployment_is_not_found_everywhere() {
             .map(drop)
     ));
     assert!(is_not_found(f.store.set_phase(42, Phase::Done).await));
+    assert!(is_not_found(f.store.set_step(42, 1).await));
     assert!(is_not_found(
         f.store
             .set_force(
