@@ -6,29 +6,16 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{Sweep, free_port, slipway, wait_until};
+use util::{Sweep, demo_app, free_port, slipway, wait_until};
 
 const ROUTER_TOKEN: &str = "router-secret-for-this-test";
-
-/// The demo app next to the binary under test, built on demand.
-fn demo_app() -> PathBuf {
-    let bin = Path::new(util::BIN).with_file_name("slipway-demo-app");
-    if !bin.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-p", "slipway-demo-app"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "cargo build -p slipway-demo-app failed");
-    }
-    bin
-}
 
 /// Ports of one test's server: API, staging router, and the standalone router's control.
 struct Ports {
