@@ -97,6 +97,25 @@ fn cli(dir: &Path, ports: &Ports, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), json)
 }
 
+/// `slipway deploy web --version V --env staging --json [--wait]`, which must succeed.
+fn deploy(dir: &Path, ports: &Ports, version: &str, wait: bool) -> Value {
+    let mut args = vec![
+        "deploy",
+        "web",
+        "--version",
+        version,
+        "--env",
+        "staging",
+        "--json",
+    ];
+    if wait {
+        args.push("--wait");
+    }
+    let (code, d) = cli(dir, ports, &args);
+    assert_eq!(code, 0, "{d}");
+    d
+}
+
 /// One HTTP/1.0 GET on a new connection: (status, body), or None when the connection failed.
 fn get(port: u16) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -133,38 +152,11 @@ fn a_server_killed_mid_rollout_completes_it_after_a_restart() {
     };
     write_config(dir.path(), &ports, false);
     let mut server = start_server(dir.path(), &ports, "server-1.log");
-    let (code, d) = cli(
-        dir.path(),
-        &ports,
-        &[
-            "deploy",
-            "web",
-            "--version",
-            "v1",
-            "--env",
-            "staging",
-            "--wait",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{d}");
+    deploy(dir.path(), &ports, "v1", true);
 
     // v2 listens only after 1.5 s: the kill lands while it is being health-checked.
     std::fs::write(dir.path().join("flags-v2"), "--start-delay-ms 1500").unwrap();
-    let (code, d) = cli(
-        dir.path(),
-        &ports,
-        &[
-            "deploy",
-            "web",
-            "--version",
-            "v2",
-            "--env",
-            "staging",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{d}");
+    let d = deploy(dir.path(), &ports, "v2", false);
     let id = d["id"].as_i64().unwrap();
     // Kill once the v2 instance is recorded (its start is logged right after).
     let recorded = || {
@@ -263,21 +255,7 @@ fn a_standalone_router_serves_through_a_server_kill_without_a_failed_request() {
     )
     .is_ok()));
     let mut server = start_server(dir.path(), &ports, "server-1.log");
-    let (code, d) = cli(
-        dir.path(),
-        &ports,
-        &[
-            "deploy",
-            "web",
-            "--version",
-            "v1",
-            "--env",
-            "staging",
-            "--wait",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{d}");
+    deploy(dir.path(), &ports, "v1", true);
 
     // Steady load through the router from two threads, for the rest of the test.
     let stop = Arc::new(AtomicBool::new(false));
@@ -320,21 +298,7 @@ fn a_standalone_router_serves_through_a_server_kill_without_a_failed_request() {
     );
 
     let _server = start_server(dir.path(), &ports, "server-2.log");
-    let (code, d) = cli(
-        dir.path(),
-        &ports,
-        &[
-            "deploy",
-            "web",
-            "--version",
-            "v2",
-            "--env",
-            "staging",
-            "--wait",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{d}");
+    deploy(dir.path(), &ports, "v2", true);
     stop.store(true, Ordering::Relaxed);
     for t in load {
         t.join().unwrap();
