@@ -29,6 +29,7 @@ pub(crate) async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.opts.header_read_timeout)
+        .writev(false)
         .max_buf_size(shared.opts.max_header_bytes.max(8192));
     builder
         .http2()

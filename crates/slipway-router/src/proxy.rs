@@ -3,8 +3,9 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
+use std::future::{Future, poll_fn};
 use std::hash::{BuildHasher, RandomState};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -15,12 +16,11 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::RouterOptions;
 use crate::routing::{Forced, Snapshot, bucket_of};
-use crate::upstream::{Instance, Lease};
+use crate::upstream::{Conn, Instance, Lease};
 
 const X_SLIPWAY_KEY: HeaderName = HeaderName::from_static("x-slipway-key");
 const X_SLIPWAY_RELEASE: HeaderName = HeaderName::from_static("x-slipway-release");
@@ -86,7 +86,8 @@ pub(crate) async fn handle(
     let upgrade = prepare_request(&mut req, peer);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
     let retryable = is_idempotent(req.method()) && req.body().is_end_stream();
-    let deadline = tokio::time::Instant::now() + request_timeout;
+    // One clock read per request: the deadline and the pool's ages derive from it.
+    let deadline = tokio::time::Instant::from_std(started) + request_timeout;
     let opts = &shared.opts;
 
     let mut tried: Option<Arc<Instance>> = None;
@@ -103,14 +104,14 @@ pub(crate) async fn handle(
         let exchange = async {
             tokio::select! {
                 biased;
-                result = send(&instance, opts, req) => result,
+                result = send(&instance, opts, req, started) => result,
                 () = instance.retired() => Err(Failure::Drained),
             }
         };
         let failure = match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(Ok((res, sender))) => {
+            Ok(Ok((res, conn))) => {
                 release.counters.record(res.status(), started.elapsed());
-                return Ok(respond(res, sender, lease, cookie, upgrade, client_upgrade));
+                return Ok(respond(res, conn, lease, cookie, upgrade, client_upgrade));
             }
             Ok(Err(failure)) => failure,
             Err(_elapsed) => {
@@ -160,21 +161,30 @@ async fn send(
     instance: &Instance,
     opts: &RouterOptions,
     mut req: Request<Incoming>,
-) -> Result<(Response<Incoming>, SendRequest<Incoming>), Failure> {
+    now: Instant,
+) -> Result<(Response<Incoming>, Conn), Failure> {
     loop {
-        let Ok(mut conn) = instance.checkout(opts).await else {
+        let Ok(mut conn) = instance.checkout(opts, now).await else {
             return Err(Failure::Connect(Box::new(req)));
         };
-        // A connection returned to the pool becomes ready once its task has seen the end
-        // of the previous response.
-        if conn.sender.ready().await.is_err() {
+        if poll_fn(|cx| conn.poll_ready(cx)).await.is_err() {
             if conn.reused {
                 continue;
             }
             return Err(Failure::Connect(Box::new(req)));
         }
-        match conn.sender.try_send_request(req).await {
-            Ok(res) => return Ok((res, conn.sender)),
+        let mut response = pin!(conn.sender.try_send_request(req));
+        // The connection is driven here, by the request, until the head arrives.
+        let result = poll_fn(|cx| {
+            if let Poll::Ready(result) = response.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            conn.poll_driver(cx);
+            response.as_mut().poll(cx)
+        })
+        .await;
+        match result {
+            Ok(res) => return Ok((res, conn)),
             Err(mut error) => match error.take_message() {
                 Some(back) if conn.reused => req = back,
                 Some(back) => return Err(Failure::Connect(Box::new(back))),
@@ -189,7 +199,7 @@ async fn send(
 
 fn respond(
     mut res: Response<Incoming>,
-    sender: SendRequest<Incoming>,
+    conn: Conn,
     lease: Lease,
     cookie: Option<HeaderValue>,
     upgrade: Option<HeaderValue>,
@@ -204,6 +214,8 @@ fn respond(
             .cloned()
             .unwrap_or(protocol);
         let upstream_upgrade = hyper::upgrade::on(&mut res);
+        // Nothing polls the connection once the exchange is a tunnel.
+        conn.detach();
         tokio::spawn(tunnel(client_upgrade, upstream_upgrade, lease));
         let (mut parts, _empty) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -220,7 +232,7 @@ fn respond(
     }
     let body = UpstreamBody {
         body,
-        done: Some((lease, sender)),
+        done: Some((lease, conn)),
     };
     Response::from_parts(parts, ProxyBody::Upstream(body))
 }
@@ -360,32 +372,54 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &[u8]) -> bool {
     })
 }
 
-/// Removes connection-scoped headers (RFC 9110 §7.6.1), including those the
-/// `Connection` header names.
+/// Connection-scoped headers (RFC 9110 §7.6.1), `Connection` first.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Removes connection-scoped headers, including those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
+    // One scan of the few headers a message has, instead of a hash lookup per name;
+    // a bit per entry of `HOP_BY_HOP` that is present.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
+    let mut named = Vec::new();
+    if present & 1 != 0 {
+        for name in headers
             .get_all(header::CONNECTION)
             .iter()
             .flat_map(|v| v.as_bytes().split(|&b| b == b','))
             .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
-            .collect();
-        for name in named {
+        {
+            // `Connection: keep-alive` and the like name a header removed anyway.
+            match HOP_BY_HOP.iter().position(|h| *h == name) {
+                Some(i) => present |= 1 << i,
+                None => named.push(name),
+            }
+        }
+    }
+    for name in named {
+        headers.remove(name);
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
             headers.remove(name);
         }
-        headers.remove(header::CONNECTION);
-    }
-    for name in [
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
     }
 }
 
@@ -411,7 +445,8 @@ pub(crate) enum ProxyBody {
 /// pool and the request stops counting as outstanding.
 pub(crate) struct UpstreamBody {
     body: Incoming,
-    done: Option<(Lease, SendRequest<Incoming>)>,
+    /// The connection (driven while the body streams) and the request's lease.
+    done: Option<(Lease, Conn)>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -421,8 +456,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 impl UpstreamBody {
     /// The response was read to its end: the connection can carry another request.
     fn finish(&mut self) {
-        if let Some((lease, sender)) = self.done.take() {
-            lease.instance.put_back(sender);
+        if let Some((lease, conn)) = self.done.take() {
+            lease.instance.put_back(conn);
         }
     }
 }
@@ -447,13 +482,14 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ProxyBody::Upstream(up) => {
-                if up
-                    .done
-                    .as_ref()
-                    .is_some_and(|(lease, _)| lease.instance.is_retired())
-                {
-                    up.done = None;
-                    return Poll::Ready(Some(Err("instance drained before the body ended".into())));
+                if let Some((lease, conn)) = &mut up.done {
+                    if lease.instance.is_retired() {
+                        up.done = None;
+                        return Poll::Ready(Some(Err(
+                            "instance drained before the body ended".into()
+                        )));
+                    }
+                    conn.poll_driver(cx);
                 }
                 match Pin::new(&mut up.body).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {

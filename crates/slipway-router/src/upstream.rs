@@ -1,12 +1,15 @@
 //! Instances of a release: passive health, outstanding-request counts and a lock-free
 //! pool of HTTP/1.1 keep-alive connections.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -28,7 +31,11 @@ pub(crate) struct Instance {
     outstanding: AtomicUsize,
     /// Router clock (ms) until which this instance gets no new requests; 0 = healthy.
     ejected_until: AtomicU64,
-    idle: ArrayQueue<IdleConn>,
+    /// Idle keep-alive connections, most recently used at the back: reusing the warmest
+    /// one keeps few sockets busy and lets the rest expire.
+    idle: Mutex<VecDeque<Conn>>,
+    max_idle: usize,
+    idle_timeout: Duration,
     /// Taken out of the configuration: no new requests, no connection reuse.
     removed: AtomicBool,
     /// Past its drain deadline: in-flight requests are cut.
@@ -36,16 +43,63 @@ pub(crate) struct Instance {
     retire: Notify,
 }
 
-struct IdleConn {
-    sender: SendRequest<Incoming>,
-    since: Instant,
-}
+/// Drives one upstream connection: reads and writes its socket, hands out upgrades.
+///
+/// It is polled by the request that uses the connection (see [`Conn::poll_driver`])
+/// instead of running as a task of its own: a task per connection costs two task
+/// wake-ups and a channel hop per request, which is most of a proxy's user time.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
-/// A connection ready to carry one request.
+/// An HTTP/1.1 connection to an instance, with its driver.
 pub(crate) struct Conn {
     pub(crate) sender: SendRequest<Incoming>,
+    /// `None` once the connection has ended.
+    driver: Option<Driver>,
     /// Came from the pool, so it may have been closed by the upstream meanwhile.
     pub(crate) reused: bool,
+    /// When the last request on it started: its idle age is measured from there, which
+    /// errs on the side of retiring it early (no extra clock read per request).
+    used_at: Instant,
+}
+
+// === impl Conn ===
+
+impl Conn {
+    /// Lets the connection read and write what it can. Call it before polling anything
+    /// that waits on the connection (readiness, response, body).
+    pub(crate) fn poll_driver(&mut self, cx: &mut Context<'_>) {
+        if let Some(driver) = &mut self.driver
+            && let Poll::Ready(result) = driver.as_mut().poll(cx)
+        {
+            if let Err(error) = result {
+                tracing::debug!(%error, "upstream connection ended");
+            }
+            self.driver = None;
+        }
+    }
+
+    /// Waits until the connection can take a request (a pooled one must first see the
+    /// end of its previous exchange).
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        self.poll_driver(cx);
+        self.sender.poll_ready(cx)
+    }
+
+    /// Hands the rest of the connection's life to a task of its own: for upgraded
+    /// (tunnelled) connections, whose bytes no request body drives any more.
+    pub(crate) fn detach(mut self) {
+        if let Some(driver) = self.driver.take() {
+            tokio::spawn(async move {
+                if let Err(error) = driver.await {
+                    tracing::debug!(%error, "upstream connection ended");
+                }
+            });
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
 }
 
 // === impl Instance ===
@@ -56,7 +110,9 @@ impl Instance {
             addr,
             outstanding: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
-            idle: ArrayQueue::new(opts.max_idle_per_instance.max(1)),
+            idle: Mutex::new(VecDeque::new()),
+            max_idle: opts.max_idle_per_instance.max(1),
+            idle_timeout: opts.pool_idle_timeout,
             removed: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             retire: Notify::new(),
@@ -75,7 +131,7 @@ impl Instance {
     pub(crate) fn eject(&self, duration: Duration) {
         let until = now_millis().saturating_add(duration.as_millis() as u64);
         self.ejected_until.store(until, Relaxed);
-        while self.idle.pop().is_some() {}
+        self.clear_idle();
     }
 
     /// Counts a request against this instance until the lease drops.
@@ -86,23 +142,23 @@ impl Instance {
         }
     }
 
-    /// A pooled connection, or a new one.
-    pub(crate) async fn checkout(&self, opts: &RouterOptions) -> std::io::Result<Conn> {
-        while let Some(idle) = self.idle.pop() {
-            if !idle.sender.is_closed() && idle.since.elapsed() < opts.pool_idle_timeout {
-                return Ok(Conn {
-                    sender: idle.sender,
-                    reused: true,
-                });
+    /// A pooled connection, or a new one, for a request that started at `now`.
+    pub(crate) async fn checkout(
+        &self,
+        opts: &RouterOptions,
+        now: Instant,
+    ) -> std::io::Result<Conn> {
+        while let Some(mut conn) = self.pop_idle() {
+            if conn.is_open() && now.saturating_duration_since(conn.used_at) < self.idle_timeout {
+                conn.reused = true;
+                conn.used_at = now;
+                return Ok(conn);
             }
         }
-        self.connect(opts).await.map(|sender| Conn {
-            sender,
-            reused: false,
-        })
+        self.connect(opts, now).await
     }
 
-    async fn connect(&self, opts: &RouterOptions) -> std::io::Result<SendRequest<Incoming>> {
+    async fn connect(&self, opts: &RouterOptions, now: Instant) -> std::io::Result<Conn> {
         let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(self.addr))
             .await
             .map_err(|_| {
@@ -110,32 +166,61 @@ impl Instance {
             })??;
         stream.set_nodelay(true)?;
         let (sender, conn) = http1::Builder::new()
+            // Heads and small bodies go out in one `send` instead of a `writev`.
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
-            if let Err(error) = conn.with_upgrades().await {
-                tracing::debug!(%error, "upstream connection ended");
-            }
-        });
-        Ok(sender)
+        Ok(Conn {
+            sender,
+            driver: Some(Box::pin(conn.with_upgrades())),
+            reused: false,
+            used_at: now,
+        })
     }
 
     /// Returns a connection whose last response was read to the end.
-    pub(crate) fn put_back(&self, sender: SendRequest<Incoming>) {
-        if !self.removed.load(Relaxed) && !sender.is_closed() {
-            // A full pool drops the connection, which closes it.
-            let _ = self.idle.push(IdleConn {
-                sender,
-                since: Instant::now(),
-            });
+    pub(crate) fn put_back(&self, conn: Conn) {
+        if self.removed.load(Relaxed) || !conn.is_open() {
+            return;
         }
+        let now = conn.used_at;
+        let mut idle = self.idle();
+        // The oldest connections sit at the front; drop those past the idle timeout
+        // (the app may be closing them) and those beyond the pool size.
+        while idle.len() >= self.max_idle
+            || idle.front().is_some_and(|oldest| {
+                now.saturating_duration_since(oldest.used_at) >= self.idle_timeout
+            })
+        {
+            idle.pop_front();
+        }
+        idle.push_back(conn);
     }
 
     /// Taken out of the configuration: stop reusing its connections now.
     pub(crate) fn remove(&self) {
         self.removed.store(true, Relaxed);
-        while self.idle.pop().is_some() {}
+        self.clear_idle();
+    }
+
+    /// The most recently used idle connection; the lock is released before the caller
+    /// drops a stale one.
+    fn pop_idle(&self) -> Option<Conn> {
+        self.idle().pop_back()
+    }
+
+    fn clear_idle(&self) {
+        // Dropped outside the lock: closing sockets need not hold up other requests.
+        let dropped = std::mem::take(&mut *self.idle());
+        drop(dropped);
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Conn>> {
+        // The queue stays consistent even if a holder panicked.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The drain deadline passed: cut what is still in flight.
