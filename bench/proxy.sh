@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Cost of our router's 90/10 split next to HAProxy and nginx (see proxy-baseline.sh).
 #
-#   bench/proxy.sh                    # static_router example of slipway-router
-#   ROUTER=slipway bench/proxy.sh     # `slipway router --listen … --backend …`
+#   bench/proxy.sh      # `slipway router --listen … --backend …` (the release binary)
 #
 # Needs: apt-get update && apt-get install -y wrk haproxy nginx-light
 # Env passed through to the baseline: ROUNDS, DURATION, CONNECTIONS.
@@ -12,11 +11,5 @@ baseline="$repo/../shared/bench/proxy-baseline.sh"
 [ -x "$baseline" ] || [ -f "$baseline" ] || { echo "missing $baseline"; exit 2; }
 cd "$repo"
 args='--listen 127.0.0.1:$LISTEN_PORT --backend http://127.0.0.1:$UPSTREAM_V1=90 --backend http://127.0.0.1:$UPSTREAM_V2=10'
-if [ "${ROUTER:-example}" = slipway ]; then
-  cargo build --release -p slipway
-  bin="$repo/target/release/slipway router"
-else
-  cargo build --release -p slipway-router --example static_router
-  bin="$repo/target/release/examples/static_router"
-fi
-OUR_PROXY_CMD="$bin $args" bash "$baseline"
+cargo build --release -p slipway
+OUR_PROXY_CMD="$repo/target/release/slipway router $args" bash "$baseline"

@@ -7,7 +7,7 @@ set -euo pipefail
 CONNS=${CONNS:-1000}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-cargo build --release -p slipway-router --example static_router
+cargo build --release -p slipway
 ulimit -n 8192 2>/dev/null || true
 work=$(mktemp -d -t router-memory.XXXXXX)
 pids=()
@@ -33,7 +33,7 @@ PY
 for _ in $(seq 100); do [ -s "$work/upstream.port" ] && break; sleep 0.05; done
 up=$(cat "$work/upstream.port")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1} target/release/examples/static_router \
+TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1} target/release/slipway router \
   --listen "127.0.0.1:$port" --backend "http://127.0.0.1:$up=100" >"$work/router.log" 2>&1 & pids+=($!)
 router=$!
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
