@@ -158,6 +158,13 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
+    /// Resolves once `shutdown` was called: long-lived streams end on it, so a server can
+    /// stop while clients follow its events.
+    pub async fn stopping(&self) {
+        let mut stop = self.inner.shutdown.subscribe();
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }
+
     /// The address an environment's router listens on (its port when `listen` said 0).
     pub async fn listener(&self, env: &str) -> Option<std::net::SocketAddr> {
         self.inner.traffic.listener(env).await

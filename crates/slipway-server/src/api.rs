@@ -410,12 +410,24 @@ pub async fn events(
     Auth(_): Auth,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.engine.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    // A first comment flushes the response at once, so a client knows it is subscribed
+    // before anything happens.
+    let hello = futures_util::stream::once(async { Ok(Event::default().comment("connected")) });
+    let engine = state.engine.clone();
+    let events = futures_util::stream::unfold((rx, engine), |(mut rx, engine)| async move {
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                received = rx.recv() => received,
+                // The server is stopping: end the stream so it can.
+                () = engine.stopping() => return None,
+            };
+            match received {
                 Ok(e) => {
                     let data = serde_json::to_string(&EventView::from(e)).unwrap_or_default();
-                    return Some((Ok(Event::default().event("status").data(data)), rx));
+                    return Some((
+                        Ok(Event::default().event("status").data(data)),
+                        (rx, engine),
+                    ));
                 }
                 // A slow reader missed some events: go on with the next ones.
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -423,7 +435,7 @@ pub async fn events(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default())
 }
 
 #[derive(utoipa::OpenApi)]

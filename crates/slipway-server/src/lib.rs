@@ -47,11 +47,13 @@ impl ServerHandle {
     /// Stops the API, the engine loop and the router listeners. App instances keep
     /// running: the next start re-adopts them.
     pub async fn shutdown(mut self) {
+        // The engine first: that also ends the event streams, which the HTTP server's
+        // graceful shutdown would otherwise wait for forever.
+        self.engine.shutdown().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.serving).await;
-        self.engine.shutdown().await;
         if let Some(router) = &self.router {
             router.shutdown().await;
         }

@@ -218,3 +218,47 @@ async fn a_manual_rollback_restores_the_previous_release() {
     assert!(body.contains("v2"), "{body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_change_is_published_on_the_event_stream() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let s = TestServer::start(STAGING_AND_PRODUCTION).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+        s.admin
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    // The response head, then the stream is open before the deployment is made.
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.trim().is_empty() {
+            break;
+        }
+    }
+    s.deploy_and_wait("staging", "v1", "success").await;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !seen.contains(&"success".to_string()) {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("the success event arrives")
+            .unwrap()
+            .unwrap();
+        if let Some(data) = line.strip_prefix("data: ") {
+            let event: serde_json::Value = serde_json::from_str(data).unwrap();
+            assert_eq!(
+                (event["app"].as_str(), event["environment"].as_str()),
+                (Some("web"), Some("staging"))
+            );
+            seen.push(event["status"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, ["in_progress", "success"]);
+    // A client following the events does not keep the server from stopping.
+    tokio::time::timeout(std::time::Duration::from_secs(30), s.stop())
+        .await
+        .expect("the server stops while a client follows its events");
+}
