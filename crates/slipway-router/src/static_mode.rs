@@ -153,36 +153,9 @@ fn parse_backend(arg: &str) -> Result<StaticBackend> {
     })
 }
 
-/// Runs a static router until ctrl-c or SIGTERM, then drains it.
-///
-/// Called on a multi-thread runtime with a single worker, the router runs on a
-/// current-thread runtime of its own instead: one worker means one thread should do all
-/// the work, without the cross-thread wake-ups and atomics of the multi-thread scheduler
-/// (about 0.5 µs of CPU per proxied request).
+/// Runs a static router until ctrl-c or SIGTERM, then drains it. Run it on [`runtime`],
+/// which gives one worker a current-thread runtime.
 pub async fn run_static(opts: StaticOptions) -> Result<()> {
-    let handle = tokio::runtime::Handle::current();
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
-        || handle.metrics().num_workers() != 1
-    {
-        return serve_static(opts).await;
-    }
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("slipway-router".into())
-        .spawn(move || {
-            let outcome = runtime(Some(1))
-                .map_err(Error::from)
-                .and_then(|rt| rt.block_on(serve_static(opts)));
-            let _ = done.send(outcome);
-        })?;
-    result.await.unwrap_or_else(|_| {
-        Err(Error::Io(std::io::Error::other(
-            "the router thread ended without a result",
-        )))
-    })
-}
-
-async fn serve_static(opts: StaticOptions) -> Result<()> {
     let router = Router::new();
     let addr = router
         .bind(STATIC_NAME, opts.listen, opts.listener_config())

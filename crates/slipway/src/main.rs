@@ -42,7 +42,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<u8> {
                 .filter(|m| m.value_source("token") == Some(ValueSource::CommandLine))
                 .and_then(|_| cli.global.token.clone());
             let router = local::Router::from_args(&args, typed_token)?;
-            multi_thread(args.threads.map(usize::from))?.block_on(router.run())
+            // One worker means a current-thread runtime: no cross-thread wake-ups.
+            slipway_router::runtime(args.threads.map(usize::from))
+                .map_err(Error::io("cannot start the async runtime"))?
+                .block_on(router.run())
         }
         Command::Demo { keep } => multi_thread(None)?.block_on(demo::run(keep)),
         Command::Client(command) => tokio::runtime::Builder::new_current_thread()
