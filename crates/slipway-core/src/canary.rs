@@ -36,12 +36,6 @@ pub fn canary_plan(steps: &[CanaryStep]) -> Vec<CanaryAction> {
     plan
 }
 
-/// The first release of an environment has no stable release to compare with, so it goes
-/// straight to 100% once healthy instead of walking the steps.
-pub fn first_release_goes_straight(has_stable: bool) -> bool {
-    !has_stable
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,11 +84,5 @@ mod tests {
             canary_plan(&[CanaryStep::Weight(100.0), CanaryStep::Weight(50.0)]).last(),
             Some(&CanaryAction::SetWeight(100.0))
         );
-    }
-
-    #[test]
-    fn first_release_has_nothing_to_compare_with() {
-        assert!(first_release_goes_straight(false));
-        assert!(!first_release_goes_straight(true));
     }
 }

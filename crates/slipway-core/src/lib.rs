@@ -18,7 +18,7 @@ pub mod supersede;
 
 pub use admission::{Admission, Refusal, admit, glob_match, is_mutable_tag};
 pub use analysis::{AnalysisState, Sample, Step, Verdict, judge};
-pub use canary::{CanaryAction, canary_plan, first_release_goes_straight};
+pub use canary::{CanaryAction, canary_plan};
 pub use error::{Error, Result};
 pub use gates::{
     DecisionRefusal, Gate, GateOutcome, check_decision, evaluate, next_window_open, window_contains,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_config::{Config, Role};
-use slipway_core::{Deployment, DeploymentId, Millis, Status};
+use slipway_core::{DeploymentId, Millis, Status};
 use slipway_drivers::Driver;
 use slipway_store::Store;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
@@ -194,33 +194,18 @@ impl Engine {
         self.inner.wake.notify_one();
     }
 
-    /// Stops every instance the engine runs (the demo's clean-up; a real server leaves
-    /// workloads running when it stops).
+    /// Stops every instance the driver runs for this server, recorded or not, and forgets
+    /// them (the demo's clean-up; a real server leaves workloads running when it stops).
     pub async fn stop_all_instances(&self) -> Result<()> {
-        for inst in self.inner.store.instances(None, None).await? {
+        for (_, handle) in self.inner.driver.instances(&self.inner.scope()).await {
             self.inner
                 .driver
-                .stop(&inst.handle, Duration::from_secs(5))
+                .stop(&handle, Duration::from_secs(5))
                 .await?;
+        }
+        for inst in self.inner.store.instances(None, None).await? {
             self.inner.store.delete_instance(&inst.id).await?;
         }
         Ok(())
-    }
-
-    /// Waits until a deployment has finished its rollout or is held at a gate.
-    pub async fn settled(&self, id: DeploymentId, timeout: Duration) -> Result<Deployment> {
-        let mut events = self.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let d = self.inner.store.get_deployment(id).await?;
-            if d.status.is_finished() || d.status == Status::Waiting {
-                return Ok(d);
-            }
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Err(_) => return Ok(d),
-                Ok(Err(broadcast::error::RecvError::Closed)) => return Ok(d),
-                Ok(_) => {}
-            }
-        }
     }
 }

@@ -12,10 +12,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use slipway_core::Status;
 
 use crate::client::{
@@ -80,8 +78,12 @@ pub async fn run(keep: bool) -> Result<u8> {
         () = interrupted() => Err(Error::Failed("interrupted".into())),
     };
     traffic.stop();
+    // Workloads outlive the control plane by design, but not the demo.
+    let engine = handle.engine.clone();
     handle.shutdown().await;
-    stop_apps(dir.path()).await;
+    if let Err(e) = engine.stop_all_instances().await {
+        errln!("warning: could not stop every app instance: {e}");
+    }
     if keep {
         let kept = dir.keep();
         outln!("kept {}", kept.display());
@@ -159,15 +161,14 @@ struct Routers {
     production: SocketAddr,
 }
 
-/// The demo's `slipway.yaml`. Every instance records its pid (its process group) so the
-/// demo can stop what is left at the end, and reads its fault flags from a file per
+/// The demo's `slipway.yaml`. Every instance reads its fault flags from a file per
 /// version when it starts, which is how v3 gets `--fail-health` and v4 `--error-rate`
 /// without the demo app knowing about it. Production's canary judges every 250ms and
 /// from 5 requests on: the demo's traffic (about 20 requests a second) decides in seconds.
 fn config_yaml(dir: &Path, app_bin: &Path) -> String {
     let dir_s = dir.display().to_string();
     let run = format!(
-        "echo $$ >> '{dir_s}/pids'; exec '{}' --port {{port}} --release {{version}} $(cat '{dir_s}'/flags-{{version}} 2>/dev/null)",
+        "exec '{}' --port {{port}} --release {{version}} $(cat '{dir_s}'/flags-{{version}} 2>/dev/null)",
         app_bin.display()
     );
     // A JSON string is a valid YAML double-quoted scalar: no escaping rules of our own.
@@ -208,31 +209,6 @@ users:
         data_dir = quote(&dir.join("data").display().to_string()),
         run = quote(&run),
     )
-}
-
-/// Stops instances the server left running: workloads outlive the control plane by
-/// design, but not the demo. Only processes that still run the demo app are signalled.
-async fn stop_apps(dir: &Path) {
-    let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
-    let ours = |pid: i32| {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(DEMO_APP))
-    };
-    let groups: Vec<i32> = pids
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .filter(|&pid| ours(pid))
-        .collect();
-    for &pgid in &groups {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while groups.iter().any(|&p| ours(p)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for &pgid in groups.iter().filter(|&&p| ours(p)) {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    }
 }
 
 // === impl Traffic ===
