@@ -19,7 +19,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use slipway_config::Config;
-use slipway_drivers::Driver;
 use slipway_engine::{Engine, Parts, SystemClock};
 use slipway_store::{SqliteStore, Store};
 use tokio::sync::oneshot;
@@ -94,14 +93,6 @@ pub fn routes(state: AppState) -> Router {
 /// Opens the store, makes the admin user on a first start, starts the engine (which
 /// binds the environments' routers) and serves the API.
 pub async fn start(config: Config) -> Result<ServerHandle, Error> {
-    start_with_driver(config, Arc::new(slipway_drivers::ProcessDriver::new())).await
-}
-
-/// `start` with a chosen driver (tests wrap the process driver to reap what they start).
-pub async fn start_with_driver(
-    config: Config,
-    driver: Arc<dyn Driver>,
-) -> Result<ServerHandle, Error> {
     if let Some(db) = &config.server.database {
         return Err(Error::Unsupported(format!(
             "server.database `{db}`: PostgreSQL is not supported yet; remove the key to use SQLite in data_dir"
@@ -130,7 +121,7 @@ pub async fn start_with_driver(
     let engine = Engine::start(Parts {
         config,
         store,
-        driver,
+        driver: Arc::new(slipway_drivers::ProcessDriver::new()),
         router: traffic,
         clock,
         data_dir,

@@ -4,36 +4,11 @@
 //! when its `TestServer` drops, also when the test fails.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, Started};
+use slipway_drivers::{Driver, ProcessDriver};
 use slipway_server::ServerHandle;
-
-/// The process driver, noting every pid it starts so the test can reap them.
-struct Reaping {
-    inner: ProcessDriver,
-    pids: Arc<Mutex<Vec<u32>>>,
-}
-
-#[async_trait::async_trait]
-impl Driver for Reaping {
-    async fn start(&self, spec: &InstanceSpec) -> slipway_drivers::Result<Started> {
-        let started = self.inner.start(spec).await?;
-        self.pids.lock().unwrap().push(started.pid);
-        Ok(started)
-    }
-    async fn stop(&self, handle: &str, grace: Duration) -> slipway_drivers::Result<()> {
-        self.inner.stop(handle, grace).await
-    }
-    async fn is_running(&self, handle: &str) -> bool {
-        self.inner.is_running(handle).await
-    }
-    async fn instances(&self, scope: &str) -> Vec<(String, String)> {
-        self.inner.instances(scope).await
-    }
-}
 
 /// The demo app binary, built on demand when the test run did not build it already.
 pub fn demo_app() -> PathBuf {
@@ -55,11 +30,12 @@ pub fn demo_app() -> PathBuf {
 pub struct TestServer {
     handle: Option<ServerHandle>,
     config: slipway_config::Config,
+    /// The scope the driver marks this server's instances with (its data dir).
+    scope: String,
     pub dir: tempfile::TempDir,
     pub base: String,
     pub admin: String,
     http: reqwest::Client,
-    pids: Arc<Mutex<Vec<u32>>>,
 }
 
 /// A config whose `web` app is the demo app; `{flags}` come from `flags-<version>` files
@@ -106,26 +82,23 @@ impl TestServer {
         let yaml = config_yaml(dir.path(), envs, users, start_period);
         let config = slipway_config::parse(&yaml, "slipway.yaml", dir.path())
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n{yaml}"));
-        let pids = Arc::new(Mutex::new(Vec::new()));
-        let driver = Arc::new(Reaping {
-            inner: ProcessDriver::new(),
-            pids: pids.clone(),
-        });
-        let handle = slipway_server::start_with_driver(config.clone(), driver)
-            .await
-            .unwrap();
+        let handle = slipway_server::start(config.clone()).await.unwrap();
+        let scope = std::fs::canonicalize(&config.server.data_dir)
+            .unwrap()
+            .display()
+            .to_string();
         let admin = handle
             .admin_token
             .clone()
             .expect("first start makes an admin token");
         TestServer {
             config,
+            scope,
             base: format!("http://{}", handle.api_addr),
             handle: Some(handle),
             dir,
             admin,
             http: reqwest::Client::new(),
-            pids,
         }
     }
 
@@ -300,13 +273,7 @@ impl TestServer {
         if let Some(handle) = self.handle.take() {
             handle.shutdown().await;
         }
-        let driver = Arc::new(Reaping {
-            inner: ProcessDriver::new(),
-            pids: self.pids.clone(),
-        });
-        let handle = slipway_server::start_with_driver(self.config.clone(), driver)
-            .await
-            .unwrap();
+        let handle = slipway_server::start(self.config.clone()).await.unwrap();
         assert!(handle.admin_token.is_none(), "a restart keeps the users");
         self.base = format!("http://{}", handle.api_addr);
         self.handle = Some(handle);
@@ -319,13 +286,26 @@ impl TestServer {
     }
 }
 
+/// Kills every instance the driver runs for this server, also those a rollout started but
+/// never recorded because the test ended it midway. Drop cannot await, and the test's
+/// runtime cannot be blocked on, so a thread of its own does it.
 impl Drop for TestServer {
     fn drop(&mut self) {
-        for pid in self.pids.lock().map(|p| p.clone()).unwrap_or_default() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        let scope = self.scope.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let driver = ProcessDriver::new();
+                for (_, handle) in driver.instances(&scope).await {
+                    let _ = driver.stop(&handle, Duration::ZERO).await;
+                }
+            });
+        })
+        .join();
     }
 }
