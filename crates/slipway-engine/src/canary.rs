@@ -111,6 +111,13 @@ impl Canary<'_> {
             match action {
                 CanaryAction::SetWeight(weight) => {
                     self.set_weight(weight).await?;
+                    // The analysis runs throughout: a step holds for one interval and is
+                    // judged once, even with no pause after it. Only a failure counts
+                    // here; waiting for enough requests is what pauses are for.
+                    if weight < 100.0 {
+                        tokio::time::sleep(self.analysis.interval).await;
+                        self.check(&baseline, &mut state, &mut last_verdict).await?;
+                    }
                 }
                 CanaryAction::Pause(pause) => {
                     let until = Instant::now() + pause;

@@ -260,3 +260,31 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_steps_without_pauses_are_still_judged() {
+    let envs = r#"    production:
+      listen: 127.0.0.1:0
+      strategy:
+        canary:
+          steps: [{ weight: 10 }, { weight: 50 }]
+          analysis: { interval: 200ms, max_error_rate: 5%, min_requests: 3, failure_limit: 1 }"#;
+    let s = TestServer::start(envs).await;
+    s.deploy_and_wait("production", "v1", "success").await;
+    s.faulty("v2", "--error-rate 1.0");
+    let load = Load::start(s.listener("production").await);
+    let id = deploy(&s, "v2").await;
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    load.finish().await;
+    assert_eq!(d["status"], "failure", "{d:#}");
+    assert!(
+        TestServer::last_reason(&d).starts_with("canary analysis failed: error rate"),
+        "{d:#}"
+    );
+    let lines = s.log_lines(id).await;
+    assert!(
+        !lines.iter().any(|l| l == "canary: 100% of traffic to v2"),
+        "never promoted: {lines:#?}"
+    );
+    s.stop().await;
+}
