@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub use diagnostic::{ConfigError, Diagnostic, Result};
 pub use model::*;
-pub use scalar::{parse_duration, parse_percent, parse_window};
+pub use scalar::{did_you_mean, parse_duration, parse_percent, parse_window};
 
 /// Reads and validates a config file. A relative `server.data_dir` is resolved against
 /// the file's directory. Diagnostics name the file as `path` was given.

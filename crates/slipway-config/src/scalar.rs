@@ -286,8 +286,9 @@ fn time(text: &str, window: &str) -> Result<u32, ScalarError> {
     Ok(hours * 60 + minutes)
 }
 
-/// `did you mean `x`?` for the closest candidate, when one is close enough.
-pub(crate) fn did_you_mean<'c>(
+/// `did you mean `x`?` for the closest candidate, when one is close enough. Shared with
+/// the API, which names apps and environments the same way.
+pub fn did_you_mean<'c>(
     input: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<String> {

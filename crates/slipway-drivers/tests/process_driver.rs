@@ -291,10 +291,18 @@ async fn instances_lists_what_runs_for_a_scope_even_unrecorded() {
     let spec = spec(dir.path(), "exec sleep 30");
     let (started, _guard) = start(&driver, &spec).await;
     let scope = dir.path().display().to_string();
-    assert_eq!(
-        driver.instances(&scope).await,
-        [("web-staging-v1-1".to_string(), started.handle.clone())]
-    );
+    let expected = vec![("web-staging-v1-1".to_string(), started.handle.clone())];
+    // For an instant after the spawn the shell is replacing itself (`exec`), and the kernel
+    // shows an empty environment: poll rather than read once.
+    let start_polling = Instant::now();
+    while driver.instances(&scope).await != expected {
+        assert!(
+            start_polling.elapsed() < DEADLINE,
+            "{:?}",
+            driver.instances(&scope).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(driver.instances("/some/other/server").await.is_empty());
     driver
         .stop(&started.handle, Duration::from_secs(5))

@@ -10,7 +10,7 @@ use slipway_core::{
 use slipway_store::{DeploymentFilter, NewDeployment};
 
 use crate::error::{Error, Result};
-use crate::{Actor, Engine, Inner};
+use crate::{Actor, Engine, Inner, Live};
 
 /// A request to deploy a release (the body of `POST /api/v1/deployments`).
 #[derive(Debug, Clone, Default)]
@@ -37,10 +37,8 @@ pub struct EnvStatus {
     pub instances: Vec<slipway_core::Instance>,
     pub traffic: Vec<Share>,
     pub in_progress: Option<Deployment>,
-    /// The canary analysis's latest verdict of the deployment in progress.
-    pub verdict: Option<String>,
-    /// The canary pause the deployment in progress waits at.
-    pub paused: Option<String>,
+    /// What the deployment in progress knows live (canary verdict and pause).
+    pub live: Live,
     pub waiting: Vec<Deployment>,
 }
 
@@ -97,39 +95,15 @@ fn check_version(version: &str) -> Result<()> {
     }
 }
 
-fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
-    let known: Vec<&String> = known.collect();
-    let close = known
-        .iter()
-        .filter(|k| strsim_close(name, k))
-        .map(|k| format!("; did you mean `{k}`?"))
-        .next();
-    close.unwrap_or_else(|| {
-        format!(
+/// `; did you mean `x`?` when a known name is close, else the list of known names.
+fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a String> + Clone) -> String {
+    match slipway_config::did_you_mean(name, known.clone().map(String::as_str)) {
+        Some(hint) => format!("; {hint}"),
+        None => format!(
             "; known: {}",
-            known
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
-}
-
-/// Names one edit apart, or one a prefix of the other, are likely typos of each other.
-fn strsim_close(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
+            known.map(String::as_str).collect::<Vec<_>>().join(", ")
+        ),
     }
-    prev[b.len()] <= 2
 }
 
 impl Engine {
@@ -140,7 +114,7 @@ impl Engine {
         } else {
             Err(Error::bad(
                 "unknown_app",
-                format!("unknown app `{app}`{}", did_you_mean(app, apps.keys())),
+                format!("unknown app `{app}`{}", suggestion(app, apps.keys())),
             ))
         }
     }
@@ -152,7 +126,7 @@ impl Engine {
                 "unknown_environment",
                 format!(
                     "unknown environment `{env}`{}",
-                    did_you_mean(env, envs.keys())
+                    suggestion(env, envs.keys())
                 ),
             )
         })
@@ -507,25 +481,36 @@ impl Engine {
 
     pub async fn env_status(&self, app: &str, env: &str) -> Result<EnvStatus> {
         self.env_config(app, env)?;
+        let unfinished = self.inner.store.unfinished_deployments().await?;
+        self.env_status_among(app, env, &unfinished).await
+    }
+
+    /// The status of one app in one environment, given every unfinished deployment.
+    async fn env_status_among(
+        &self,
+        app: &str,
+        env: &str,
+        unfinished: &[Deployment],
+    ) -> Result<EnvStatus> {
         let store = &self.inner.store;
         let current = store
             .latest_with_status(app, env, &[Status::Success])
             .await?;
-        let unfinished: Vec<Deployment> = store
-            .unfinished_deployments()
-            .await?
-            .into_iter()
-            .filter(|d| d.app == app && d.environment == env)
-            .collect();
+        let here = || {
+            unfinished
+                .iter()
+                .filter(|d| d.app == app && d.environment == env)
+        };
+        let in_progress = here().find(|d| d.status == Status::InProgress).cloned();
         let instances = store.instances(Some(app), Some(env)).await?;
         let mut kept: Vec<KeptRelease> = Vec::new();
-        for inst in instances.iter().cloned() {
+        for inst in &instances {
             let is_current = current
                 .as_ref()
                 .is_some_and(|c| c.release.version == inst.version);
             if !is_current && !kept.iter().any(|k| k.version == inst.version) {
                 kept.push(KeptRelease {
-                    version: inst.version,
+                    version: inst.version.clone(),
                     deployment_id: inst.deployment_id,
                 });
             }
@@ -538,22 +523,12 @@ impl Engine {
             kept,
             instances,
             traffic: self.traffic(app, env).await,
-            verdict: unfinished
-                .iter()
-                .find(|d| d.status == Status::InProgress)
-                .and_then(|d| self.verdict(d.id)),
-            paused: unfinished
-                .iter()
-                .find(|d| d.status == Status::InProgress)
-                .and_then(|d| self.paused(d.id)),
-            in_progress: unfinished
-                .iter()
-                .find(|d| d.status == Status::InProgress)
-                .cloned(),
-            waiting: unfinished
-                .into_iter()
-                .filter(|d| d.status.is_pending())
-                .collect(),
+            live: in_progress
+                .as_ref()
+                .map(|d| self.live(d.id))
+                .unwrap_or_default(),
+            in_progress,
+            waiting: here().filter(|d| d.status.is_pending()).cloned().collect(),
         })
     }
 
@@ -566,6 +541,7 @@ impl Engine {
         if let Some(env) = env {
             self.check_env(env)?;
         }
+        let unfinished = self.inner.store.unfinished_deployments().await?;
         let mut out = Vec::new();
         for a in config
             .apps
@@ -577,7 +553,7 @@ impl Engine {
                 .keys()
                 .filter(|e| env.is_none_or(|x| x == e.as_str()))
             {
-                out.push(self.env_status(a, e).await?);
+                out.push(self.env_status_among(a, e, &unfinished).await?);
             }
         }
         Ok(out)

@@ -31,6 +31,9 @@ pub use commands::{DeployRequest, EnvStatus, KeptRelease, Share};
 pub use error::{Error, ErrorKind, Result};
 pub use traffic::{EnvLimits, ReleaseRoute, TrafficRouter};
 
+/// Grace between SIGTERM and SIGKILL when an instance is stopped.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Who asks: an authenticated user of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -91,10 +94,16 @@ struct RolloutControl {
     abort: watch::Sender<Option<String>>,
     /// Wakes a canary paused with `pause: manual`.
     promote: Arc<Notify>,
-    /// The canary analysis's latest verdict, for the API.
-    verdict: Option<String>,
+    live: Live,
+}
+
+/// What only a running rollout knows, for the API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// The canary analysis's latest verdict.
+    pub verdict: Option<String>,
     /// The canary pause it waits at: `manual` (for `slipway promote`) or its duration.
-    paused: Option<String>,
+    pub paused: Option<String>,
 }
 
 impl Inner {
@@ -107,11 +116,11 @@ impl Inner {
     }
 
     pub(crate) fn set_verdict(&self, id: DeploymentId, verdict: &str) {
-        self.with_control(id, |c| c.verdict = Some(verdict.to_string()));
+        self.with_control(id, |c| c.live.verdict = Some(verdict.to_string()));
     }
 
     pub(crate) fn set_paused(&self, id: DeploymentId, paused: Option<String>) {
-        self.with_control(id, |c| c.paused = paused);
+        self.with_control(id, |c| c.live.paused = paused);
     }
 }
 
@@ -170,16 +179,15 @@ impl Engine {
         self.inner.traffic.listener(env).await
     }
 
-    /// The latest canary verdict of a rollout in progress.
-    pub fn verdict(&self, id: DeploymentId) -> Option<String> {
-        let rollouts = self.inner.rollouts.lock().ok()?;
-        rollouts.get(&id)?.verdict.clone()
-    }
-
-    /// The canary pause a rollout in progress waits at: `manual`, or its duration.
-    pub fn paused(&self, id: DeploymentId) -> Option<String> {
-        let rollouts = self.inner.rollouts.lock().ok()?;
-        rollouts.get(&id)?.paused.clone()
+    /// What only a running rollout knows: its canary's latest verdict and pause.
+    pub fn live(&self, id: DeploymentId) -> Live {
+        let Ok(rollouts) = self.inner.rollouts.lock() else {
+            return Live::default();
+        };
+        rollouts
+            .get(&id)
+            .map(|c| c.live.clone())
+            .unwrap_or_default()
     }
 
     /// The router's counters in Prometheus text format.
@@ -198,10 +206,7 @@ impl Engine {
     /// them (the demo's clean-up; a real server leaves workloads running when it stops).
     pub async fn stop_all_instances(&self) -> Result<()> {
         for (_, handle) in self.inner.driver.instances(&self.inner.scope()).await {
-            self.inner
-                .driver
-                .stop(&handle, Duration::from_secs(5))
-                .await?;
+            self.inner.driver.stop(&handle, STOP_GRACE).await?;
         }
         for inst in self.inner.store.instances(None, None).await? {
             self.inner.store.delete_instance(&inst.id).await?;

@@ -11,7 +11,7 @@ use slipway_core::{Deployment, InstanceState, Status, StatusChange, gates, state
 
 use crate::error::{Error, Result};
 use crate::traffic::{EnvLimits, ReleaseRoute};
-use crate::{Inner, StatusEvent, rollout};
+use crate::{Inner, STOP_GRACE, StatusEvent, rollout};
 
 /// The router listener of an environment's blue-green preview. A dot cannot occur in an
 /// environment name, so it never clashes with one.
@@ -162,7 +162,7 @@ impl Inner {
         for (id, handle) in self.driver.instances(&self.scope()).await {
             if !recorded.contains(&handle) {
                 tracing::warn!(instance = %id, %handle, "stopping an instance that was started but never recorded");
-                self.driver.stop(&handle, Duration::from_secs(5)).await?;
+                self.driver.stop(&handle, STOP_GRACE).await?;
             }
         }
         Ok(())

@@ -19,10 +19,8 @@ use crate::error::{Error, Result};
 use crate::hooks::run_hook;
 use crate::reconcile::{SYSTEM, preview_listener};
 use crate::traffic::ReleaseRoute;
-use crate::{Inner, RolloutControl};
+use crate::{Inner, Live, RolloutControl, STOP_GRACE};
 
-/// Grace between SIGTERM and SIGKILL when an instance is stopped.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How many lines of an instance's own output are copied into the deployment log.
 const APP_LOG_TAIL: usize = 20;
 
@@ -80,8 +78,7 @@ pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
             environment: d.environment.clone(),
             abort,
             promote: promote.clone(),
-            verdict: None,
-            paused: None,
+            live: Live::default(),
         },
     );
     tokio::spawn(supervise(inner.clone(), d.id, abort_rx, promote));
@@ -782,8 +779,7 @@ impl Inner {
     async fn stop_release(&self, app: &str, env: &str, version: &str) -> Result<()> {
         for inst in self.store.instances(Some(app), Some(env)).await? {
             if inst.version == version {
-                self.driver.stop(&inst.handle, STOP_GRACE).await?;
-                self.store.delete_instance(&inst.id).await?;
+                self.stop_instance(&inst).await?;
             }
         }
         Ok(())

@@ -141,19 +141,8 @@ async fn zero_downtime() {
             .await;
     }
     for _ in 0..ROLLBACKS {
-        let (status, d) = s
-            .call(
-                "POST",
-                "/api/v1/apps/web/environments/staging/rollback",
-                &s.admin,
-                None,
-            )
-            .await;
-        assert_eq!(status, 201, "{d}");
-        let d = s
-            .wait_for(d["id"].as_i64().unwrap(), &["success", "failure", "error"])
-            .await;
-        assert_eq!(d["status"], "success", "{d:#}");
+        let d = s.rollback("staging", None).await;
+        s.ends(&d, "success").await;
     }
     stop.store(true, Ordering::Relaxed);
     for c in clients {

@@ -72,10 +72,7 @@ async fn view(state: &AppState, d: Deployment) -> DeploymentView {
         Status::InProgress | Status::Success => state.engine.traffic(&d.app, &d.environment).await,
         _ => Vec::new(),
     };
-    let live = Live {
-        analysis: state.engine.verdict(d.id),
-        paused: state.engine.paused(d.id),
-    };
+    let live = state.engine.live(d.id);
     DeploymentView::new(d, traffic, live)
 }
 

@@ -117,6 +117,8 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+    /// The configuration or environment asks for something this server cannot set up: a
+    /// store not built yet, a router token that is missing.
     #[error("{0}")]
-    Unsupported(String),
+    Setup(String),
 }

@@ -94,7 +94,7 @@ pub fn routes(state: AppState) -> Router {
 /// binds the environments' routers) and serves the API.
 pub async fn start(config: Config) -> Result<ServerHandle, Error> {
     if let Some(db) = &config.server.database {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::Setup(format!(
             "server.database `{db}`: PostgreSQL is not supported yet; remove the key to use SQLite in data_dir"
         )));
     }
@@ -181,12 +181,12 @@ fn traffic_router(
         }
         Some(addr) => {
             let token = std::env::var("SLIPWAY_ROUTER_TOKEN").map_err(|_| {
-                Error::Unsupported(format!(
+                Error::Setup(format!(
                     "server.router_control is {addr}: set SLIPWAY_ROUTER_TOKEN to the token that `slipway router --control {addr}` was started with"
                 ))
             })?;
             let client = slipway_router::ControlClient::new(&addr.to_string(), &token)
-                .map_err(|e| Error::Unsupported(e.to_string()))?;
+                .map_err(|e| Error::Setup(e.to_string()))?;
             Ok((None, Arc::new(client)))
         }
     }

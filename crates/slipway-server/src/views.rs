@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use slipway_core::{Deployment, LogLine, Millis};
-use slipway_engine::{EnvStatus, Share, StatusEvent};
+use slipway_engine::{EnvStatus, Live, Share, StatusEvent};
 use utoipa::ToSchema;
 
 pub fn rfc3339(ms: Millis) -> String {
@@ -93,17 +93,10 @@ pub fn traffic_views(traffic: Vec<Share>) -> Vec<TrafficView> {
         .collect()
 }
 
-/// What only a running rollout has: the canary's latest verdict and pause.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub analysis: Option<String>,
-    pub paused: Option<String>,
-}
-
 impl DeploymentView {
     pub fn new(d: Deployment, traffic: Vec<Share>, live: Live) -> DeploymentView {
         DeploymentView {
-            analysis: live.analysis,
+            analysis: live.verdict,
             paused: live.paused,
             id: d.id,
             app: d.app,
@@ -293,13 +286,9 @@ impl From<EnvStatus> for EnvStatusView {
                 })
                 .collect(),
             traffic: traffic_views(s.traffic),
-            in_progress: s.in_progress.map(|d| {
-                let live = Live {
-                    analysis: s.verdict.clone(),
-                    paused: s.paused.clone(),
-                };
-                DeploymentView::new(d, traffic.clone(), live)
-            }),
+            in_progress: s
+                .in_progress
+                .map(|d| DeploymentView::new(d, traffic.clone(), s.live.clone())),
             waiting: s
                 .waiting
                 .into_iter()

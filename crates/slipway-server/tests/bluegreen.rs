@@ -9,36 +9,12 @@ use util::TestServer;
 
 const ENV: &str = "    staging:\n      listen: 127.0.0.1:0\n      strategy: { blue-green: { preview: 127.0.0.1:0, scale_down_delay: 300ms } }\n";
 
-async fn instance_states(s: &TestServer, version: &str) -> Vec<String> {
-    let (_, env) = s
-        .call(
-            "GET",
-            "/api/v1/apps/web/environments/staging",
-            &s.admin,
-            None,
-        )
-        .await;
-    env["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["version"] == version)
-        .map(|i| i["state"].as_str().unwrap().to_string())
-        .collect()
-}
-
-async fn get(addr: std::net::SocketAddr) -> (u16, String) {
-    let resp = reqwest::get(format!("http://{addr}/")).await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_failing_its_smoke_tests_on_the_preview_never_takes_live_traffic() {
     let s = TestServer::start(ENV).await;
     s.deploy_and_wait("staging", "v1", "success").await;
-    let preview = s.listener("staging.preview").await;
     assert_eq!(
-        get(preview).await.1.trim(),
+        s.through_router("staging.preview").await.1.trim(),
         "ok release=v1",
         "outside a switch the preview shows what runs"
     );
@@ -60,12 +36,9 @@ async fn a_release_failing_its_smoke_tests_on_the_preview_never_takes_live_traff
         !lines.iter().any(|l| l.starts_with("traffic: 100% to v2")),
         "v2 never took live traffic: {lines:#?}"
     );
+    assert_eq!(s.through_router("staging").await.1.trim(), "ok release=v1");
     assert_eq!(
-        get(s.listener("staging").await).await.1.trim(),
-        "ok release=v1"
-    );
-    assert_eq!(
-        get(preview).await.1.trim(),
+        s.through_router("staging.preview").await.1.trim(),
         "ok release=v1",
         "the preview is back on v1 too"
     );
@@ -78,39 +51,25 @@ async fn the_old_set_stops_after_the_scale_down_delay_and_a_rollback_restarts_it
     s.deploy_and_wait("staging", "v1", "success").await;
     s.deploy_and_wait("staging", "v2", "success").await;
     assert_eq!(
-        get(s.listener("staging.preview").await).await.1.trim(),
+        s.through_router("staging.preview").await.1.trim(),
         "ok release=v2"
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while instance_states(&s, "v1").await != ["stopped"] {
+    while s.instance_states("staging", "v1").await != ["stopped"] {
         assert!(
             tokio::time::Instant::now() < deadline,
             "v1 never scaled down: {:?}",
-            instance_states(&s, "v1").await
+            s.instance_states("staging", "v1").await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(instance_states(&s, "v2").await, ["running"]);
+    assert_eq!(s.instance_states("staging", "v2").await, ["running"]);
 
-    let (status, rb) = s
-        .call(
-            "POST",
-            "/api/v1/apps/web/environments/staging/rollback",
-            &s.admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{rb}");
-    let rb = s
-        .wait_for(rb["id"].as_i64().unwrap(), &["success", "failure", "error"])
-        .await;
-    assert_eq!(rb["status"], "success", "{rb:#}");
-    assert_eq!(
-        get(s.listener("staging").await).await.1.trim(),
-        "ok release=v1"
-    );
+    let rb = s.rollback("staging", None).await;
+    s.ends(&rb, "success").await;
+    assert_eq!(s.through_router("staging").await.1.trim(), "ok release=v1");
     assert!(
-        instance_states(&s, "v1")
+        s.instance_states("staging", "v1")
             .await
             .contains(&"running".to_string())
     );

@@ -118,35 +118,30 @@ async fn a_healthy_canary_walks_its_steps_to_full_traffic() {
     assert!(seen.iter().any(|(_, r)| r == "v2") && seen.iter().any(|(_, r)| r == "v1"));
 
     // A rollback restores a known-good release at once, without walking the steps.
-    let (status, rb) = s
-        .call(
-            "POST",
-            "/api/v1/apps/web/environments/production/rollback",
-            &s.admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{rb}");
-    let rb_id = rb["id"].as_i64().unwrap();
-    let rb = s.wait_for(rb_id, &["success", "failure", "error"]).await;
-    assert_eq!(rb["status"], "success", "{rb:#}");
+    let rb = s.rollback("production", None).await;
+    let rb = s.ends(&rb, "success").await;
     assert_eq!(TestServer::split(&rb), [("v1".to_string(), 100.0)]);
-    let lines = s.log_lines(rb_id).await;
+    let lines = s.log_lines(rb["id"].as_i64().unwrap()).await;
     assert!(!lines.iter().any(|l| l.starts_with("canary")), "{lines:#?}");
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice() {
-    let s = TestServer::start(&canary_env(STEPS)).await;
+/// v1 as the stable release, then v2 with the demo app's fault `flags` as a canary under
+/// load. Returns the server, v2's deployment once it ended, and what the load saw.
+async fn faulty_canary(envs: &str, flags: &str) -> (TestServer, Value, Vec<(u16, String)>) {
+    let s = TestServer::start(envs).await;
     s.deploy_and_wait("production", "v1", "success").await;
-    s.faulty("v2", "--error-rate 0.5");
+    s.faulty("v2", flags);
     let load = Load::start(s.listener("production").await);
     let id = deploy(&s, "v2").await;
     let d = s.wait_for(id, &["success", "failure", "error"]).await;
-    // Requests keep flowing after the abort, and all of them land on v1.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = load.finish().await;
+    (s, d, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice() {
+    let (s, d, seen) = faulty_canary(&canary_env(STEPS), "--error-rate 0.5").await;
     assert_eq!(d["status"], "failure", "{d:#}");
     let reason = TestServer::last_reason(&d);
     assert!(
@@ -171,15 +166,20 @@ async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice(
         seen.iter().all(|(status, _)| *status != 0),
         "no connection errors"
     );
-    assert_eq!(seen.last().map(|(_, r)| r.as_str()), Some("v1"));
-    let (_, env) = s
-        .call(
-            "GET",
-            "/api/v1/apps/web/environments/production",
-            &s.admin,
-            None,
-        )
-        .await;
+    // After the abort every user, the canary's too, lands on v1.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/", s.listener("production").await);
+    for user in 0..50 {
+        let resp = http
+            .get(&url)
+            .header("X-Slipway-Key", format!("user-{user}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap().trim(), "ok release=v1");
+    }
+    let env = s.env("production").await;
     assert_eq!(env["current"]["version"], "v1");
     // The router's counters for the stable release: many requests, no errors.
     assert!(
@@ -192,13 +192,7 @@ async fn a_canary_returning_errors_is_rolled_back_and_stable_users_never_notice(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_canary_is_rolled_back_on_latency() {
-    let s = TestServer::start(&canary_env(STEPS)).await;
-    s.deploy_and_wait("production", "v1", "success").await;
-    s.faulty("v2", "--latency-ms 400");
-    let load = Load::start(s.listener("production").await);
-    let id = deploy(&s, "v2").await;
-    let d = s.wait_for(id, &["success", "failure", "error"]).await;
-    load.finish().await;
+    let (s, d, _) = faulty_canary(&canary_env(STEPS), "--latency-ms 400").await;
     assert_eq!(d["status"], "failure", "{d:#}");
     assert!(TestServer::last_reason(&d).contains("p99 latency"), "{d:#}");
     s.stop().await;
@@ -269,13 +263,8 @@ async fn weight_steps_without_pauses_are_still_judged() {
         canary:
           steps: [{ weight: 10 }, { weight: 50 }]
           analysis: { interval: 200ms, max_error_rate: 5%, min_requests: 3, failure_limit: 1 }"#;
-    let s = TestServer::start(envs).await;
-    s.deploy_and_wait("production", "v1", "success").await;
-    s.faulty("v2", "--error-rate 1.0");
-    let load = Load::start(s.listener("production").await);
-    let id = deploy(&s, "v2").await;
-    let d = s.wait_for(id, &["success", "failure", "error"]).await;
-    load.finish().await;
+    let (s, d, _) = faulty_canary(envs, "--error-rate 1.0").await;
+    let id = d["id"].as_i64().unwrap();
     assert_eq!(d["status"], "failure", "{d:#}");
     assert!(
         TestServer::last_reason(&d).starts_with("canary analysis failed: error rate"),

@@ -327,6 +327,30 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         );
         assert!(!err["error"]["message"].as_str().unwrap().is_empty());
     }
+    let (_, err) = s
+        .call(
+            "POST",
+            "/api/v1/deployments",
+            &s.admin,
+            Some(json!({"app": "wbe", "environment": "prodution", "version": "v1"})),
+        )
+        .await;
+    assert_eq!(
+        err["error"]["message"],
+        "unknown app `wbe`; did you mean `web`?"
+    );
+    let (_, err) = s
+        .call(
+            "POST",
+            "/api/v1/deployments",
+            &s.admin,
+            Some(json!({"app": "web", "environment": "zzz", "version": "v1"})),
+        )
+        .await;
+    assert_eq!(
+        err["error"]["message"],
+        "unknown environment `zzz`; known: frozen, production, qa, staging, timed"
+    );
     let (status, err) = s
         .call("GET", "/api/v1/deployments", "slw_not-a-token", None)
         .await;

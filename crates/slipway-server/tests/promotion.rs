@@ -162,22 +162,11 @@ async fn a_manual_rollback_restores_the_previous_release() {
     let s = TestServer::start(STAGING_AND_PRODUCTION).await;
     s.deploy_and_wait("staging", "v1", "success").await;
     let v2 = s.deploy_and_wait("staging", "v2", "success").await;
-    let (status, d) = s
-        .call(
-            "POST",
-            "/api/v1/apps/web/environments/staging/rollback",
-            &s.admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{d}");
+    let d = s.rollback("staging", None).await;
     assert_eq!(d["kind"], "rollback");
     assert_eq!(d["version"], "v1");
     assert_eq!(d["rolled_back_from"], "v2");
-    let d = s
-        .wait_for(d["id"].as_i64().unwrap(), &["success", "failure", "error"])
-        .await;
-    assert_eq!(d["status"], "success", "{d:#}");
+    s.ends(&d, "success").await;
     let (_, body) = s.through_router("staging").await;
     assert!(body.contains("v1"), "{body}");
     let (_, v2) = s
@@ -201,19 +190,8 @@ async fn a_manual_rollback_restores_the_previous_release() {
         .await;
     assert_eq!(status, 422, "{err}");
     // And to a named one that did run works.
-    let (status, d) = s
-        .call(
-            "POST",
-            "/api/v1/apps/web/environments/staging/rollback",
-            &s.admin,
-            Some(json!({"to_version": "v2"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{d}");
-    let d = s
-        .wait_for(d["id"].as_i64().unwrap(), &["success", "failure", "error"])
-        .await;
-    assert_eq!(d["status"], "success", "{d:#}");
+    let d = s.rollback("staging", Some("v2")).await;
+    s.ends(&d, "success").await;
     let (_, body) = s.through_router("staging").await;
     assert!(body.contains("v2"), "{body}");
     s.stop().await;

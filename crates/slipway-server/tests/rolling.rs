@@ -15,21 +15,10 @@ fn rolling_env(surge: u32, unavailable: u32) -> String {
     )
 }
 
+/// How many instances of `version` run in staging.
 async fn running(s: &TestServer, version: &str) -> usize {
-    let (_, env) = s
-        .call(
-            "GET",
-            "/api/v1/apps/web/environments/staging",
-            &s.admin,
-            None,
-        )
-        .await;
-    env["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["version"] == version && i["state"] == "running")
-        .count()
+    let states = s.instance_states("staging", version).await;
+    states.iter().filter(|state| *state == "running").count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

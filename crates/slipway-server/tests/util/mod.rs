@@ -183,6 +183,11 @@ impl TestServer {
     pub async fn deploy_and_wait(&self, env: &str, version: &str, expect: &str) -> Value {
         let (status, d) = self.deploy(&self.admin, env, version).await;
         assert_eq!(status, 201, "{d}");
+        self.ends(&d, expect).await
+    }
+
+    /// Waits until deployment `d`'s rollout ends; panics unless it ends `expect`.
+    pub async fn ends(&self, d: &Value, expect: &str) -> Value {
         let d = self
             .wait_for(
                 d["id"].as_i64().unwrap(),
@@ -191,6 +196,33 @@ impl TestServer {
             .await;
         assert_eq!(d["status"], expect, "{d:#}");
         d
+    }
+
+    /// Asks for a rollback of `web` in `env` (to `to`, else the previous release); returns
+    /// the rollback deployment as created.
+    pub async fn rollback(&self, env: &str, to: Option<&str>) -> Value {
+        let body = to.map(|v| json!({ "to_version": v }));
+        let (status, d) = self
+            .call(
+                "POST",
+                &format!("/api/v1/apps/web/environments/{env}/rollback"),
+                &self.admin,
+                body,
+            )
+            .await;
+        assert_eq!(status, 201, "{d}");
+        d
+    }
+
+    /// The states (`running`, `stopped`) of `web`'s instances of `version` in `env`.
+    pub async fn instance_states(&self, env: &str, version: &str) -> Vec<String> {
+        self.env(env).await["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["version"] == version)
+            .map(|i| i["state"].as_str().unwrap().to_string())
+            .collect()
     }
 
     pub async fn listener(&self, env: &str) -> std::net::SocketAddr {
