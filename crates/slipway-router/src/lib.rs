@@ -8,6 +8,9 @@
 mod config;
 mod control;
 mod error;
+mod fast_path;
+mod head;
+mod hyper_path;
 mod listener;
 mod proxy;
 mod router;

@@ -1,23 +1,32 @@
-//! The accept loop of one listener: HTTP/1.1 and HTTP/2 from clients, with header limits
-//! and timeouts so one misbehaving client cannot hold others up.
+//! The accept loop of one listener. Each connection starts on the plain path
+//! ([`fast_path`]); the first request that needs more (HTTP/2, an upgrade, a chunked
+//! upload, a malformed head) hands it to hyper, with header limits and timeouts so one
+//! misbehaving client cannot hold others up.
 
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::proxy::{self, Shared};
+use crate::fast_path::{self, Ending};
+use crate::hyper_path;
+use crate::proxy::Shared;
 
 /// Bound on finishing in-flight requests when a listener with no services stops.
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+type Builder = auto::Builder<TokioExecutor>;
 
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -35,7 +44,7 @@ pub(crate) async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(shared.opts.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -44,16 +53,13 @@ pub(crate) async fn serve(
                     // Reap finished connection tasks so the set does not grow.
                     while connections.try_join_next().is_some() {}
                     let _ = stream.set_nodelay(true);
-                    let shared = Arc::clone(&shared);
-                    let peer = peer_header(peer);
-                    let service = service_fn(move |req| proxy::handle(Arc::clone(&shared), peer.clone(), req));
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let conn = graceful.watch(conn.into_owned());
-                    connections.spawn(async move {
-                        if let Err(error) = conn.await {
-                            tracing::debug!(%error, "client connection ended");
-                        }
-                    });
+                    connections.spawn(connection(
+                        stream,
+                        peer_header(peer),
+                        Arc::clone(&shared),
+                        Arc::clone(&builder),
+                        stop.clone(),
+                    ));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -70,16 +76,85 @@ pub(crate) async fn serve(
         .load()
         .max_drain_timeout()
         .unwrap_or(DEFAULT_GRACE);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    // Connections see `stop` too: idle ones close, busy ones finish their request.
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
     connections.shutdown().await;
 }
 
+/// Serves one client connection until it closes or the listener stops.
+async fn connection(
+    mut stream: TcpStream,
+    peer: HeaderValue,
+    shared: Arc<Shared>,
+    builder: Arc<Builder>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let read = match fast_path::serve(&mut stream, &shared, peer.as_bytes(), &mut stop).await {
+        Ending::Closed => return,
+        Ending::HandOff(read) => read.freeze(),
+    };
+    let service = service_fn(move |req| hyper_path::handle(Arc::clone(&shared), peer.clone(), req));
+    let io = TokioIo::new(Replayed { read, stream });
+    let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "client connection ended");
+    }
+}
+
 fn peer_header(peer: SocketAddr) -> HeaderValue {
     let ip = peer.ip().to_canonical().to_string();
     HeaderValue::try_from(ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// A client connection whose first bytes were already read by the plain path: reads
+/// give those bytes first.
+struct Replayed {
+    read: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Replayed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.read.is_empty() {
+            return Pin::new(&mut self.stream).poll_read(cx, buf);
+        }
+        let n = self.read.len().min(buf.remaining());
+        buf.put_slice(&self.read[..n]);
+        self.read.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replayed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }

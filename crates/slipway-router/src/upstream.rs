@@ -1,8 +1,8 @@
-//! Instances of a release: passive health, outstanding-request counts and a lock-free
-//! pool of HTTP/1.1 keep-alive connections.
+//! Instances of a release: passive health, outstanding-request counts and pools of
+//! HTTP/1.1 keep-alive connections.
 
 use std::collections::VecDeque;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -17,6 +18,18 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::RouterOptions;
+
+/// Read buffer of a plain-path upstream connection: room for typical response heads.
+const RAW_BUF: usize = 8 * 1024;
+
+/// Opens a TCP connection to an instance, bounded by the connect timeout.
+async fn dial(addr: SocketAddr, opts: &RouterOptions) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
 
 /// Milliseconds since the first use of the router clock: cheap to store in an atomic.
 pub(crate) fn now_millis() -> u64 {
@@ -31,16 +44,41 @@ pub(crate) struct Instance {
     outstanding: AtomicUsize,
     /// Router clock (ms) until which this instance gets no new requests; 0 = healthy.
     ejected_until: AtomicU64,
-    /// Idle keep-alive connections, most recently used at the back: reusing the warmest
-    /// one keeps few sockets busy and lets the rest expire.
-    idle: Mutex<VecDeque<Conn>>,
-    max_idle: usize,
-    idle_timeout: Duration,
+    /// Idle connections of the plain path.
+    raw: Pool<RawConn>,
+    /// Idle connections of hyper's path (HTTP/2 clients, upgrades, chunked uploads).
+    hyper: Pool<Conn>,
     /// Taken out of the configuration: no new requests, no connection reuse.
     removed: AtomicBool,
     /// Past its drain deadline: in-flight requests are cut.
     retired: AtomicBool,
     retire: Notify,
+}
+
+/// Idle keep-alive connections, most recently used at the back: reusing the warmest one
+/// keeps few sockets busy and lets the rest expire.
+struct Pool<C> {
+    idle: Mutex<VecDeque<C>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+/// A connection a [`Pool`] can hold.
+trait Pooled {
+    /// When the last request on it started: its idle age is measured from there, which
+    /// errs on the side of retiring it early (no extra clock read per request).
+    fn used_at(&self) -> Instant;
+    fn is_open(&self) -> bool;
+}
+
+/// A plain-path connection to an instance: the socket and what was read past the last
+/// response (kept with it, so its buffer is reused too).
+pub(crate) struct RawConn {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: BytesMut,
+    /// Came from the pool, so it may have been closed by the upstream meanwhile.
+    pub(crate) reused: bool,
+    used_at: Instant,
 }
 
 /// Drives one upstream connection: reads and writes its socket, hands out upgrades.
@@ -57,8 +95,6 @@ pub(crate) struct Conn {
     driver: Option<Driver>,
     /// Came from the pool, so it may have been closed by the upstream meanwhile.
     pub(crate) reused: bool,
-    /// When the last request on it started: its idle age is measured from there, which
-    /// errs on the side of retiring it early (no extra clock read per request).
     used_at: Instant,
 }
 
@@ -96,9 +132,81 @@ impl Conn {
             });
         }
     }
+}
+
+impl Pooled for Conn {
+    fn used_at(&self) -> Instant {
+        self.used_at
+    }
 
     fn is_open(&self) -> bool {
         self.driver.is_some() && !self.sender.is_closed()
+    }
+}
+
+impl Pooled for RawConn {
+    fn used_at(&self) -> Instant {
+        self.used_at
+    }
+
+    /// Whether the upstream closed it is only learnt by using it (see
+    /// [`Instance::checkout_raw`]).
+    fn is_open(&self) -> bool {
+        true
+    }
+}
+
+// === impl Pool ===
+
+impl<C: Pooled> Pool<C> {
+    fn new(opts: &RouterOptions) -> Pool<C> {
+        Pool {
+            idle: Mutex::new(VecDeque::new()),
+            max_idle: opts.max_idle_per_instance.max(1),
+            idle_timeout: opts.pool_idle_timeout,
+        }
+    }
+
+    /// The most recently used open connection not idle too long, as of `now`.
+    fn take(&self, now: Instant) -> Option<C> {
+        loop {
+            // The lock is released before a stale connection is dropped.
+            let conn = self.lock().pop_back()?;
+            if conn.is_open() && now.saturating_duration_since(conn.used_at()) < self.idle_timeout {
+                return Some(conn);
+            }
+        }
+    }
+
+    fn put(&self, conn: C) {
+        if !conn.is_open() {
+            return;
+        }
+        let now = conn.used_at();
+        let mut idle = self.lock();
+        // The oldest connections sit at the front; drop those past the idle timeout
+        // (the app may be closing them) and those beyond the pool size.
+        while idle.len() >= self.max_idle
+            || idle.front().is_some_and(|oldest| {
+                now.saturating_duration_since(oldest.used_at()) >= self.idle_timeout
+            })
+        {
+            idle.pop_front();
+        }
+        idle.push_back(conn);
+    }
+
+    fn clear(&self) {
+        // Dropped outside the lock: closing sockets need not hold up other requests.
+        let dropped = std::mem::take(&mut *self.lock());
+        drop(dropped);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<C>> {
+        // The queue stays consistent even if a holder panicked.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -110,9 +218,8 @@ impl Instance {
             addr,
             outstanding: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
-            idle: Mutex::new(VecDeque::new()),
-            max_idle: opts.max_idle_per_instance.max(1),
-            idle_timeout: opts.pool_idle_timeout,
+            raw: Pool::new(opts),
+            hyper: Pool::new(opts),
             removed: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             retire: Notify::new(),
@@ -142,33 +249,54 @@ impl Instance {
         }
     }
 
-    /// A pooled connection, or a new one, for a request that started at `now`.
-    pub(crate) async fn checkout(
+    /// A pooled or new plain-path connection for a request that started at `now`. A
+    /// pooled one that has something to read (the upstream closed it, or sent junk) is
+    /// dropped: no syscall is spent on that check.
+    pub(crate) async fn checkout_raw(
         &self,
         opts: &RouterOptions,
         now: Instant,
-    ) -> std::io::Result<Conn> {
-        while let Some(mut conn) = self.pop_idle() {
-            if conn.is_open() && now.saturating_duration_since(conn.used_at) < self.idle_timeout {
+    ) -> std::io::Result<RawConn> {
+        while let Some(mut conn) = self.raw.take(now) {
+            let quiet =
+                poll_fn(|cx| Poll::Ready(conn.stream.poll_read_ready(cx).is_pending())).await;
+            if quiet {
                 conn.reused = true;
                 conn.used_at = now;
                 return Ok(conn);
             }
         }
-        self.connect(opts, now).await
+        Ok(RawConn {
+            stream: dial(self.addr, opts).await?,
+            buf: BytesMut::with_capacity(RAW_BUF),
+            reused: false,
+            used_at: now,
+        })
     }
 
-    async fn connect(&self, opts: &RouterOptions, now: Instant) -> std::io::Result<Conn> {
-        let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        stream.set_nodelay(true)?;
+    /// Returns a plain-path connection whose last response was read to the end.
+    pub(crate) fn put_back_raw(&self, mut conn: RawConn) {
+        if !self.removed.load(Relaxed) && conn.buf.is_empty() {
+            conn.buf.reserve(RAW_BUF);
+            self.raw.put(conn);
+        }
+    }
+
+    /// A pooled or new hyper connection for a request that started at `now`.
+    pub(crate) async fn checkout(
+        &self,
+        opts: &RouterOptions,
+        now: Instant,
+    ) -> std::io::Result<Conn> {
+        if let Some(mut conn) = self.hyper.take(now) {
+            conn.reused = true;
+            conn.used_at = now;
+            return Ok(conn);
+        }
         let (sender, conn) = http1::Builder::new()
             // Heads and small bodies go out in one `send` instead of a `writev`.
             .writev(false)
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(dial(self.addr, opts).await?))
             .await
             .map_err(std::io::Error::other)?;
         Ok(Conn {
@@ -179,23 +307,11 @@ impl Instance {
         })
     }
 
-    /// Returns a connection whose last response was read to the end.
+    /// Returns a hyper connection whose last response was read to the end.
     pub(crate) fn put_back(&self, conn: Conn) {
-        if self.removed.load(Relaxed) || !conn.is_open() {
-            return;
+        if !self.removed.load(Relaxed) {
+            self.hyper.put(conn);
         }
-        let now = conn.used_at;
-        let mut idle = self.idle();
-        // The oldest connections sit at the front; drop those past the idle timeout
-        // (the app may be closing them) and those beyond the pool size.
-        while idle.len() >= self.max_idle
-            || idle.front().is_some_and(|oldest| {
-                now.saturating_duration_since(oldest.used_at) >= self.idle_timeout
-            })
-        {
-            idle.pop_front();
-        }
-        idle.push_back(conn);
     }
 
     /// Taken out of the configuration: stop reusing its connections now.
@@ -204,23 +320,9 @@ impl Instance {
         self.clear_idle();
     }
 
-    /// The most recently used idle connection; the lock is released before the caller
-    /// drops a stale one.
-    fn pop_idle(&self) -> Option<Conn> {
-        self.idle().pop_back()
-    }
-
     fn clear_idle(&self) {
-        // Dropped outside the lock: closing sockets need not hold up other requests.
-        let dropped = std::mem::take(&mut *self.idle());
-        drop(dropped);
-    }
-
-    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Conn>> {
-        // The queue stays consistent even if a holder panicked.
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.raw.clear();
+        self.hyper.clear();
     }
 
     /// The drain deadline passed: cut what is still in flight.

@@ -561,19 +561,3 @@ async fn removed_listener_stops_accepting() {
     assert!(router.stats("test").is_err());
     assert!(router.remove_listener("test").await.is_err());
 }
-
-async fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while !head.ends_with(b"\r\n\r\n") {
-            match stream.read(&mut byte).await {
-                Ok(1) => head.push(byte[0]),
-                _ => break,
-            }
-        }
-    })
-    .await
-    .expect("response head in time");
-    String::from_utf8_lossy(&head).into_owned()
-}

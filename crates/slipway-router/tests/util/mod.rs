@@ -17,10 +17,11 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use slipway_router::{ListenerConfig, ReleaseConfig, Router, RouterOptions, ServiceConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A backend answering with its name; `/slow?ms=N` waits first, `/status/N` answers N,
-/// `/headers` echoes the request headers, `/upgrade` switches to a byte echo.
+/// `/headers` echoes the request headers, `/echo` the request body, `/upgrade` switches
+/// to a byte echo.
 pub struct Backend {
     pub addr: SocketAddr,
     pub name: String,
@@ -99,6 +100,13 @@ async fn answer(
         }
         return reply(200, lines);
     }
+    if path == "/echo" {
+        let body = req.into_body().collect().await.map(|b| b.to_bytes());
+        return reply(
+            200,
+            String::from_utf8_lossy(&body.unwrap_or_default()).into_owned(),
+        );
+    }
     if path == "/upgrade" {
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -120,6 +128,86 @@ async fn answer(
         return Ok(res);
     }
     reply(200, name)
+}
+
+/// A backend that answers every request head it reads with the same bytes, written
+/// piece by piece, and closes the connection after if `close`: for responses hyper
+/// would not produce (no length, interim heads, garbage).
+pub struct RawBackend {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawBackend {
+    pub async fn start(pieces: Vec<&'static [u8]>, close: bool) -> RawBackend {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let pieces = Arc::new(pieces);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut stream, _)) = socket.accept().await {
+                let pieces = Arc::clone(&pieces);
+                connections.spawn(async move {
+                    loop {
+                        let head = read_head(&mut stream).await;
+                        if head.is_empty() {
+                            return;
+                        }
+                        for piece in pieces.iter() {
+                            if stream.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RawBackend { addr, task }
+    }
+}
+
+/// Opens a raw client connection and writes `bytes` on it.
+pub async fn connect_and_send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// Reads bytes up to the end of a message head (or of the stream).
+pub async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => break,
+            }
+        }
+    })
+    .await
+    .expect("message head in time");
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// Reads exactly `n` bytes, in time.
+pub async fn read_n(stream: &mut TcpStream, n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
+        .await
+        .expect("body in time")
+        .expect("body read");
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// An address nothing listens on (connections are refused).
