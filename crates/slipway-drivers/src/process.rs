@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Stdio;
 use std::str::FromStr;
@@ -234,29 +235,53 @@ impl Driver for ProcessDriver {
     }
 }
 
-/// A port nobody listens on now. Another process may take it before the instance binds
-/// it; the instance then fails its health check, like any other start failure. Ports
-/// handed out recently are skipped, so instances started together (a rolling batch) never
-/// race each other for the same port while they boot.
+/// A port nobody listens on now, picked below the kernel's ephemeral range: outgoing
+/// connections (the router's to other instances among them) take ephemeral ports, so one
+/// picked there could be taken before the instance binds it. Another process binding the
+/// same port explicitly can still win the race; the instance then fails its health check,
+/// like any other start failure. Ports handed out recently are skipped, so instances
+/// started together (a rolling batch) never race each other for the same port.
 fn free_port() -> Result<u16> {
     static RECENT: Mutex<VecDeque<u16>> = Mutex::new(VecDeque::new());
     const REMEMBER: usize = 256;
+    let below = below_ephemeral();
     let mut recent = RECENT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut port = 0;
-    for _ in 0..8 {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::Port)?;
+    for attempt in 0..64u32 {
+        let wanted = below.as_ref().map_or(0, |range| {
+            let span = u64::from(range.end - range.start);
+            range.start + (RandomState::new().hash_one(attempt) % span) as u16
+        });
+        let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, wanted)) {
+            Ok(listener) => listener,
+            Err(_) if wanted != 0 => continue,
+            Err(error) => return Err(Error::Port(error)),
+        };
         port = listener.local_addr().map_err(Error::Port)?.port();
         if !recent.contains(&port) {
             break;
         }
+    }
+    if port == 0 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::Port)?;
+        port = listener.local_addr().map_err(Error::Port)?.port();
     }
     if recent.len() == REMEMBER {
         recent.pop_front();
     }
     recent.push_back(port);
     Ok(port)
+}
+
+/// Ports from 20000 up to the start of the ephemeral range (Linux), when that leaves a
+/// few thousand; `None` elsewhere, and `free_port` asks the kernel for any port.
+fn below_ephemeral() -> Option<std::ops::Range<u16>> {
+    const FLOOR: u16 = 20_000;
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (low >= FLOOR + 2_000).then_some(FLOOR..low)
 }
 
 fn open_log(spec: &InstanceSpec) -> Result<File> {
@@ -342,6 +367,10 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), ports.len());
         assert!(ports.iter().all(|p| *p != 0));
+        // Outgoing connections cannot take them meanwhile.
+        if let Some(range) = below_ephemeral() {
+            assert!(ports.iter().all(|p| range.contains(p)), "{ports:?}");
+        }
     }
 
     #[test]
