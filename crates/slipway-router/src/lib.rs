@@ -3,6 +3,10 @@
 //! A [`Router`] serves named listeners (one per environment). Each listener routes by an
 //! immutable [`ListenerConfig`] snapshot swapped atomically; requests pick a service by
 //! host, a release by a sticky hash bucket, and an instance by least outstanding requests.
+//!
+//! Plain HTTP/1.1 requests take a hand-written path (`fast_path`, `head`): most traffic,
+//! served with little work per request. HTTP/2, upgrades, chunked uploads and malformed
+//! heads take hyper's (`hyper_path`). Both make their choices in `proxy`.
 #![forbid(unsafe_code)]
 
 mod config;
