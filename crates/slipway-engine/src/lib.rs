@@ -126,7 +126,7 @@ impl Inner {
 
 impl Engine {
     /// Binds the environments' router listeners, re-adopts instances that survived a
-    /// restart, restores the routes, and starts the reconcile loop.
+    /// restart, restores the routes and pending scale-downs, and starts the reconcile loop.
     pub async fn start(parts: Parts) -> Result<Engine> {
         let (events, _) = broadcast::channel(1024);
         let (shutdown, _) = watch::channel(false);
@@ -147,6 +147,7 @@ impl Engine {
         inner.bind_listeners().await?;
         inner.adopt_instances().await?;
         inner.restore_routes().await?;
+        inner.resume_scale_downs().await?;
         tokio::spawn(reconcile::run(inner.clone()));
         Ok(Engine { inner })
     }

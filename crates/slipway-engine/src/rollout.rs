@@ -311,6 +311,7 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
                     done.clone(),
                     old.release.version.clone(),
                     *scale_down_delay,
+                    *scale_down_delay,
                 ));
             }
             if let Some(command) = inner.app(&d).ok().and_then(|a| a.hooks.post_deploy.clone())
@@ -375,20 +376,72 @@ async fn finish(inner: &Arc<Inner>, id: DeploymentId, outcome: Outcome) -> Resul
 }
 
 /// Blue-green keeps the old set idle for `scale_down_delay` so a rollback is instant, then
-/// stops it. Its records stay (as stopped) so a later rollback restarts it.
+/// stops it (after `wait`: what is left of the delay). Its records stay (as stopped) so a
+/// later rollback restarts it.
 async fn scale_down_later(
     inner: Arc<Inner>,
     current: Deployment,
     old_version: String,
     delay: Duration,
+    wait: Duration,
 ) {
     let mut shutdown = inner.shutdown.subscribe();
     tokio::select! {
-        _ = tokio::time::sleep(delay) => {}
+        _ = tokio::time::sleep(wait) => {}
         _ = shutdown.wait_for(|stop| *stop) => return,
     }
     if let Err(e) = inner.scale_down(&current, &old_version, delay).await {
         tracing::warn!(deployment = current.id, error = %e, "scale down of {old_version} failed");
+    }
+}
+
+impl Inner {
+    /// After a restart: a blue-green old set still running waits out what is left of its
+    /// `scale_down_delay`, counted from when the current release took over.
+    pub(crate) async fn resume_scale_downs(self: &Arc<Self>) -> Result<()> {
+        for (env_name, env) in &self.config.environments {
+            let Strategy::BlueGreen {
+                scale_down_delay, ..
+            } = env.strategy
+            else {
+                continue;
+            };
+            for app in self.config.apps.keys() {
+                let Some(current) = self
+                    .store
+                    .latest_with_status(app, env_name, &[Status::Success])
+                    .await?
+                else {
+                    continue;
+                };
+                let mut old_versions: Vec<String> = self
+                    .store
+                    .instances(Some(app), Some(env_name))
+                    .await?
+                    .into_iter()
+                    .filter(|i| {
+                        i.state == InstanceState::Running && i.version != current.release.version
+                    })
+                    .map(|i| i.version)
+                    .collect();
+                old_versions.sort();
+                old_versions.dedup();
+                let since = self.clock.now().saturating_sub(current.updated_at);
+                let wait = scale_down_delay
+                    .saturating_sub(Duration::from_millis(u64::try_from(since).unwrap_or(0)));
+                for old in old_versions {
+                    tracing::info!(app, environment = %env_name, version = %old, ?wait, "resuming scale down");
+                    tokio::spawn(scale_down_later(
+                        self.clone(),
+                        current.clone(),
+                        old,
+                        scale_down_delay,
+                        wait,
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

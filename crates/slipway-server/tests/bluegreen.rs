@@ -75,3 +75,27 @@ async fn the_old_set_stops_after_the_scale_down_delay_and_a_rollback_restarts_it
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_delay_cut_by_a_restart_is_waited_out_after_it() {
+    let mut s = TestServer::start(
+        "    staging:\n      listen: 127.0.0.1:0\n      strategy: { blue-green: { scale_down_delay: 3s } }\n",
+    )
+    .await;
+    s.deploy_and_wait("staging", "v1", "success").await;
+    s.deploy_and_wait("staging", "v2", "success").await;
+    s.restart().await;
+    // The delay has not run out yet: the old set is still there for an instant rollback.
+    assert_eq!(s.instance_states("staging", "v1").await, ["running"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while s.instance_states("staging", "v1").await != ["stopped"] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v1 never scaled down after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.instance_states("staging", "v2").await, ["running"]);
+    assert_eq!(s.through_router("staging").await.1.trim(), "ok release=v2");
+    s.stop().await;
+}
