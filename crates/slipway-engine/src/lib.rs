@@ -147,7 +147,6 @@ impl Engine {
         inner.bind_listeners().await?;
         inner.adopt_instances().await?;
         inner.restore_routes().await?;
-        inner.resume_scale_downs().await?;
         tokio::spawn(reconcile::run(inner.clone()));
         Ok(Engine { inner })
     }

@@ -174,20 +174,24 @@ impl Inner {
         self.data_dir.display().to_string()
     }
 
-    /// Points every environment's router at its current release's running instances. An
-    /// app with no release yet gets an empty route, which the router answers with 503.
-    pub(crate) async fn restore_routes(&self) -> Result<()> {
+    /// Points every environment's router at its current release's running instances (an
+    /// app with no release yet gets an empty route, which the router answers with 503),
+    /// and resumes the scale-down of a blue-green old set the restart interrupted.
+    pub(crate) async fn restore_routes(self: &Arc<Self>) -> Result<()> {
         for app in self.config.apps.keys() {
             for env in self.config.environments.keys() {
-                let routes = match self
+                let current = self
                     .store
                     .latest_with_status(app, env, &[Status::Success])
-                    .await?
-                {
-                    Some(current) => vec![self.full_route(&current).await?],
+                    .await?;
+                let routes = match &current {
+                    Some(current) => vec![self.full_route(current).await?],
                     None => Vec::new(),
                 };
                 self.route_everywhere(app, env, routes).await?;
+                if let Some(current) = current {
+                    self.resume_scale_down(current).await?;
+                }
             }
         }
         Ok(())

@@ -396,56 +396,41 @@ async fn scale_down_later(
 }
 
 impl Inner {
-    /// After a restart: a blue-green old set still running waits out what is left of its
-    /// `scale_down_delay`, counted from when the current release took over.
-    pub(crate) async fn resume_scale_downs(self: &Arc<Self>) -> Result<()> {
-        for (env_name, env) in &self.config.environments {
-            let Strategy::BlueGreen {
-                scale_down_delay, ..
-            } = env.strategy
-            else {
-                continue;
-            };
-            for app in self.config.apps.keys() {
-                let Some(current) = self
-                    .store
-                    .latest_with_status(app, env_name, &[Status::Success])
-                    .await?
-                else {
-                    continue;
-                };
-                let mut old_versions: Vec<String> = self
-                    .store
-                    .instances(Some(app), Some(env_name))
-                    .await?
-                    .into_iter()
-                    .filter(|i| {
-                        i.state == InstanceState::Running && i.version != current.release.version
-                    })
-                    .map(|i| i.version)
-                    .collect();
-                old_versions.sort();
-                old_versions.dedup();
-                let since = self.clock.now().saturating_sub(current.updated_at);
-                let wait = scale_down_delay
-                    .saturating_sub(Duration::from_millis(u64::try_from(since).unwrap_or(0)));
-                for old in old_versions {
-                    tracing::info!(app, environment = %env_name, version = %old, ?wait, "resuming scale down");
-                    tokio::spawn(scale_down_later(
-                        self.clone(),
-                        current.clone(),
-                        old,
-                        scale_down_delay,
-                        wait,
-                    ));
-                }
-            }
+    /// After a restart: a blue-green old set still running beside `current` waits out what
+    /// is left of its `scale_down_delay`, counted from when `current` took over.
+    pub(crate) async fn resume_scale_down(self: &Arc<Self>, current: Deployment) -> Result<()> {
+        let Strategy::BlueGreen {
+            scale_down_delay, ..
+        } = self.env(&current)?.strategy
+        else {
+            return Ok(());
+        };
+        let mut old_versions: Vec<String> = self
+            .store
+            .instances(Some(&current.app), Some(&current.environment))
+            .await?
+            .into_iter()
+            .filter(|i| i.state == InstanceState::Running && i.version != current.release.version)
+            .map(|i| i.version)
+            .collect();
+        old_versions.sort();
+        old_versions.dedup();
+        let since = self.clock.now().saturating_sub(current.updated_at);
+        let wait = scale_down_delay
+            .saturating_sub(Duration::from_millis(u64::try_from(since).unwrap_or(0)));
+        for old in old_versions {
+            tracing::info!(app = %current.app, environment = %current.environment, version = %old, ?wait, "resuming scale down");
+            tokio::spawn(scale_down_later(
+                self.clone(),
+                current.clone(),
+                old,
+                scale_down_delay,
+                wait,
+            ));
         }
         Ok(())
     }
-}
 
-impl Inner {
     fn app(&self, d: &Deployment) -> Result<&App> {
         self.config
             .apps

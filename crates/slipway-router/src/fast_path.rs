@@ -194,10 +194,7 @@ impl Client<'_> {
                 Err(failure) => {
                     if let Err(refusal) = attempts.failed(instance, failure, resendable, opts) {
                         let close = p.close || stopping || body_left > 0;
-                        return match refusal {
-                            Refusal::ClientGone => Served::Close,
-                            refusal => self.refuse(refusal, close).await,
-                        };
+                        return self.refuse(refusal, close).await;
                     }
                 }
             }
@@ -258,7 +255,7 @@ impl Client<'_> {
             if done {
                 break;
             }
-            conn.buf.clear();
+            // Everything read so far went out: the buffer is empty.
             if conn.buf.capacity() < 4096 {
                 conn.buf.reserve(16 * 1024);
             }
@@ -273,8 +270,7 @@ impl Client<'_> {
                 Ok(_) => {}
             }
         }
-        // Bytes past the response's end are not ours to forward: the connection is spoilt.
-        if head.reusable && conn.buf.is_empty() {
+        if head.reusable {
             instance.put_back_raw(conn);
         }
         Ok(())
@@ -379,8 +375,8 @@ impl Upload<'_> {
     /// Copies the rest of the body from the client to the upstream. Bytes the client
     /// sent past it (its next request) stay in `buf`.
     async fn send(&mut self, upstream: &mut TcpStream) -> Result<(), Failure> {
+        // The body's start went out with the head, so `buf` is empty at each turn.
         while self.left > 0 {
-            self.buf.clear();
             self.buf.reserve(16 * 1024);
             let read =
                 tokio::time::timeout(self.header_read_timeout, self.client.read_buf(self.buf))

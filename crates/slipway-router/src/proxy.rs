@@ -72,7 +72,7 @@ pub(crate) enum Refusal {
     UpstreamClosed,
     Timeout,
     Drained,
-    /// The client left mid-request: nobody to answer.
+    /// The client stopped sending its body mid-request.
     ClientGone,
 }
 
@@ -248,7 +248,7 @@ impl<'r> Attempts<'r> {
             }
             Failure::Drained => Refusal::Drained,
             Failure::Timeout => Refusal::Timeout,
-            // Not the app's fault, and not a response: nothing to count.
+            // Not the app's fault: nothing to eject, nothing to count.
             Failure::Client => return Err(Refusal::ClientGone),
         };
         Err(self.refuse(refusal))

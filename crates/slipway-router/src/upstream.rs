@@ -274,7 +274,8 @@ impl Instance {
         })
     }
 
-    /// Returns a plain-path connection whose last response was read to the end.
+    /// Returns a plain-path connection whose last response was read to the end. One
+    /// holding bytes past that end is spoilt (they are nobody's) and is dropped.
     pub(crate) fn put_back_raw(&self, mut conn: RawConn) {
         if !self.removed.load(Relaxed) && conn.buf.is_empty() {
             conn.buf.reserve(RAW_BUF);

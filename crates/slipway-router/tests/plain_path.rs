@@ -8,13 +8,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use util::*;
 
-fn one(addr: std::net::SocketAddr) -> slipway_router::ListenerConfig {
-    listener(vec![service(
-        "web",
-        vec![release("v1", 100.0, false, &[addr])],
-    )])
-}
-
 /// Reads one response with a `content-length` from a raw connection: (head, body).
 async fn read_response(stream: &mut TcpStream) -> (String, String) {
     let head = read_head(stream).await;
@@ -33,7 +26,7 @@ async fn read_response(stream: &mut TcpStream) -> (String, String) {
 #[tokio::test]
 async fn request_bodies_small_and_large_reach_the_app_whole() {
     let backend = Backend::start("v1").await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let client = TestClient::new(addr);
     let small = client
         .send("POST", "/echo", &[], Bytes::from_static(b"hello"))
@@ -54,7 +47,7 @@ async fn request_bodies_small_and_large_reach_the_app_whole() {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let backend = Backend::start("v1").await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let mut stream = connect_and_send(
         addr,
         b"GET /status/201 HTTP/1.1\r\nHost: web\r\n\r\n\
@@ -86,7 +79,7 @@ async fn chunked_responses_pass_through_and_the_connections_live_on() {
         false,
     )
     .await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let client = TestClient::new(addr);
     for _ in 0..3 {
         let reply = client.get("/", &[]).await;
@@ -106,7 +99,7 @@ async fn a_response_without_length_ends_with_both_connections() {
         true,
     )
     .await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let mut stream = connect_and_send(addr, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n").await;
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -132,7 +125,7 @@ async fn interim_responses_are_dropped_and_the_final_one_forwarded() {
         false,
     )
     .await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let reply = TestClient::new(addr).get("/", &[]).await;
     assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "ok"));
 }
@@ -140,7 +133,7 @@ async fn interim_responses_are_dropped_and_the_final_one_forwarded() {
 #[tokio::test]
 async fn a_malformed_response_gets_502_and_counts_as_a_router_error() {
     let backend = RawBackend::start(vec![b"SSH-2.0-OpenSSH_9.2\r\n\r\n"], true).await;
-    let (router, addr) = start_router(one(backend.addr)).await;
+    let (router, addr) = start_router(single(backend.addr)).await;
     let reply = TestClient::new(addr).get("/", &[]).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.body, "the app closed the connection\n");
@@ -151,7 +144,7 @@ async fn a_malformed_response_gets_502_and_counts_as_a_router_error() {
 #[tokio::test]
 async fn a_malformed_request_gets_400_and_others_are_served() {
     let backend = Backend::start("v1").await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let mut stream = connect_and_send(
         addr,
         b"GET / HTTP/1.1\r\nHost: web\r\nBad Header: x\r\n\r\n",
@@ -166,7 +159,7 @@ async fn a_malformed_request_gets_400_and_others_are_served() {
 #[tokio::test]
 async fn a_connection_moves_to_hyper_for_an_upgrade_after_plain_requests() {
     let backend = Backend::start("v1").await;
-    let (_router, addr) = start_router(one(backend.addr)).await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let mut stream = connect_and_send(addr, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n").await;
     assert_eq!(read_response(&mut stream).await.1, "v1");
     // A chunked upload, then an upgrade, on the same connection.
@@ -188,7 +181,7 @@ GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r
 #[tokio::test]
 async fn a_client_leaving_mid_upload_disturbs_no_one() {
     let backend = Backend::start("v1").await;
-    let (router, addr) = start_router(one(backend.addr)).await;
+    let (router, addr) = start_router(single(backend.addr)).await;
     let quitter = connect_and_send(
         addr,
         b"POST /echo HTTP/1.1\r\nHost: web\r\nContent-Length: 1000\r\n\r\nonly ten..",

@@ -313,18 +313,12 @@ async fn host_label_or_app_header_selects_the_service() {
 #[tokio::test]
 async fn upgrade_tunnels_bytes_both_ways() {
     let backend = Backend::start("ws").await;
-    let (_router, addr) = start_router(listener(vec![service(
-        "web",
-        vec![release("v1", 100.0, false, &[backend.addr])],
-    )]))
+    let (_router, addr) = start_router(single(backend.addr)).await;
+    let mut stream = connect_and_send(
+        addr,
+        b"GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
     .await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            b"GET /upgrade HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
-        )
-        .await
-        .unwrap();
     let head = read_head(&mut stream).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(
@@ -349,14 +343,7 @@ async fn huge_headers_get_431_and_others_are_served() {
         max_header_bytes: 16 * 1024,
         ..RouterOptions::default()
     };
-    let (_router, addr) = start_router_with(
-        opts,
-        listener(vec![service(
-            "web",
-            vec![release("v1", 100.0, false, &[backend.addr])],
-        )]),
-    )
-    .await;
+    let (_router, addr) = start_router_with(opts, single(backend.addr)).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let huge = "a".repeat(64 * 1024);
     let request = format!("GET / HTTP/1.1\r\nHost: web\r\nX-Huge: {huge}\r\n\r\n");
@@ -374,19 +361,8 @@ async fn slow_loris_is_cut_by_the_header_timeout_while_others_are_served() {
         header_read_timeout: Duration::from_millis(300),
         ..RouterOptions::default()
     };
-    let (_router, addr) = start_router_with(
-        opts,
-        listener(vec![service(
-            "web",
-            vec![release("v1", 100.0, false, &[backend.addr])],
-        )]),
-    )
-    .await;
-    let mut loris = TcpStream::connect(addr).await.unwrap();
-    loris
-        .write_all(b"GET / HTTP/1.1\r\nHost: web\r\nX-Slow: ")
-        .await
-        .unwrap();
+    let (_router, addr) = start_router_with(opts, single(backend.addr)).await;
+    let mut loris = connect_and_send(addr, b"GET / HTTP/1.1\r\nHost: web\r\nX-Slow: ").await;
     let client = TestClient::new(addr);
     let started = Instant::now();
     assert_eq!(client.get("/", &[]).await.body, "v1");
@@ -408,11 +384,7 @@ async fn slow_loris_is_cut_by_the_header_timeout_while_others_are_served() {
 #[tokio::test]
 async fn forwarded_headers_are_set_and_hop_by_hop_ones_stripped() {
     let backend = Backend::start("v1").await;
-    let (_router, addr) = start_router(listener(vec![service(
-        "web",
-        vec![release("v1", 100.0, false, &[backend.addr])],
-    )]))
-    .await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let client = TestClient::new(addr);
     let reply = client
         .get(
@@ -453,11 +425,7 @@ async fn forwarded_headers_are_set_and_hop_by_hop_ones_stripped() {
 #[tokio::test]
 async fn http2_clients_are_proxied_to_http1_apps() {
     let backend = Backend::start("v1").await;
-    let (_router, addr) = start_router(listener(vec![service(
-        "web",
-        vec![release("v1", 100.0, false, &[backend.addr])],
-    )]))
-    .await;
+    let (_router, addr) = start_router(single(backend.addr)).await;
     let client = TestClient::http2(addr);
     let reply = client.get("/headers", &[]).await;
     assert_eq!(reply.status, 200);
@@ -550,11 +518,7 @@ async fn counters_split_app_and_router_errors_and_give_quantiles() {
 #[tokio::test]
 async fn removed_listener_stops_accepting() {
     let backend = Backend::start("v1").await;
-    let (router, addr) = start_router(listener(vec![service(
-        "web",
-        vec![release("v1", 100.0, false, &[backend.addr])],
-    )]))
-    .await;
+    let (router, addr) = start_router(single(backend.addr)).await;
     assert_eq!(TestClient::new(addr).get("/", &[]).await.body, "v1");
     router.remove_listener("test").await.unwrap();
     assert!(TcpStream::connect(addr).await.is_err());

@@ -238,6 +238,14 @@ pub fn listener(services: Vec<ServiceConfig>) -> ListenerConfig {
     ListenerConfig { services }
 }
 
+/// One service `web` with one release `v1` on `addr`.
+pub fn single(addr: SocketAddr) -> ListenerConfig {
+    listener(vec![service(
+        "web",
+        vec![release("v1", 100.0, false, &[addr])],
+    )])
+}
+
 /// A stable/canary split of one service `web` between two backends.
 pub fn split(stable: &Backend, canary: &Backend, canary_weight: f64) -> ListenerConfig {
     listener(vec![service(
