@@ -9,6 +9,7 @@ pub mod canary;
 pub mod civil;
 pub mod error;
 pub mod gates;
+pub mod mask;
 pub mod model;
 pub mod retention;
 pub mod rolling;
@@ -23,6 +24,7 @@ pub use error::{Error, Result};
 pub use gates::{
     DecisionRefusal, Gate, GateOutcome, check_decision, evaluate, next_window_open, window_contains,
 };
+pub use mask::{MASK, Masker, is_secret_name};
 pub use model::*;
 pub use retention::releases_to_drop;
 pub use rolling::{PlanError, RollingBatch, next_batch, rolling_batches};
