@@ -1,17 +1,22 @@
 //! The `Driver` trait the engine starts and stops app instances through, and the process
 //! driver that runs them as local processes. A docker driver fits the same trait with a
-//! container id as its handle.
+//! container id as its handle. Also the runner of one-off shell commands (hooks), which
+//! shares the process-group handling and the built environment of instances.
 #![forbid(unsafe_code)]
 
+mod env;
 mod process;
 mod procfs;
+pub mod shell;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use env::{INHERITED, workload_env};
 pub use process::{ProcessDriver, ProcessHandle, render_command};
+pub use shell::{Outcome, OutputLine, ShellCommand, ShellRun, Stream, run_shell};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -75,7 +80,8 @@ pub struct InstanceSpec {
     pub version: String,
     /// `run:` template with `{port}` and `{version}` placeholders
     pub command: String,
-    /// Extra environment (variables, secrets); the server's own environment is inherited.
+    /// Environment (variables, secrets) over the allowlist of [`workload_env`]; nothing
+    /// else of the server's environment reaches the instance.
     pub env: BTreeMap<String, String>,
     /// File the instance's stdout and stderr are appended to.
     pub log_path: PathBuf,

@@ -16,6 +16,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
+use crate::env::workload_env;
 use crate::procfs::{self, INSTANCE_MARKER, SCOPE_MARKER};
 use crate::{Driver, Error, InstanceSpec, Result, Started};
 
@@ -143,17 +144,23 @@ impl Driver for ProcessDriver {
             source,
         })?;
 
+        let mut env = spec.env.clone();
+        env.extend([
+            ("PORT".to_owned(), port.to_string()),
+            ("SLIPWAY_APP".to_owned(), spec.app.clone()),
+            ("SLIPWAY_ENV".to_owned(), spec.environment.clone()),
+            ("SLIPWAY_VERSION".to_owned(), spec.version.clone()),
+            (INSTANCE_MARKER.to_owned(), spec.instance_id.clone()),
+            (SCOPE_MARKER.to_owned(), spec.scope.clone()),
+        ]);
+
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&command)
             .current_dir(&spec.workdir)
-            .envs(&spec.env)
-            .env("PORT", port.to_string())
-            .env("SLIPWAY_APP", &spec.app)
-            .env("SLIPWAY_ENV", &spec.environment)
-            .env("SLIPWAY_VERSION", &spec.version)
-            .env(INSTANCE_MARKER, &spec.instance_id)
-            .env(SCOPE_MARKER, &spec.scope)
+            // Built, not inherited: the server's own tokens must not reach the app.
+            .env_clear()
+            .envs(workload_env(&env))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -284,18 +291,27 @@ fn below_ephemeral() -> Option<std::ops::Range<u16>> {
     (low >= FLOOR + 2_000).then_some(FLOOR..low)
 }
 
+/// Opens the instance's log for appending. Apps print what they should not (a connection
+/// string, a token), so a new log is readable by the server's user only (0600), and a
+/// directory made for it too (0700).
 fn open_log(spec: &InstanceSpec) -> Result<File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = &spec.log_path;
     let err = |source| Error::Log {
         path: path.clone(),
         source,
     };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(err)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err)?;
     }
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(err)
 }

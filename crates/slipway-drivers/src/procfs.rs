@@ -85,10 +85,15 @@ pub(crate) fn pids() -> Vec<u32> {
 /// Whether any live (non-zombie) process belongs to process group `pgid`. Zombies do not
 /// count: a reparented one may never be reaped when pid 1 does not reap.
 pub(crate) fn group_has_live_member(pgid: u32) -> bool {
+    !group_members(pgid).is_empty()
+}
+
+/// The live (non-zombie) processes of process group `pgid`.
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
     pids()
         .into_iter()
-        .filter_map(stat)
-        .any(|s| s.pgrp == i64::from(pgid) && !s.is_dead())
+        .filter(|&pid| stat(pid).is_some_and(|s| s.pgrp == i64::from(pgid) && !s.is_dead()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -98,6 +98,64 @@ async fn start_fills_placeholders_sets_env_and_appends_output_to_the_log() {
     assert!(driver.is_running(&started.handle).await);
 }
 
+/// The names in a process's initial environment.
+fn environ_names(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter_map(|var| {
+            let var = String::from_utf8_lossy(var);
+            var.split_once('=').map(|(k, _)| k.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_instance_gets_a_built_environment_not_the_servers() {
+    // Set for this test process by cargo: it stands for whatever the server runs with.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), "exec sleep 30");
+    let driver = ProcessDriver::new();
+    let (started, _guard) = start(&driver, &spec).await;
+    eventually("sleep to run", || {
+        environ_names(started.pid).contains(&"SLIPWAY_INSTANCE".to_owned())
+    })
+    .await;
+    let mut names = environ_names(started.pid);
+    // `sh` adds PWD (and may add SHLVL, `_`) before it execs.
+    names.retain(|n| !["PWD", "SHLVL", "_", "OLDPWD"].contains(&n.as_str()));
+    let mut allowed: Vec<&str> = vec![
+        "GREETING",
+        "PORT",
+        "SLIPWAY_APP",
+        "SLIPWAY_ENV",
+        "SLIPWAY_INSTANCE",
+        "SLIPWAY_SCOPE",
+        "SLIPWAY_VERSION",
+    ];
+    allowed.extend(
+        slipway_drivers::INHERITED
+            .iter()
+            .filter(|n| std::env::var_os(n).is_some()),
+    );
+    allowed.sort_unstable();
+    names.sort_unstable();
+    assert_eq!(names, allowed);
+}
+
+#[tokio::test]
+async fn instance_logs_are_private_to_the_servers_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(dir.path(), "echo hello");
+    let driver = ProcessDriver::new();
+    let (_started, _guard) = start(&driver, &spec).await;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&spec.log_path), 0o600);
+    assert_eq!(mode(spec.log_path.parent().unwrap()), 0o700);
+}
+
 #[tokio::test]
 async fn started_server_is_reachable_at_its_address_until_stopped() {
     let dir = tempfile::tempdir().unwrap();
