@@ -88,9 +88,31 @@ pub struct SmokeTest {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Hooks {
-    pub pre_deploy: Option<String>,
-    pub post_deploy: Option<String>,
-    pub pre_rollback: Option<String>,
+    pub pre_deploy: Option<Hook>,
+    pub post_deploy: Option<Hook>,
+    pub pre_rollback: Option<Hook>,
+}
+
+/// How long a hook may run when its config does not say. Default 5m.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One hook: `pre_deploy: "cmd"`, or `pre_deploy: { run: "cmd", timeout: 30s }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// Run with `/bin/sh -c` in a process group of its own.
+    pub run: String,
+    /// The hook's whole process group is killed when it runs longer; it then fails.
+    pub timeout: Duration,
+}
+
+impl Hook {
+    /// A hook with the default timeout.
+    pub fn new(run: impl Into<String>) -> Hook {
+        Hook {
+            run: run.into(),
+            timeout: DEFAULT_HOOK_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

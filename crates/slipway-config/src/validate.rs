@@ -29,6 +29,7 @@ const HEALTH_KEYS: &[&str] = &[
 ];
 const SMOKE_KEYS: &[&str] = &["get", "expect_status", "expect_body_contains"];
 const HOOK_KEYS: &[&str] = &["pre_deploy", "post_deploy", "pre_rollback"];
+const HOOK_FORM_KEYS: &[&str] = &["run", "timeout"];
 const ENV_KEYS: &[&str] = &[
     "listen",
     "strategy",
@@ -747,7 +748,7 @@ impl<'a> Checker<'a> {
         let hooks = match f.get("hooks") {
             Some(i) => {
                 let h = self.fields(&i, HOOK_KEYS);
-                let mut hook = |key: &str| h.get(key).and_then(|i| self.nonempty_string(&i));
+                let mut hook = |key: &str| h.get(key).and_then(|i| self.hook(&i));
                 Hooks {
                     pre_deploy: hook("pre_deploy"),
                     post_deploy: hook("post_deploy"),
@@ -765,6 +766,32 @@ impl<'a> Checker<'a> {
             smoke,
             hooks,
         }
+    }
+
+    /// `"cmd"`, or `{ run: "cmd", timeout: 30s }`.
+    fn hook(&mut self, item: &Item<'a>) -> Option<Hook> {
+        if !matches!(item.node.value, Node::Map(_)) {
+            return self.nonempty_string(item).map(Hook::new);
+        }
+        let f = self.fields(item, HOOK_FORM_KEYS);
+        let timeout = match f.get("timeout") {
+            Some(i) => self.positive_duration(&i),
+            None => Some(DEFAULT_HOOK_TIMEOUT),
+        };
+        let Some(run) = f.get("run") else {
+            self.missing(
+                &f,
+                "run",
+                "the shell command of the hook",
+                Some("write `{ run: \"./migrate.sh\", timeout: 30s }`".to_owned()),
+            );
+            return None;
+        };
+        let run = self.nonempty_string(&run)?;
+        Some(Hook {
+            run,
+            timeout: timeout?,
+        })
     }
 
     fn image(&mut self, item: &Item) -> Option<String> {

@@ -395,6 +395,42 @@ slipway.yaml:8:7: environments.production.variables.EMPTY: expected a string, nu
 slipway.yaml:9:36: environments.production.require_config[1]: invalid variable name `not valid`
   expected: letters, digits and `_`, not starting with a digit, like DATABASE_URL"#,
     ),
+    (
+        "hooks in the long form",
+        r#"version: 1
+apps:
+  web:
+    run: app
+    hooks:
+      pre_deploy: { run: "./migrate.sh", timeout: 30 }
+      post_deploy: { timeout: 1m }
+      pre_rollback: { run: "", timout: 5s }
+"#,
+        r#"slipway.yaml:6:42: apps.web.hooks.pre_deploy.timeout: expected a duration like 30s, got `30`
+  expected: a whole number with a unit ms, s, m or h, such as 250ms, 30s, 5m, 2h or 1m30s
+  hint: add a unit, like `30s`
+slipway.yaml:7:7: apps.web.hooks.post_deploy: missing key `run`
+  expected: `run`: the shell command of the hook
+  hint: write `{ run: "./migrate.sh", timeout: 30s }`
+slipway.yaml:8:23: apps.web.hooks.pre_rollback.run: must not be empty
+slipway.yaml:8:32: apps.web.hooks.pre_rollback.timout: unknown key `timout`
+  expected: one of run, timeout
+  hint: did you mean `timeout`?"#,
+    ),
+    (
+        "hook timeout of zero and a hook that is a list",
+        r#"version: 1
+apps:
+  web:
+    run: app
+    hooks:
+      pre_deploy: { run: "./migrate.sh", timeout: 0s }
+      post_deploy: ["./notify.sh"]
+"#,
+        r#"slipway.yaml:6:42: apps.web.hooks.pre_deploy.timeout: must be longer than 0
+  expected: a whole number with a unit ms, s, m or h, such as 250ms, 30s, 5m, 2h or 1m30s
+slipway.yaml:7:7: apps.web.hooks.post_deploy: expected a string, got a list"#,
+    ),
 ];
 
 #[test]

@@ -62,9 +62,9 @@ fn design_example_parses_to_the_expected_model() {
     assert_eq!(
         web.hooks,
         Hooks {
-            pre_deploy: Some("migrate up".into()),
-            post_deploy: Some("notify".into()),
-            pre_rollback: Some("migrate down".into()),
+            pre_deploy: Some(Hook::new("migrate up")),
+            post_deploy: Some(Hook::new("notify")),
+            pre_rollback: Some(Hook::new("migrate down")),
         }
     );
 
@@ -311,5 +311,38 @@ fn load_reads_the_file_and_resolves_data_dir_next_to_it() {
             dir.join("nope.yaml").display()
         )),
         "{rendered}"
+    );
+}
+
+#[test]
+fn hooks_take_a_string_or_a_run_with_its_timeout() {
+    let config = parse_ok(
+        r#"version: 1
+apps:
+  web:
+    run: app --port {port}
+    hooks:
+      pre_deploy: { run: "./migrate.sh up", timeout: 30s }
+      post_deploy: "./notify.sh"
+      pre_rollback:
+        run: ./migrate.sh down
+"#,
+    );
+    assert_eq!(
+        config.apps["web"].hooks,
+        Hooks {
+            pre_deploy: Some(Hook {
+                run: "./migrate.sh up".into(),
+                timeout: Duration::from_secs(30)
+            }),
+            post_deploy: Some(Hook {
+                run: "./notify.sh".into(),
+                timeout: Duration::from_secs(300)
+            }),
+            pre_rollback: Some(Hook {
+                run: "./migrate.sh down".into(),
+                timeout: DEFAULT_HOOK_TIMEOUT
+            }),
+        }
     );
 }

@@ -1,67 +1,60 @@
 //! Deployment hooks (`pre_deploy`, `post_deploy`, `pre_rollback`): short shell commands
-//! such as migrations, run to completion with their output kept in the deployment log.
+//! such as migrations, run by the drivers' shell runner (own process group, built
+//! environment, the hook's `timeout:`), their output streamed into the deployment log
+//! line by line as it comes.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::time::Duration;
 
-/// A hook that runs longer than this is killed and counts as failed.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+use slipway_config::Hook;
+use slipway_core::DeploymentId;
+use slipway_drivers::{ShellCommand, Stream, run_shell};
+use tokio::sync::mpsc;
 
-pub struct HookRun {
-    pub success: bool,
-    pub output: Vec<String>,
-    pub summary: String,
-}
+use crate::Inner;
 
-pub async fn run_hook(name: &str, command: &str, env: &BTreeMap<String, String>) -> HookRun {
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(command)
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return HookRun {
-                success: false,
-                output: Vec::new(),
-                summary: format!("{name} hook could not start: {e}"),
-            };
-        }
-    };
-    match tokio::time::timeout(HOOK_TIMEOUT, child.wait_with_output()).await {
-        Err(_) => HookRun {
-            success: false,
-            output: Vec::new(),
-            summary: format!("{name} hook ran longer than {HOOK_TIMEOUT:?} and was killed"),
-        },
-        Ok(Err(e)) => HookRun {
-            success: false,
-            output: Vec::new(),
-            summary: format!("{name} hook failed: {e}"),
-        },
-        Ok(Ok(out)) => {
-            let output: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .chain(String::from_utf8_lossy(&out.stderr).lines())
-                .map(str::to_string)
-                .collect();
-            let success = out.status.success();
-            let summary = if success {
-                format!("{name} hook succeeded")
-            } else {
-                let last = output.last().map(String::as_str).unwrap_or("");
-                format!("{name} hook exited with {}: {last}", out.status)
-            };
-            HookRun {
-                success,
-                output,
-                summary,
+/// Runs `hook` for deployment `id`; `Err` holds the reason it failed, for the status.
+pub(crate) async fn run_hook(
+    inner: &Inner,
+    id: DeploymentId,
+    name: &str,
+    hook: &Hook,
+    env: BTreeMap<String, String>,
+) -> Result<(), String> {
+    inner
+        .log(id, "hook", &format!("running {name}: {}", hook.run))
+        .await;
+    let mut cmd = ShellCommand::new(hook.run.clone(), hook.timeout);
+    cmd.env = env;
+    // The runner's sink cannot wait for the store; a channel lets lines be stored as they
+    // come while the hook still runs.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let run = run_shell(&cmd, move |line| {
+        let _ = tx.send(line);
+    });
+    let store = async {
+        let mut last = None;
+        while let Some(line) = rx.recv().await {
+            inner.log(id, "hook", &line.text).await;
+            if line.stream != Stream::Runner {
+                last = Some(line.text);
             }
         }
+        last
+    };
+    let (run, last) = tokio::join!(run, store);
+    let summary = if run.outcome.success() {
+        format!("{name} hook succeeded")
+    } else {
+        // The last line usually says why; it ends up in the status reason too.
+        let last = last
+            .map(|l| format!(": {}", inner.mask(&l)))
+            .unwrap_or_default();
+        format!("{name} hook {}{last}", run.outcome)
+    };
+    inner.log(id, "hook", &summary).await;
+    if run.outcome.success() {
+        Ok(())
+    } else {
+        Err(summary)
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_config::{Config, Role};
-use slipway_core::{DeploymentId, Millis, Status};
+use slipway_core::{DeploymentId, Masker, Millis, Status};
 use slipway_drivers::Driver;
 use slipway_store::Store;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
@@ -62,6 +62,9 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// Where instance logs go (`<data_dir>/logs`).
     pub data_dir: PathBuf,
+    /// Secrets the server knows (tokens, secret-named variables), masked in every
+    /// deployment log line; [`Engine::add_secret`] adds more.
+    pub secrets: Masker,
 }
 
 #[derive(Clone)]
@@ -84,6 +87,7 @@ pub(crate) struct Inner {
     decide: Mutex<()>,
     rollouts: std::sync::Mutex<HashMap<DeploymentId, RolloutControl>>,
     shutdown: watch::Sender<bool>,
+    masker: std::sync::RwLock<Masker>,
 }
 
 /// The handle the engine keeps on one running rollout.
@@ -143,6 +147,7 @@ impl Engine {
             decide: Mutex::new(()),
             rollouts: std::sync::Mutex::new(HashMap::new()),
             shutdown,
+            masker: std::sync::RwLock::new(parts.secrets),
         });
         inner.bind_listeners().await?;
         inner.adopt_instances().await?;
@@ -161,6 +166,15 @@ impl Engine {
 
     pub fn now(&self) -> Millis {
         self.inner.clock.now()
+    }
+
+    /// Masks `secret` in deployment logs from now on (an API token just created).
+    pub fn add_secret(&self, secret: &str) {
+        self.inner
+            .masker
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .add(secret);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {

@@ -82,13 +82,24 @@ impl Inner {
         Ok(updated)
     }
 
-    /// Appends to a deployment's log. A log line that cannot be stored is not worth
-    /// failing a rollout for; it is reported in the server's own log instead.
+    /// Appends to a deployment's log, secrets masked: every line (instance and hook output
+    /// among them) enters it here. A log line that cannot be stored is not worth failing a
+    /// rollout for; it is reported in the server's own log instead.
     pub(crate) async fn log(&self, id: i64, source: &str, message: &str) {
+        let message = self.mask(message);
         let at = self.clock.now();
-        if let Err(e) = self.store.append_log(id, at, source, message).await {
+        if let Err(e) = self.store.append_log(id, at, source, &message).await {
             tracing::warn!(deployment = id, error = %e, "could not store a log line: {message}");
         }
+    }
+
+    /// `text` with the secrets the server knows, and token shapes, masked.
+    pub(crate) fn mask(&self, text: &str) -> String {
+        let masker = self
+            .masker
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        masker.mask(text).into_owned()
     }
 
     pub(crate) async fn bind_listeners(&self) -> Result<()> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_config::{App, Strategy};
+use slipway_config::{App, Hook, Strategy};
 use slipway_core::{
     Deployment, DeploymentId, Instance, InstanceState, Kind, Phase, Status, next_batch, retention,
 };
@@ -147,12 +147,8 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
     if matches!(d.phase, Phase::Pending | Phase::Starting) {
         inner.store.set_phase(id, Phase::Starting).await?;
         let hook = match d.kind {
-            Kind::Deploy => app.hooks.pre_deploy.as_deref().map(|h| ("pre_deploy", h)),
-            Kind::Rollback => app
-                .hooks
-                .pre_rollback
-                .as_deref()
-                .map(|h| ("pre_rollback", h)),
+            Kind::Deploy => app.hooks.pre_deploy.as_ref().map(|h| ("pre_deploy", h)),
+            Kind::Rollback => app.hooks.pre_rollback.as_ref().map(|h| ("pre_rollback", h)),
         };
         if let Some((name, command)) = hook {
             inner.hook(&d, name, command).await.map_err(Stop::Failed)?;
@@ -460,19 +456,8 @@ impl Inner {
         vars
     }
 
-    async fn hook(&self, d: &Deployment, name: &str, command: &str) -> Result<(), String> {
-        self.log(d.id, "hook", &format!("running {name}: {command}"))
-            .await;
-        let run = run_hook(name, command, &self.instance_env(d)).await;
-        for line in &run.output {
-            self.log(d.id, "hook", line).await;
-        }
-        self.log(d.id, "hook", &run.summary).await;
-        if run.success {
-            Ok(())
-        } else {
-            Err(run.summary)
-        }
+    async fn hook(&self, d: &Deployment, name: &str, hook: &Hook) -> Result<(), String> {
+        run_hook(self, d.id, name, hook, self.instance_env(d)).await
     }
 
     /// A running instance of `d`'s release: one that is kept from before (a rollback
@@ -556,8 +541,8 @@ impl Inner {
             })
             .find(|id| !taken.contains(id))
             .unwrap_or(prefix);
+        // The driver makes it, private to the server's user.
         let logs = self.data_dir.join("logs");
-        tokio::fs::create_dir_all(&logs).await?;
         let spec = InstanceSpec {
             instance_id: instance_id.clone(),
             scope: self.scope(),

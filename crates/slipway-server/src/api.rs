@@ -391,6 +391,7 @@ pub async fn create_user(
         .store()
         .set_user_token(&body.name, role, &hash_token(&token), state.engine.now())
         .await?;
+    state.engine.add_secret(&token);
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {

@@ -19,6 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use slipway_config::Config;
+use slipway_core::{Masker, is_secret_name};
 use slipway_engine::{Engine, Parts, SystemClock};
 use slipway_store::{SqliteStore, Store};
 use tokio::sync::oneshot;
@@ -118,6 +119,10 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
     .await?;
     let (router, traffic) = traffic_router(&config)?;
     let listen = config.server.listen;
+    // `vars()` would panic on a variable that is not UTF-8; such a one is no token we print.
+    let server_env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let secrets = known_secrets(&config, server_env, admin_token.as_deref());
     let engine = Engine::start(Parts {
         config,
         store,
@@ -125,6 +130,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         router: traffic,
         clock,
         data_dir,
+        secrets,
     })
     .await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -161,6 +167,32 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         stop: Some(stop),
         serving,
     })
+}
+
+/// What the deployment logs mask from the start: the values of the server's own
+/// variables named like a secret (`SLIPWAY_ROUTER_TOKEN`, `SLIPWAY_TOKEN`, cloud keys), of
+/// the environments' variables named so, and the admin token this start made. Tokens
+/// made later are added as they are made; older ones are caught by their `slw_` shape.
+fn known_secrets(
+    config: &Config,
+    server_env: impl Iterator<Item = (String, String)>,
+    admin_token: Option<&str>,
+) -> Masker {
+    let configured = config
+        .environments
+        .values()
+        .flat_map(|env| env.variables.iter())
+        .map(|(k, v)| (k.clone(), v.clone()));
+    let mut secrets = Masker::new(
+        server_env
+            .chain(configured)
+            .filter(|(name, _)| is_secret_name(name))
+            .map(|(_, value)| value),
+    );
+    if let Some(token) = admin_token {
+        secrets.add(token);
+    }
+    secrets
 }
 
 /// The in-process router, or a client of the standalone one named by
@@ -271,4 +303,25 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_secrets_are_the_secret_named_values_and_the_admin_token() {
+        let yaml = "version: 1\nenvironments:\n  staging:\n    listen: 127.0.0.1:0\n    variables: { DB_PASSWORD: hunter2hunter2, LOG_LEVEL: verbose }\n";
+        let config = slipway_config::parse(yaml, "slipway.yaml", Path::new("/srv")).unwrap();
+        let server_env = [
+            ("SLIPWAY_ROUTER_TOKEN", "router-secret"),
+            ("HOME", "/home/slipway"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let secrets = known_secrets(&config, server_env.into_iter(), Some("admin-token"));
+        assert_eq!(
+            secrets.mask("router-secret hunter2hunter2 admin-token verbose /home/slipway"),
+            "*** *** *** verbose /home/slipway"
+        );
+    }
 }
