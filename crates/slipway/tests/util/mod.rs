@@ -183,19 +183,29 @@ impl Server {
     pub fn start(dir: &Path) -> Server {
         let api_port = free_port();
         write_config(dir, api_port);
-        Server::spawn(dir, api_port)
+        Server::spawn(dir, api_port, &[])
     }
 
     /// Like [`Server::start`], on the config `yaml(api_port)` (written to `slipway.yaml`).
     pub fn start_with(dir: &Path, yaml: impl FnOnce(u16) -> String) -> Server {
-        let api_port = free_port();
-        std::fs::write(dir.join("slipway.yaml"), yaml(api_port)).unwrap();
-        Server::spawn(dir, api_port)
+        Server::start_with_env(dir, yaml, &[])
     }
 
-    fn spawn(dir: &Path, api_port: u16) -> Server {
+    /// Like [`Server::start_with`], with `env` set on the server process (and only there).
+    pub fn start_with_env(
+        dir: &Path,
+        yaml: impl FnOnce(u16) -> String,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let api_port = free_port();
+        std::fs::write(dir.join("slipway.yaml"), yaml(api_port)).unwrap();
+        Server::spawn(dir, api_port, env)
+    }
+
+    fn spawn(dir: &Path, api_port: u16, env: &[(&str, &str)]) -> Server {
         let child = slipway(dir)
             .args(["server", "--config", "slipway.yaml"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
             .spawn()
