@@ -78,8 +78,13 @@ impl TestServer {
     }
 
     pub async fn start_full(envs: &str, users: &str, start_period: &str) -> TestServer {
+        Self::start_yaml(|dir| config_yaml(dir, envs, users, start_period)).await
+    }
+
+    /// A server on the config `yaml(dir)` returns for the test's dir.
+    pub async fn start_yaml(yaml: impl FnOnce(&Path) -> String) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let yaml = config_yaml(dir.path(), envs, users, start_period);
+        let yaml = yaml(dir.path());
         let config = slipway_config::parse(&yaml, "slipway.yaml", dir.path())
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n{yaml}"));
         let handle = slipway_server::start(config.clone()).await.unwrap();
