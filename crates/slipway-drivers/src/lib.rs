@@ -1,8 +1,9 @@
-//! The `Driver` trait the engine starts and stops app instances through, and the process
-//! driver that runs them as local processes. A docker driver fits the same trait with a
-//! container id as its handle.
+//! The `Driver` trait the engine starts and stops app instances through, the process
+//! driver that runs them as local processes, and the docker driver that runs them as
+//! containers (its handle is `docker:<container id>`).
 #![forbid(unsafe_code)]
 
+mod docker;
 mod process;
 mod procfs;
 
@@ -11,6 +12,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use docker::{
+    ContainerInfo, ContainerSpec, DockerDriver, DockerError, DockerHost, ImageHealth, PullPolicy,
+    Restart, StartedContainer,
+};
 pub use process::{ProcessDriver, ProcessHandle, render_command};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,6 +47,8 @@ pub enum Error {
     Signal { pgid: u32, source: std::io::Error },
     #[error("process group {pgid} still runs {waited:?} after SIGKILL")]
     Unkillable { pgid: u32, waited: Duration },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
 }
 
 /// Runs app instances. Implementations are shared by the engine's tasks, hence `Sync`.
