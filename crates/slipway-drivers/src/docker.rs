@@ -90,6 +90,8 @@ pub enum DockerError {
     BadHandle(String),
     #[error("container {0} does not exist")]
     NoSuchContainer(String),
+    #[error("no free port on 127.0.0.1 to publish the container on: {0}")]
+    Port(std::io::Error),
     #[error("container {id} publishes no loopback port")]
     NoPort { id: String },
     #[error(
@@ -421,24 +423,40 @@ impl DockerDriver {
         }
     }
 
-    /// An API error: the daemon's own message when it answered, else unreachable.
+    /// An API error: unreachable when the request never got an answer, else what the
+    /// daemon said (or what was wrong with its answer).
     fn api_error(&self, action: impl fmt::Display, e: ApiError) -> DockerError {
-        match e {
+        let message = match e {
+            ApiError::HyperLegacyError { .. }
+            | ApiError::HyperResponseError { .. }
+            | ApiError::IOError { .. }
+            | ApiError::RequestTimeoutError
+            | ApiError::SocketNotFoundError(_) => return self.unreachable(&e),
             ApiError::DockerResponseServerError { message, .. }
-            | ApiError::DockerStreamError { error: message } => DockerError::Api {
-                host: self.host.clone(),
-                action: action.to_string(),
-                message,
-            },
-            e => self.unreachable(&e),
+            | ApiError::DockerStreamError { error: message } => message,
+            e => chain(&e),
+        };
+        DockerError::Api {
+            host: self.host.clone(),
+            action: action.to_string(),
+            message,
         }
     }
 
     /// Checks that the daemon answers.
     pub async fn ping(&self) -> Result<()> {
         let api = self.api().await?;
-        api.ping().await.map_err(|e| self.unreachable(&e))?;
+        api.ping()
+            .await
+            .map_err(|e| self.api_error("answer a ping", e))?;
         Ok(())
+    }
+
+    /// The API version spoken with the daemon (`1.41` with Docker 20.10): the newest
+    /// both sides know.
+    pub async fn api_version(&self) -> Result<String> {
+        let v = self.api().await?.client_version();
+        Ok(format!("{}.{}", v.major_version, v.minor_version))
     }
 
     /// The image ID (`sha256:…`) `image:tag` stands for on the host, pulling it as
@@ -511,10 +529,9 @@ impl DockerDriver {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_port().map_err(|e| DockerError::Api {
-                host: self.host.clone(),
-                action: "publish a port".into(),
-                message: e.to_string(),
+            let port = free_port().map_err(|e| match e {
+                crate::Error::Port(e) => DockerError::Port(e),
+                other => DockerError::Port(std::io::Error::other(other.to_string())),
             })?;
             let options = CreateContainerOptionsBuilder::new().name(&name).build();
             let created = api
@@ -747,12 +764,14 @@ impl Driver for DockerDriver {
         })
     }
 
-    /// The running containers labelled with `scope`; empty when the daemon cannot be asked.
+    /// The running containers labelled with `scope` (not paused or restarting ones, as
+    /// for `is_running`); empty when the daemon cannot be asked.
     async fn instances(&self, scope: &str) -> Vec<(String, String)> {
         self.list(scope, false)
             .await
             .unwrap_or_default()
             .into_iter()
+            .filter(|c| c.running)
             .filter_map(|c| Some((c.labels.get(LABEL_INSTANCE)?.clone(), c.handle)))
             .collect()
     }
@@ -976,6 +995,27 @@ mod tests {
         assert!(refused(|s| s.version = "-v1".into()).contains("not a valid tag"));
         assert!(refused(|s| s.version = "x".repeat(129)).contains("not a valid tag"));
         assert!(refused(|s| s.app = "we b".into()).contains("field `app`"));
+    }
+
+    #[tokio::test]
+    async fn a_process_spec_is_refused_without_touching_the_daemon() {
+        let driver = DockerDriver::new("tcp://192.0.2.1:2375".parse().unwrap());
+        let spec = InstanceSpec {
+            instance_id: "web-1".into(),
+            scope: "s".into(),
+            app: "web".into(),
+            environment: "staging".into(),
+            version: "v1".into(),
+            command: "web --port {port}".into(),
+            env: BTreeMap::new(),
+            log_path: "web.log".into(),
+            workdir: ".".into(),
+        };
+        let e = driver.start(&spec).await.unwrap_err();
+        assert!(
+            matches!(&e, crate::Error::Docker(DockerError::NeedsContainerSpec { app }) if app == "web"),
+            "{e}"
+        );
     }
 
     #[test]

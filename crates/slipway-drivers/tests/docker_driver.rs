@@ -78,6 +78,23 @@ async fn runs_a_tag_by_its_image_id_named_and_labelled_on_a_loopback_port() {
 }
 
 #[tokio::test]
+async fn speaks_the_newest_api_version_both_sides_know() {
+    images();
+    let server = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    let minor = |v: &str| -> u32 { v.split_once('.').unwrap().1.parse().unwrap() };
+    let driver = driver();
+    driver.ping().await.unwrap();
+    let spoken = driver.api_version().await.unwrap();
+    // A daemon that knows less than bollard (Docker 20.10: 1.41) sets the pace.
+    let ours = bollard::API_DEFAULT_VERSION.minor_version as u32;
+    assert_eq!(
+        minor(&spoken),
+        minor(&server).min(ours),
+        "{spoken} vs {server}"
+    );
+}
+
+#[tokio::test]
 async fn a_stopped_container_starts_again_at_its_address_even_after_its_tag_moved() {
     let t = Scope::new();
     let driver = driver();
@@ -199,6 +216,14 @@ async fn instances_lists_only_the_running_containers_of_its_scope() {
         images()["v1"]
     );
     assert_eq!(driver.instances(&b.scope).await.len(), 1);
+
+    // A paused container serves nothing: neither running nor listed.
+    let id_b = &run_b.started.handle["docker:".len()..];
+    docker(&["pause", id_b]);
+    assert!(!driver.is_running(&run_b.started.handle).await);
+    assert!(driver.instances(&b.scope).await.is_empty());
+    docker(&["unpause", id_b]);
+    assert!(driver.is_running(&run_b.started.handle).await);
 }
 
 #[tokio::test]
