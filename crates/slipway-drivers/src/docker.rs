@@ -298,16 +298,7 @@ impl ContainerSpec {
     }
 
     fn validate(&self) -> Result<()> {
-        let last = self.image.rsplit('/').next().unwrap_or(&self.image);
-        if self.image.is_empty() || last.contains(':') || self.image.contains('@') {
-            return Err(DockerError::BadImage(self.image.clone()));
-        }
-        if !is_tag(&self.version) {
-            return Err(DockerError::BadTag {
-                image: self.image.clone(),
-                version: self.version.clone(),
-            });
-        }
+        check_reference(&self.image, &self.version)?;
         for (field, value) in [("app", &self.app), ("environment", &self.environment)] {
             let ok = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
             if value.is_empty() || !value.chars().all(ok) {
@@ -319,6 +310,23 @@ impl ContainerSpec {
         }
         Ok(())
     }
+}
+
+/// A repository without a tag or digest (`registry:5000/acme/web`) and a valid tag. Both
+/// go into request paths, so nothing else passes.
+fn check_reference(image: &str, tag: &str) -> Result<()> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-/:".contains(c);
+    if last.is_empty() || last.contains(':') || !image.chars().all(ok) {
+        return Err(DockerError::BadImage(image.to_owned()));
+    }
+    if !is_tag(tag) {
+        return Err(DockerError::BadTag {
+            image: image.to_owned(),
+            version: tag.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
@@ -411,7 +419,7 @@ impl DockerDriver {
                 client
                     .negotiate_version()
                     .await
-                    .map_err(|e| self.unreachable(&e))
+                    .map_err(|e| self.api_error("tell its API version", e))
             })
             .await
     }
@@ -463,38 +471,35 @@ impl DockerDriver {
     /// `pull` says. Call it before stopping anything: it is where a missing image or an
     /// unreachable daemon shows.
     pub async fn resolve(&self, image: &str, tag: &str, pull: PullPolicy) -> Result<String> {
+        check_reference(image, tag)?;
         let api = self.api().await?;
         let reference = format!("{image}:{tag}");
         if pull == PullPolicy::Always {
             self.pull(api, image, tag, pull).await?;
         }
-        match api.inspect_image(&reference).await {
-            Ok(inspect) => inspect.id.ok_or_else(|| DockerError::Api {
-                host: self.host.clone(),
-                action: format!("inspect image {reference}"),
-                message: "the answer has no image ID".into(),
-            }),
-            Err(e) if is_not_found(&e) => match pull {
-                PullPolicy::Never => Err(DockerError::ImageMissing {
+        let action = || format!("inspect image {reference}");
+        let inspect = match api.inspect_image(&reference).await {
+            Ok(inspect) => inspect,
+            Err(e) if is_not_found(&e) && pull == PullPolicy::Never => {
+                return Err(DockerError::ImageMissing {
                     host: self.host.clone(),
                     image: image.to_owned(),
                     tag: tag.to_owned(),
-                }),
-                PullPolicy::IfMissing | PullPolicy::Always => {
-                    self.pull(api, image, tag, pull).await?;
-                    let inspect = api
-                        .inspect_image(&reference)
-                        .await
-                        .map_err(|e| self.api_error(format!("inspect image {reference}"), e))?;
-                    inspect.id.ok_or_else(|| DockerError::Api {
-                        host: self.host.clone(),
-                        action: format!("inspect image {reference}"),
-                        message: "the answer has no image ID".into(),
-                    })
-                }
-            },
-            Err(e) => Err(self.api_error(format!("inspect image {reference}"), e)),
-        }
+                });
+            }
+            Err(e) if is_not_found(&e) && pull == PullPolicy::IfMissing => {
+                self.pull(api, image, tag, pull).await?;
+                api.inspect_image(&reference)
+                    .await
+                    .map_err(|e| self.api_error(action(), e))?
+            }
+            Err(e) => return Err(self.api_error(action(), e)),
+        };
+        inspect.id.ok_or_else(|| DockerError::Api {
+            host: self.host.clone(),
+            action: action(),
+            message: "the answer has no image ID".into(),
+        })
     }
 
     async fn pull(&self, api: &Docker, image: &str, tag: &str, policy: PullPolicy) -> Result<()> {
