@@ -549,7 +549,7 @@ impl DockerDriver {
                     e => self.api_error(format!("create container {name}"), e),
                 })?;
             match api.start_container(&created.id, None).await {
-                Ok(()) => return self.started(&created.id, name, digest).await,
+                Ok(()) => return self.started(&created.id).await,
                 Err(e) => {
                     // Leave nothing behind: a created container would hold the name.
                     let _ = api
@@ -573,17 +573,12 @@ impl DockerDriver {
         api.start_container(id, None)
             .await
             .map_err(|e| self.not_found_or(id, format!("start container {id}"), e))?;
-        let inspect = self.inspect(id).await?;
-        let name = container_name(&inspect);
-        let digest = labels(&inspect)
-            .get(LABEL_DIGEST)
-            .cloned()
-            .or(inspect.image.clone())
-            .unwrap_or_default();
-        self.started(id, name, digest).await
+        self.started(id).await
     }
 
-    async fn started(&self, id: &str, name: String, digest: String) -> Result<StartedContainer> {
+    /// What the engine records of a started container, from its inspection: the digest
+    /// is the label `run` set.
+    async fn started(&self, id: &str) -> Result<StartedContainer> {
         let inspect = self.inspect(id).await?;
         let id = inspect.id.clone().unwrap_or_else(|| id.to_owned());
         let port = loopback_port(&inspect).ok_or_else(|| DockerError::NoPort { id: id.clone() })?;
@@ -593,6 +588,18 @@ impl DockerDriver {
             .and_then(|s| s.pid)
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
+        let digest = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref()?.get(LABEL_DIGEST).cloned())
+            .or_else(|| inspect.image.clone())
+            .unwrap_or_default();
+        let name = inspect
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned();
         Ok(StartedContainer {
             started: Started {
                 handle: format!("docker:{id}"),
@@ -828,23 +835,6 @@ fn container_id(handle: &str) -> Result<&str> {
         .strip_prefix("docker:")
         .filter(|id| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| DockerError::BadHandle(handle.to_owned()))
-}
-
-fn container_name(inspect: &ContainerInspectResponse) -> String {
-    inspect
-        .name
-        .as_deref()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_owned()
-}
-
-fn labels(inspect: &ContainerInspectResponse) -> HashMap<String, String> {
-    inspect
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.clone())
-        .unwrap_or_default()
 }
 
 /// The host port the container publishes on 127.0.0.1, from its configuration (which a
