@@ -7,6 +7,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 usage: slipway-demo-app --port P --release R [--error-rate F] [--latency-ms N]
                         [--fail-health] [--start-delay-ms N] [--host ADDR]
+       slipway-demo-app --probe http://IP:PORT/PATH
 
   --port P             port to listen on (default: the PORT environment variable; 0 picks one)
   --release R          release name reported by GET / and GET /health
@@ -14,7 +15,9 @@ usage: slipway-demo-app --port P --release R [--error-rate F] [--latency-ms N]
   --latency-ms N       delay every response by N milliseconds (default 0)
   --fail-health        GET /health answers 503
   --start-delay-ms N   listen only after N milliseconds (default 0)
-  --host ADDR          address to bind (default 127.0.0.1)";
+  --host ADDR          address to bind (default 127.0.0.1)
+  --probe URL          GET the URL once and exit 0 on a 2xx answer, 1 otherwise
+                       (a HEALTHCHECK for images without a shell)";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {

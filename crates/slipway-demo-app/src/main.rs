@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod probe;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -43,6 +44,10 @@ enum Error {
 }
 
 fn main() -> ExitCode {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("--probe") {
+        return run_probe(raw.next(), raw.next());
+    }
     let settings = match args::parse(std::env::args().skip(1), std::env::var("PORT").ok()) {
         Ok(s) => s,
         Err(ArgError::Help) => {
@@ -61,6 +66,33 @@ fn main() -> ExitCode {
         .and_then(|rt| rt.block_on(serve(settings)));
     match run {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("slipway-demo-app: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--probe URL`: exit 0 when `GET URL` answers 2xx, 1 when it does not, 2 for bad usage.
+fn run_probe(url: Option<String>, extra: Option<String>) -> ExitCode {
+    let target = match (url.as_deref().map(probe::parse_url), extra) {
+        (Some(Some(target)), None) => target,
+        _ => {
+            eprintln!(
+                "slipway-demo-app: --probe takes one URL, like http://127.0.0.1:8080/health\n{USAGE}"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match probe::status(&target) {
+        Ok(code) if (200..300).contains(&code) => ExitCode::SUCCESS,
+        Ok(code) => {
+            eprintln!(
+                "slipway-demo-app: {}{} answered {code}",
+                target.addr, target.path
+            );
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("slipway-demo-app: {e}");
             ExitCode::FAILURE

@@ -169,3 +169,28 @@ fn bad_flags_are_a_usage_error() {
         assert!(stderr.contains("usage: slipway-demo-app"), "{stderr}");
     }
 }
+
+#[test]
+fn probe_exits_zero_only_for_a_healthy_answer() {
+    let probe = |url: &str| {
+        Command::new(BIN)
+            .args(["--probe", url])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let healthy = App::start(&[]);
+    let sick = App::start(&["--fail-health"]);
+    assert_eq!(probe(&format!("http://{}/health", healthy.addr)), Some(0));
+    assert_eq!(probe(&format!("http://{}/health", sick.addr)), Some(1));
+    assert_eq!(probe(&format!("http://{}/nope", healthy.addr)), Some(1));
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(probe(&format!("http://{closed}/health")), Some(1));
+    assert_eq!(probe("http://localhost:1/health"), Some(2));
+    let out = Command::new(BIN).arg("--probe").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

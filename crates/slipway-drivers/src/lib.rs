@@ -1,9 +1,11 @@
-//! The `Driver` trait the engine starts and stops app instances through, and the process
-//! driver that runs them as local processes. A docker driver fits the same trait with a
-//! container id as its handle. Also the runner of one-off shell commands (hooks), which
-//! shares the process-group handling and the built environment of instances.
+//! The `Driver` trait the engine starts and stops app instances through, the process
+//! driver that runs them as local processes, and the docker driver that runs them as
+//! containers (its handle is `docker:<container id>`). Also the runner of one-off shell
+//! commands (hooks), which shares the process-group handling and the built environment of
+//! instances.
 #![forbid(unsafe_code)]
 
+mod docker;
 mod env;
 mod process;
 mod procfs;
@@ -14,6 +16,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use docker::{
+    ContainerInfo, ContainerSpec, DockerDriver, DockerError, DockerHost, ImageHealth, PullPolicy,
+    Restart, StartedContainer,
+};
 pub use env::{INHERITED, workload_env};
 pub use process::{ProcessDriver, ProcessHandle, render_command};
 pub use shell::{Outcome, OutputLine, ShellCommand, ShellRun, Stream, run_shell};
@@ -47,6 +53,8 @@ pub enum Error {
     Signal { pgid: u32, source: std::io::Error },
     #[error("process group {pgid} still runs {waited:?} after SIGKILL")]
     Unkillable { pgid: u32, waited: Duration },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
 }
 
 /// Runs app instances. Implementations are shared by the engine's tasks, hence `Sync`.

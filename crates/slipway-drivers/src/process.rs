@@ -248,7 +248,7 @@ impl Driver for ProcessDriver {
 /// same port explicitly can still win the race; the instance then fails its health check,
 /// like any other start failure. Ports handed out recently are skipped, so instances
 /// started together (a rolling batch) never race each other for the same port.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     static RECENT: Mutex<VecDeque<u16>> = Mutex::new(VecDeque::new());
     const REMEMBER: usize = 256;
     let below = below_ephemeral();
