@@ -37,6 +37,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_error(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return body_too_large();
+    }
     let code = match rejection {
         JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
         JsonRejection::JsonSyntaxError(_) => "invalid_json",
@@ -45,11 +48,34 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     ApiError::bad_request(code, rejection.body_text())
 }
 
+/// The largest request body read. Every body of this API is a few short strings; the
+/// JSON extractor's limit is set to this too (see `routes`).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+    )
+}
+
 /// A decision's body is optional: no body at all means no comment.
 async fn optional_body<T: DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                body_too_large()
+            } else {
+                ApiError::bad_request("invalid_body", e.to_string())
+            }
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -64,6 +90,44 @@ fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
             format!("deployment id must be a number, got `{raw}`"),
         )
     })
+}
+
+/// The longest `ref` taken: git's own refnames fit well within it.
+pub const MAX_REF_BYTES: usize = 255;
+
+/// A branch or tag name: printable, no spaces or control characters, at most
+/// [`MAX_REF_BYTES`].
+fn check_ref(git_ref: &str) -> Result<(), ApiError> {
+    let valid = !git_ref.is_empty()
+        && git_ref.len() <= MAX_REF_BYTES
+        && git_ref
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control());
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_ref",
+            format!(
+                "ref must be 1 to {MAX_REF_BYTES} bytes without spaces or control characters, got {} bytes",
+                git_ref.len()
+            ),
+        ))
+    }
+}
+
+/// A commit is a hex SHA: abbreviated (7 or more) up to a full SHA-256 (64).
+fn check_commit(commit: &str) -> Result<(), ApiError> {
+    let valid = (7..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if valid {
+        Ok(())
+    } else {
+        let shown: String = commit.chars().take(80).collect();
+        Err(ApiError::bad_request(
+            "invalid_commit",
+            format!("commit must be a hex SHA of 7 to 64 digits, got `{shown}`"),
+        ))
+    }
 }
 
 async fn view(state: &AppState, d: Deployment) -> DeploymentView {
@@ -102,6 +166,12 @@ pub async fn create_deployment(
                 })
         })
         .transpose()?;
+    if let Some(git_ref) = &body.git_ref {
+        check_ref(git_ref)?;
+    }
+    if let Some(commit) = &body.commit {
+        check_commit(commit)?;
+    }
     let d = state
         .engine
         .deploy(
@@ -386,14 +456,28 @@ pub async fn create_user(
         ));
     }
     let token = new_token();
-    let user = state
+    let now = state.engine.now();
+    let user = match state
         .engine
         .store()
-        .set_user_token(&body.name, role, &hash_token(&token), state.engine.now())
-        .await?;
+        .set_user_token(&body.name, role, &hash_token(&token), now)
+        .await
+    {
+        Ok(user) => user,
+        Err(e @ slipway_store::Error::LastAdmin { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "last_admin",
+                format!("{e}: make another user an admin first; nothing was changed"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
+            // An existing user keeps its creation time: its old token stopped working.
+            replaced_token: user.created_at < now,
             name: user.name,
             role: user.role.as_str().to_string(),
             token,

@@ -112,6 +112,11 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("server.data_dir {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -121,4 +126,16 @@ pub enum Error {
     /// store not built yet, a router token that is missing.
     #[error("{0}")]
     Setup(String),
+}
+
+impl Error {
+    /// Whether the config (or what it names on this machine: a port in use, a data_dir
+    /// that is a file) is at fault, rather than the server failing: `slipway server` then
+    /// exits 2, bad input.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Config(_) | Error::Listen { .. } | Error::DataDir { .. } | Error::Setup(_)
+        )
+    }
 }

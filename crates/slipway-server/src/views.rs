@@ -189,6 +189,8 @@ pub struct CreatedUser {
     pub role: String,
     /// Shown once; only its hash is stored.
     pub token: String,
+    /// The user existed: this token replaced its old one, which no longer works.
+    pub replaced_token: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

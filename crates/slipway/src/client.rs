@@ -201,6 +201,8 @@ pub struct NewUser {
     pub name: String,
     pub role: String,
     pub token: String,
+    #[serde(default)]
+    pub replaced_token: bool,
 }
 
 #[derive(Debug, Default, Serialize)]

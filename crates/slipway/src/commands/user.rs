@@ -10,6 +10,9 @@ pub async fn add(client: &Client, name: &str, role: &str) -> Result<u8> {
         user.name,
         user.role
     );
+    if user.replaced_token {
+        errln!("{}'s previous token no longer works", user.name);
+    }
     outln!("{}", user.token);
     Ok(0)
 }
