@@ -245,9 +245,8 @@ async fn wait_for_signal() {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
-    use utoipa::OpenApi;
-    axum::Json(api::ApiDoc::openapi())
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(api::served_document(state.engine.config()))
 }
 
 async fn health() -> impl IntoResponse {

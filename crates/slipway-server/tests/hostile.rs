@@ -165,3 +165,72 @@ async fn the_data_dir_database_and_token_are_private() {
     }
     s.stop().await;
 }
+
+/// The served OpenAPI document declares its bearer scheme, documents 400 and 401 on every
+/// operation, and states the enums and formats a schema-driven client needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_states_auth_errors_enums_and_formats() {
+    let s = TestServer::start(ENVS).await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", s.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(
+        (scheme["type"].as_str(), scheme["scheme"].as_str()),
+        (Some("http"), Some("bearer")),
+        "{scheme}"
+    );
+    assert_eq!(doc["security"], json!([{ "bearer": [] }]));
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            for code in ["400", "401"] {
+                assert!(
+                    op["responses"][code].is_object(),
+                    "{method} {path} does not document {code}"
+                );
+            }
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                if param["name"] == "id" {
+                    assert_eq!(param["schema"]["format"], "int64", "{method} {path}");
+                    assert_eq!(param["schema"]["minimum"], 1, "{method} {path}");
+                }
+            }
+        }
+    }
+    assert_eq!(operations, 13);
+    let list = &doc["paths"]["/api/v1/deployments"]["get"]["parameters"];
+    let param = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+            .clone()
+    };
+    assert_eq!(param("limit")["schema"]["minimum"], 1);
+    assert_eq!(param("app")["schema"]["enum"], json!(["web"]));
+    assert_eq!(param("environment")["schema"]["enum"], json!(["staging"]));
+    let schemas = &doc["components"]["schemas"];
+    let names = |schema: &serde_json::Value| schema["enum"].as_array().map(Vec::len);
+    assert_eq!(names(&schemas["Status"]), Some(10), "{}", schemas["Status"]);
+    assert_eq!(schemas["Kind"]["enum"], json!(["deploy", "rollback"]));
+    assert_eq!(
+        schemas["WaitingOn"]["enum"],
+        json!(["approval", "wait_timer", "window", "concurrency"])
+    );
+    assert_eq!(
+        schemas["Role"]["enum"],
+        json!(["viewer", "deployer", "approver", "admin"])
+    );
+    assert!(
+        schemas["DeploymentView"]["properties"]["waiting_on"].is_object(),
+        "{}",
+        schemas["DeploymentView"]
+    );
+    s.stop().await;
+}

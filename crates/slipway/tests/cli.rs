@@ -325,7 +325,7 @@ environments:
     let verdict = || {
         let out = run(server.cli().args(["status", "--json"]));
         let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        status["environments"][0]["in_progress"]["analysis"]
+        status["environments"][0]["in_progress"]["analysis"]["text"]
             .as_str()
             .unwrap_or_default()
             .to_string()
