@@ -69,6 +69,8 @@ done
 token=$(cat "$dir/data/admin.token")
 
 # The event stream never ends by design: a fuzzer cannot read a whole answer from it.
+# schemathesis keeps a cache in its working directory: the temporary one, not the repo.
+cd "$dir"
 started=$(date +%s)
 set +e
 "$st" --config-file "$root/bench/api-fuzz.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
