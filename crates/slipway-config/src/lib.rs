@@ -16,17 +16,21 @@ pub use diagnostic::{ConfigError, Diagnostic, Result};
 pub use model::*;
 pub use scalar::{did_you_mean, parse_duration, parse_percent, parse_window};
 
+/// The largest config file read: a real one is a few KiB, and a cap keeps `--config
+/// /dev/zero` (or a huge file by mistake) from filling memory.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Reads and validates a config file. A relative `server.data_dir` is resolved against
 /// the file's directory. Diagnostics name the file as `path` was given.
 pub fn load(path: &Path) -> Result<Config> {
     let file_name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let source = read_config(path).map_err(|message| ConfigError {
         diagnostics: vec![Diagnostic {
             file: file_name.clone(),
             line: 0,
             column: 0,
             path: String::new(),
-            message: format!("cannot read the config file: {e}"),
+            message,
             expected: None,
             hint: None,
         }],
@@ -36,6 +40,55 @@ pub fn load(path: &Path) -> Result<Config> {
         _ => Path::new("."),
     };
     parse(&source, &file_name, base_dir)
+}
+
+/// The text of a regular file of at most [`MAX_CONFIG_BYTES`]. A FIFO, a device or a
+/// directory is refused before it is opened: opening a FIFO would wait for a writer, and
+/// a device may never end.
+fn read_config(path: &Path) -> std::result::Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read the config file: {e}");
+    let kind = std::fs::metadata(path).map_err(cannot)?.file_type();
+    if !kind.is_file() {
+        return Err(format!(
+            "cannot read the config file: it is {}, not a regular file",
+            file_kind(kind)
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the config file is larger than {} MiB; a slipway.yaml is a few KiB",
+            MAX_CONFIG_BYTES / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the config file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
 }
 
 /// Validates config text. `file_name` is used in diagnostics; a relative

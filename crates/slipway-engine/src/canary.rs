@@ -128,7 +128,7 @@ impl Canary<'_> {
                             &format!("canary: pause {}", humanize(pause)),
                         )
                         .await;
-                    self.inner.set_paused(d.id, Some(humanize(pause)));
+                    self.inner.set_paused(d.id, Some(crate::Paused::For(pause)));
                     loop {
                         let verdict = self.check(&baseline, &mut state, &mut last_verdict).await?;
                         // An inconclusive step waits for enough requests (bounded by the
@@ -148,7 +148,7 @@ impl Canary<'_> {
                             &format!("canary: paused until `slipway promote {}`", d.id),
                         )
                         .await;
-                    self.inner.set_paused(d.id, Some("manual".into()));
+                    self.inner.set_paused(d.id, Some(crate::Paused::Manual));
                     loop {
                         self.check(&baseline, &mut state, &mut last_verdict).await?;
                         tokio::select! {
@@ -243,7 +243,7 @@ impl Canary<'_> {
         if !last.starts_with(kind) || matches!(verdict, Verdict::Fail(_)) {
             self.inner.log(d.id, "analysis", &text).await;
         }
-        self.inner.set_verdict(d.id, &text);
+        self.inner.set_verdict(d.id, &verdict, &text);
         *last = text;
         match state.record(self.analysis, &verdict, self.inner.clock.now()) {
             Step::Continue => Ok(verdict),

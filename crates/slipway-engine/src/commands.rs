@@ -26,6 +26,16 @@ pub struct DeployRequest {
     pub reason: Option<String>,
 }
 
+/// What holds a waiting deployment (DESIGN §6 `waiting_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingOn {
+    Approval,
+    WaitTimer,
+    Window,
+    /// Another rollout of the app in the environment is under way.
+    Concurrency,
+}
+
 /// What runs in one environment for one app.
 #[derive(Debug, Clone)]
 pub struct EnvStatus {
@@ -437,9 +447,47 @@ impl Engine {
         Ok(self.inner.store.get_deployment(id).await?)
     }
 
+    /// What holds `d` now, while it is `waiting`: the gate [`gates::evaluate`] names, or
+    /// the rollout of the same app and environment that is under way.
+    pub async fn waiting_on(&self, d: &Deployment) -> Result<Option<WaitingOn>> {
+        let Some(env) = self.inner.config.environments.get(&d.environment) else {
+            return Ok(None);
+        };
+        if d.status != Status::Waiting {
+            return Ok(None);
+        }
+        Ok(match gates::evaluate(env, d, self.inner.clock.now()) {
+            gates::GateOutcome::Wait { gate, .. } => Some(match gate {
+                gates::Gate::Approval => WaitingOn::Approval,
+                gates::Gate::WaitTimer => WaitingOn::WaitTimer,
+                gates::Gate::Window => WaitingOn::Window,
+            }),
+            gates::GateOutcome::Open => {
+                let running = DeploymentFilter {
+                    app: Some(d.app.clone()),
+                    environment: Some(d.environment.clone()),
+                    status: Some(Status::InProgress),
+                    kind: None,
+                    limit: Some(1),
+                };
+                let busy = !self
+                    .inner
+                    .store
+                    .list_deployments(&running)
+                    .await?
+                    .is_empty();
+                busy.then_some(WaitingOn::Concurrency)
+            }
+            gates::GateOutcome::Rejected { .. } => None,
+        })
+    }
+
     pub async fn deployments(&self, filter: &DeploymentFilter) -> Result<Vec<Deployment>> {
-        for (app, env) in filter.app.iter().zip(filter.environment.iter()) {
-            self.env_config(app, env)?;
+        if let Some(app) = &filter.app {
+            self.check_app(app)?;
+        }
+        if let Some(env) = &filter.environment {
+            self.check_env(env)?;
         }
         Ok(self.inner.store.list_deployments(filter).await?)
     }

@@ -27,7 +27,7 @@ use slipway_store::Store;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 pub use clock::{Clock, SystemClock};
-pub use commands::{DeployRequest, EnvStatus, KeptRelease, Share};
+pub use commands::{DeployRequest, EnvStatus, KeptRelease, Share, WaitingOn};
 pub use error::{Error, ErrorKind, Result};
 pub use traffic::{EnvLimits, ReleaseRoute, TrafficRouter};
 
@@ -104,10 +104,18 @@ struct RolloutControl {
 /// What only a running rollout knows, for the API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Live {
-    /// The canary analysis's latest verdict.
-    pub verdict: Option<String>,
-    /// The canary pause it waits at: `manual` (for `slipway promote`) or its duration.
-    pub paused: Option<String>,
+    /// The canary analysis's latest verdict, and the sentence that states it.
+    pub verdict: Option<(slipway_core::analysis::Verdict, String)>,
+    /// The canary pause it waits at.
+    pub paused: Option<Paused>,
+}
+
+/// A canary pause under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paused {
+    /// Until `slipway promote`.
+    Manual,
+    For(Duration),
 }
 
 impl Inner {
@@ -119,11 +127,18 @@ impl Inner {
         }
     }
 
-    pub(crate) fn set_verdict(&self, id: DeploymentId, verdict: &str) {
-        self.with_control(id, |c| c.live.verdict = Some(verdict.to_string()));
+    pub(crate) fn set_verdict(
+        &self,
+        id: DeploymentId,
+        verdict: &slipway_core::analysis::Verdict,
+        text: &str,
+    ) {
+        self.with_control(id, |c| {
+            c.live.verdict = Some((verdict.clone(), text.to_string()))
+        });
     }
 
-    pub(crate) fn set_paused(&self, id: DeploymentId, paused: Option<String>) {
+    pub(crate) fn set_paused(&self, id: DeploymentId, paused: Option<Paused>) {
         self.with_control(id, |c| c.live.paused = paused);
     }
 }

@@ -11,6 +11,11 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
+use slipway_api::{
+    CreateDeployment, CreateUser, CreatedUser, Decision, DeploymentList, DeploymentQuery,
+    EnvStatus as EnvStatusView, ErrorBody, LogLines, LogQuery, MAX_REF_CHARS, RollbackRequest,
+    StatusEvent, StatusList, StatusQuery,
+};
 use slipway_config::Role;
 use slipway_core::{Decision as CoreDecision, Deployment, DeploymentId, Kind, Status};
 use slipway_engine::DeployRequest;
@@ -19,8 +24,10 @@ use tokio::sync::broadcast;
 
 use crate::AppState;
 use crate::auth::{Auth, hash_token, new_token};
-use crate::error::{ApiError, ErrorBody};
-use crate::views::*;
+use crate::error::ApiError;
+use crate::views;
+
+type DeploymentView = slipway_api::Deployment;
 
 /// JSON body extractor whose rejections use the API's error format.
 pub struct ApiJson<T>(pub T);
@@ -37,6 +44,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_error(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return body_too_large();
+    }
     let code = match rejection {
         JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
         JsonRejection::JsonSyntaxError(_) => "invalid_json",
@@ -45,16 +55,57 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     ApiError::bad_request(code, rejection.body_text())
 }
 
-/// A decision's body is optional: no body at all means no comment.
+/// The largest request body read. Every body of this API is a few short strings; the
+/// JSON extractor's limit is set to this too (see `routes`).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+    )
+}
+
+/// A decision's body is optional: no body at all (or `null`) means no comment.
 async fn optional_body<T: DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                body_too_large()
+            } else {
+                ApiError::bad_request("invalid_body", e.to_string())
+            }
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes)
+    // JSON `null` is no body too.
+    serde_json::from_slice::<Option<T>>(&bytes)
+        .map(Option::unwrap_or_default)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid body: {e}")))
+}
+
+/// A query's parameters by name; a name given twice is refused rather than one of its
+/// values silently dropped.
+fn query_map(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, ApiError> {
+    let mut map = HashMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if map.contains_key(&name) {
+            return Err(ApiError::bad_request(
+                "duplicate_parameter",
+                format!("query parameter `{name}` is given more than once"),
+            ));
+        }
+        map.insert(name, value);
+    }
+    Ok(map)
 }
 
 fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
@@ -66,6 +117,59 @@ fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
     })
 }
 
+/// Milliseconds since the epoch of an RFC 3339 time: `Z` or a numeric offset
+/// (`+02:00`), `T` or `t`, with or without fractions of a second.
+fn rfc3339_millis(s: &str) -> Option<i64> {
+    let s = s.to_ascii_uppercase();
+    let (utc, offset_minutes) = match s.len().checked_sub(6).map(|i| s.split_at(i)) {
+        Some((time, offset)) if offset.starts_with(['+', '-']) && offset.as_bytes()[3] == b':' => {
+            let hours: i64 = offset.get(1..3)?.parse().ok()?;
+            let minutes: i64 = offset.get(4..6)?.parse().ok()?;
+            let sign = if offset.starts_with('-') { -1 } else { 1 };
+            (format!("{time}Z"), sign * (hours * 60 + minutes))
+        }
+        _ => (s, 0),
+    };
+    let t = humantime::parse_rfc3339_weak(&utc).ok()?;
+    let ms = i64::try_from(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    Some(ms - offset_minutes * 60_000)
+}
+
+/// A branch or tag name: printable, no spaces or control characters, at most
+/// [`MAX_REF_CHARS`] characters.
+fn check_ref(git_ref: &str) -> Result<(), ApiError> {
+    let valid = !git_ref.is_empty()
+        && git_ref.chars().count() <= MAX_REF_CHARS
+        && git_ref
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control());
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_ref",
+            format!(
+                "ref must be 1 to {MAX_REF_CHARS} characters without spaces or control characters, got {}",
+                git_ref.chars().count()
+            ),
+        ))
+    }
+}
+
+/// A commit is a hex SHA: abbreviated (7 or more) up to a full SHA-256 (64).
+fn check_commit(commit: &str) -> Result<(), ApiError> {
+    let valid = (7..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if valid {
+        Ok(())
+    } else {
+        let shown: String = commit.chars().take(80).collect();
+        Err(ApiError::bad_request(
+            "invalid_commit",
+            format!("commit must be a hex SHA of 7 to 64 digits, got `{shown}`"),
+        ))
+    }
+}
+
 async fn view(state: &AppState, d: Deployment) -> DeploymentView {
     // Only the rollout under way and the current release have a share of the live split.
     let traffic = match d.status {
@@ -73,12 +177,24 @@ async fn view(state: &AppState, d: Deployment) -> DeploymentView {
         _ => Vec::new(),
     };
     let live = state.engine.live(d.id);
-    DeploymentView::new(d, traffic, live)
+    let holds = state.engine.waiting_on(&d).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, id = d.id, "cannot tell what holds a deployment");
+        None
+    });
+    views::deployment(d, traffic, live, holds)
+}
+
+/// An environment's status, with what holds each of its waiting deployments.
+async fn env_view(state: &AppState, s: slipway_engine::EnvStatus) -> EnvStatusView {
+    let mut holds = Vec::with_capacity(s.waiting.len());
+    for d in &s.waiting {
+        holds.push(state.engine.waiting_on(d).await.unwrap_or(None));
+    }
+    views::env_status(s, holds)
 }
 
 #[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment,
-    responses((status = 201, body = DeploymentView), (status = 400, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "the deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody), (status = 422, description = "a gate or rule refused it", body = ErrorBody)))]
 pub async fn create_deployment(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -88,20 +204,20 @@ pub async fn create_deployment(
         .committed_at
         .as_deref()
         .map(|s| {
-            humantime::parse_rfc3339_weak(s)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as i64)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_committed_at",
-                        format!(
-                            "committed_at must be RFC 3339 like 2026-11-24T10:00:00Z, got `{s}`"
-                        ),
-                    )
-                })
+            rfc3339_millis(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_committed_at",
+                    format!("committed_at must be RFC 3339 like 2026-11-24T10:00:00Z, got `{s}`"),
+                )
+            })
         })
         .transpose()?;
+    if let Some(git_ref) = &body.git_ref {
+        check_ref(git_ref)?;
+    }
+    if let Some(commit) = &body.commit {
+        check_commit(commit)?;
+    }
     let d = state
         .engine
         .deploy(
@@ -121,15 +237,14 @@ pub async fn create_deployment(
     Ok((StatusCode::CREATED, Json(view(&state, d).await)))
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments",
-    params(("app" = Option<String>, Query), ("environment" = Option<String>, Query),
-           ("status" = Option<String>, Query), ("kind" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = DeploymentList), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/deployments", params(DeploymentQuery),
+    responses((status = 200, description = "newest first", body = DeploymentList), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody)))]
 pub async fn list_deployments(
     State(state): State<AppState>,
     Auth(_): Auth,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<DeploymentList>, ApiError> {
+    let q = query_map(q)?;
     let status = q
         .get("status")
         .map(|s| {
@@ -177,8 +292,8 @@ pub async fn list_deployments(
     Ok(Json(DeploymentList { deployments }))
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments/{id}", params(("id" = i64, Path)),
-    responses((status = 200, body = DeploymentView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", params(("id" = i64, Path, minimum = 1, description = "a deployment id")),
+    responses((status = 200, description = "the deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody)))]
 pub async fn get_deployment(
     State(state): State<AppState>,
     Auth(_): Auth,
@@ -188,43 +303,40 @@ pub async fn get_deployment(
     Ok(Json(view(&state, d).await))
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs",
-    params(("id" = i64, Path), ("after" = Option<i64>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = LogLines), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/logs", params(("id" = i64, Path, minimum = 1, description = "a deployment id"), LogQuery),
+    responses((status = 200, description = "oldest first", body = LogLines), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody)))]
 pub async fn deployment_logs(
     State(state): State<AppState>,
     Auth(_): Auth,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogLines>, ApiError> {
+    let q = query_map(q)?;
     let after = q
         .get("after")
-        .map(|a| {
-            a.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_after",
-                    format!("after must be a number, got `{a}`"),
-                )
-            })
+        .map(|a| match a.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_after",
+                format!("after must be a sequence number (0 or more), got `{a}`"),
+            )),
         })
         .transpose()?
         .unwrap_or(0);
     let limit = q
         .get("limit")
-        .map(|l| {
-            l.parse::<u32>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit must be a number, got `{l}`"),
-                )
-            })
+        .map(|l| match l.parse::<u32>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a number from 1 to 10000, got `{l}`"),
+            )),
         })
         .transpose()?
-        .unwrap_or(1000)
-        .min(10_000);
+        .unwrap_or(1000);
     let lines = state.engine.logs(parse_id(&id)?, after, limit).await?;
     Ok(Json(LogLines {
-        lines: lines.into_iter().map(LogLineView::from).collect(),
+        lines: lines.into_iter().map(views::log_line).collect(),
     }))
 }
 
@@ -235,7 +347,7 @@ async fn decide(
     decision: CoreDecision,
     req: Request,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let body: crate::views::Decision = optional_body(req).await?;
+    let body: Decision = optional_body(req).await?;
     let d = state
         .engine
         .decide(parse_id(id)?, &actor, decision, body.comment)
@@ -243,8 +355,8 @@ async fn decide(
     Ok(Json(view(&state, d).await))
 }
 
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", params(("id" = i64, Path)), request_body = Option<Decision>,
-    responses((status = 200, body = DeploymentView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/approve", params(("id" = i64, Path, minimum = 1, description = "a deployment id")), request_body = Option<Decision>,
+    responses((status = 200, description = "the deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody), (status = 409, description = "the deployment's state does not allow it", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody)))]
 pub async fn approve(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -254,8 +366,8 @@ pub async fn approve(
     decide(state, actor, &id, CoreDecision::Approve, req).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/reject", params(("id" = i64, Path)), request_body = Option<Decision>,
-    responses((status = 200, body = DeploymentView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/reject", params(("id" = i64, Path, minimum = 1, description = "a deployment id")), request_body = Option<Decision>,
+    responses((status = 200, description = "the deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody), (status = 409, description = "the deployment's state does not allow it", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody)))]
 pub async fn reject(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -265,8 +377,8 @@ pub async fn reject(
     decide(state, actor, &id, CoreDecision::Reject, req).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/promote", params(("id" = i64, Path)),
-    responses((status = 200, body = DeploymentView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/promote", params(("id" = i64, Path, minimum = 1, description = "a deployment id")),
+    responses((status = 200, description = "the deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody), (status = 409, description = "the deployment's state does not allow it", body = ErrorBody)))]
 pub async fn promote(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -276,8 +388,8 @@ pub async fn promote(
     Ok(Json(view(&state, d).await))
 }
 
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", params(("id" = i64, Path)),
-    responses((status = 200, body = DeploymentView), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/cancel", params(("id" = i64, Path, minimum = 1, description = "a deployment id")),
+    responses((status = 200, description = "the deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody), (status = 409, description = "the deployment's state does not allow it", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -289,7 +401,7 @@ pub async fn cancel(
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/environments/{env}/rollback",
     params(("app" = String, Path), ("env" = String, Path)), request_body = Option<RollbackRequest>,
-    responses((status = 201, body = DeploymentView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, description = "the rollback deployment", body = DeploymentView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody), (status = 409, description = "the deployment's state does not allow it", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody), (status = 422, description = "a gate or rule refused it", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -306,22 +418,24 @@ pub async fn rollback(
 
 #[utoipa::path(get, path = "/api/v1/apps/{app}/environments/{env}",
     params(("app" = String, Path), ("env" = String, Path)),
-    responses((status = 200, body = EnvStatusView), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "what runs there", body = EnvStatusView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody)))]
 pub async fn env_status(
     State(state): State<AppState>,
     Auth(_): Auth,
     Path((app, env)): Path<(String, String)>,
 ) -> Result<Json<EnvStatusView>, ApiError> {
-    Ok(Json(state.engine.env_status(&app, &env).await?.into()))
+    let s = state.engine.env_status(&app, &env).await?;
+    Ok(Json(env_view(&state, s).await))
 }
 
-#[utoipa::path(get, path = "/api/v1/status", params(("app" = Option<String>, Query), ("environment" = Option<String>, Query)),
-    responses((status = 200, body = StatusList)))]
+#[utoipa::path(get, path = "/api/v1/status", params(StatusQuery),
+    responses((status = 200, description = "every app in every environment", body = StatusList), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such deployment, app or environment", body = ErrorBody)))]
 pub async fn status(
     State(state): State<AppState>,
     Auth(_): Auth,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<StatusList>, ApiError> {
+    let q = query_map(q)?;
     let all = state
         .engine
         .status(
@@ -329,13 +443,15 @@ pub async fn status(
             q.get("environment").map(String::as_str),
         )
         .await?;
-    Ok(Json(StatusList {
-        environments: all.into_iter().map(EnvStatusView::from).collect(),
-    }))
+    let mut environments = Vec::with_capacity(all.len());
+    for s in all {
+        environments.push(env_view(&state, s).await);
+    }
+    Ok(Json(StatusList { environments }))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser,
-    responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, description = "the user and its new token", body = CreatedUser), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody), (status = 422, description = "a gate or rule refused it", body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -348,15 +464,7 @@ pub async fn create_user(
             "only an admin may add users",
         ));
     }
-    let role = Role::parse(&body.role).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_role",
-            format!(
-                "unknown role `{}`; one of viewer, deployer, approver, admin",
-                body.role
-            ),
-        )
-    })?;
+    let role = views::role_from(body.role);
     let valid_name = !body.name.is_empty()
         && body.name.len() <= 64
         && body
@@ -375,7 +483,8 @@ pub async fn create_user(
     if let Some(configured) = state.engine.config().users.get(&body.name)
         && configured.role != role
     {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
             "role_mismatch",
             format!(
                 "{} is a {} in the configuration; use --role {}",
@@ -386,23 +495,38 @@ pub async fn create_user(
         ));
     }
     let token = new_token();
-    let user = state
+    let now = state.engine.now();
+    let user = match state
         .engine
         .store()
-        .set_user_token(&body.name, role, &hash_token(&token), state.engine.now())
-        .await?;
+        .set_user_token(&body.name, role, &hash_token(&token), now)
+        .await
+    {
+        Ok(user) => user,
+        Err(e @ slipway_store::Error::LastAdmin { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "last_admin",
+                format!("{e}: make another user an admin first; nothing was changed"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.engine.add_secret(&token);
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
+            // An existing user keeps its creation time: its old token stopped working.
+            replaced_token: user.created_at < now,
             name: user.name,
-            role: user.role.as_str().to_string(),
+            role: views::role(user.role),
             token,
         }),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/events", responses((status = 200, description = "server-sent events named `status`, data: EventView", body = EventView)))]
+#[utoipa::path(get, path = "/api/v1/events",
+    responses((status = 200, description = "server-sent events named `status`, each one's data a StatusEvent", content_type = "text/event-stream", body = String), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Auth(_): Auth,
@@ -421,7 +545,7 @@ pub async fn events(
             };
             match received {
                 Ok(e) => {
-                    let data = serde_json::to_string(&EventView::from(e)).unwrap_or_default();
+                    let data = serde_json::to_string(&views::event(e)).unwrap_or_default();
                     return Some((
                         Ok(Event::default().event("status").data(data)),
                         (rx, engine),
@@ -436,12 +560,30 @@ pub async fn events(
     Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_at_takes_any_rfc_3339_offset() {
+        let utc = rfc3339_millis("2026-11-24T10:00:00Z").unwrap();
+        assert_eq!(rfc3339_millis("2026-11-24t10:00:00z"), Some(utc));
+        assert_eq!(rfc3339_millis("2026-11-24T12:00:00+02:00"), Some(utc));
+        assert_eq!(rfc3339_millis("2026-11-24T09:30:00-00:30"), Some(utc));
+        assert_eq!(rfc3339_millis("2026-11-24T10:00:00.250Z"), Some(utc + 250));
+        assert_eq!(rfc3339_millis("yesterday"), None);
+        assert_eq!(rfc3339_millis("1969-12-31T23:59:59Z"), None);
+    }
+}
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
         title = "slipway",
-        description = "The slipway continuous-delivery API (DESIGN §6)."
+        description = "The slipway continuous-delivery API (DESIGN §6). Every operation takes `Authorization: Bearer <token>`."
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     paths(
         create_deployment,
         list_deployments,
@@ -469,7 +611,66 @@ pub async fn events(
         LogLines,
         EnvStatusView,
         StatusList,
-        EventView
+        StatusEvent
     ))
 )]
 pub struct ApiDoc;
+
+/// The document this server serves: [`ApiDoc`] with the apps and environments of its
+/// configuration as the only values of the parameters and fields that name them, so a
+/// client (or a schema-driven fuzzer) knows which names exist.
+pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
+    use utoipa::OpenApi as _;
+    let names = |keys: Vec<&String>| serde_json::json!({ "type": "string", "enum": keys });
+    let apps = names(config.apps.keys().collect());
+    let envs = names(config.environments.keys().collect());
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for operation in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+            for op in operation.values_mut() {
+                let params = op.get_mut("parameters").and_then(|p| p.as_array_mut());
+                for param in params.into_iter().flatten() {
+                    match param["name"].as_str() {
+                        Some("app") => param["schema"] = apps.clone(),
+                        Some("env" | "environment") => param["schema"] = envs.clone(),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let create = &mut doc["components"]["schemas"]["CreateDeployment"];
+    if create["properties"].is_object() {
+        create["properties"]["app"] = apps;
+        create["properties"]["environment"] = envs;
+        // What the derive cannot state: `force` needs a `reason` that says something.
+        create["if"] = serde_json::json!({
+            "properties": { "force": { "const": true } },
+            "required": ["force"]
+        });
+        create["then"] = serde_json::json!({
+            "properties": { "reason": { "type": "string", "pattern": "\\S" } },
+            "required": ["reason"]
+        });
+    }
+    doc
+}
+
+/// Declares the `bearer` scheme the document's `security` names: an API token.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "an API token (`slipway user add`, or <data_dir>/admin.token)",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}

@@ -51,14 +51,25 @@ pub async fn bootstrap(
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    // `mode` applies only to a file this call creates: an older token file is made
+    // private too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(contents.as_bytes())
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme's name is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are the same scheme.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The authenticated caller of a handler.
@@ -78,13 +89,9 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 ApiError::unauthorized("missing token: send `Authorization: Bearer <token>`")
             })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
+        let token = bearer_token(header).ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
         let user = state
             .engine
             .store()
@@ -101,6 +108,16 @@ impl FromRequestParts<AppState> for Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for header in ["Bearer t1", "bearer t1", "BEARER t1", "BeArEr   t1 "] {
+            assert_eq!(bearer_token(header), Some("t1"), "{header}");
+        }
+        for header in ["Bearer", "Bearer ", "Basic t1", "Bearert1", "Token t1"] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
+    }
 
     #[test]
     fn tokens_are_random_and_hash_stably() {

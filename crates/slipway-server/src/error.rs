@@ -4,23 +4,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use slipway_api::{ErrorBody, ErrorDetail};
 use slipway_engine::ErrorKind;
-use utoipa::ToSchema;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
-}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -112,6 +97,11 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("server.data_dir {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -121,4 +111,16 @@ pub enum Error {
     /// store not built yet, a router token that is missing.
     #[error("{0}")]
     Setup(String),
+}
+
+impl Error {
+    /// Whether the config (or what it names on this machine: a port in use, a data_dir
+    /// that is a file) is at fault, rather than the server failing: `slipway server` then
+    /// exits 2, bad input.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Config(_) | Error::Listen { .. } | Error::DataDir { .. } | Error::Setup(_)
+        )
+    }
 }

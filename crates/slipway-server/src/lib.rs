@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod error;
+mod preflight;
 mod views;
 
 use std::fmt::Write as _;
@@ -25,6 +26,7 @@ use slipway_store::{SqliteStore, Store};
 use tokio::sync::oneshot;
 
 pub use error::{ApiError, Error};
+pub use preflight::preflight;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -88,6 +90,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -99,14 +102,26 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
             "server.database `{db}`: PostgreSQL is not supported yet; remove the key to use SQLite in data_dir"
         )));
     }
+    // Bound first: a port in use fails the start before anything is written.
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: listen,
+            source,
+        })?;
+    let api_addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: listen,
+        source,
+    })?;
     let data_dir = config.server.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| Error::Io {
-        what: format!("cannot create data_dir {}", data_dir.display()),
+    create_private_dir(&data_dir).map_err(|source| Error::DataDir {
+        path: data_dir.clone(),
         source,
     })?;
     // Absolute, because it also names this server's instances to the driver.
-    let data_dir = std::fs::canonicalize(&data_dir).map_err(|source| Error::Io {
-        what: format!("cannot resolve data_dir {}", data_dir.display()),
+    let data_dir = std::fs::canonicalize(&data_dir).map_err(|source| Error::DataDir {
+        path: data_dir.clone(),
         source,
     })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
@@ -118,7 +133,6 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
     )
     .await?;
     let (router, traffic) = traffic_router(&config)?;
-    let listen = config.server.listen;
     // `vars()` would panic on a variable that is not UTF-8; such a one is no token we print.
     let server_env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
@@ -133,16 +147,6 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         secrets,
     })
     .await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: listen,
-            source,
-        })?;
-    let api_addr = listener.local_addr().map_err(|source| Error::Listen {
-        addr: listen,
-        source,
-    })?;
     let app = routes(AppState {
         engine: engine.clone(),
     });
@@ -195,6 +199,23 @@ fn known_secrets(
     secrets
 }
 
+/// Creates `dir` (and its parents) readable by this user only, when it does not exist: it
+/// holds the database and the admin token. An existing directory keeps its mode.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "it exists and is not a directory",
+        ));
+    }
+    Ok(())
+}
+
 /// The in-process router, or a client of the standalone one named by
 /// `server.router_control` (which then outlives restarts of this server).
 fn traffic_router(
@@ -227,6 +248,7 @@ fn traffic_router(
 /// `slipway server`: runs until SIGINT or SIGTERM.
 pub async fn run(config_path: &Path) -> Result<(), Error> {
     let config = slipway_config::load(config_path)?;
+    preflight(&config, &config_path.display().to_string())?;
     let data_dir = config.server.data_dir.clone();
     let handle = start(config).await?;
     eprintln!("slipway server: API on http://{}", handle.api_addr);
@@ -255,9 +277,8 @@ async fn wait_for_signal() {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
-    use utoipa::OpenApi;
-    axum::Json(api::ApiDoc::openapi())
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(api::served_document(state.engine.config()))
 }
 
 async fn health() -> impl IntoResponse {

@@ -1,89 +1,104 @@
-//! The API's JSON shapes (DESIGN §6). Domain types stay free of HTTP concerns; these views
-//! render them, with timestamps as RFC 3339 strings.
+//! The domain rendered as the API's wire types (`slipway-api`), with timestamps as RFC 3339
+//! strings. Each mapping of an enum is a `match`, so a new domain value cannot reach the
+//! wire unnamed.
 
-use serde::{Deserialize, Serialize};
-use slipway_core::{Deployment, LogLine, Millis};
-use slipway_engine::{EnvStatus, Live, Share, StatusEvent};
-use utoipa::ToSchema;
+use slipway_api as api;
+use slipway_config::Role;
+use slipway_core::analysis::Verdict;
+use slipway_core::{Decision, Deployment, InstanceState, Kind, LogLine, Millis, Phase, Status};
+use slipway_engine::{EnvStatus, Live, Paused, Share, StatusEvent, WaitingOn};
 
 pub fn rfc3339(ms: Millis) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeploymentView {
-    pub id: i64,
-    pub app: String,
-    pub environment: String,
-    pub version: String,
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    pub commit: Option<String>,
-    pub committed_at: Option<String>,
-    /// `deploy` or `rollback`.
-    pub kind: String,
-    /// queued, waiting, in_progress, success, failure, error, rejected, cancelled, rolled_back, inactive.
-    pub status: String,
-    /// Where the rollout stands: pending, starting, shifting, verifying, reverting, done.
-    pub phase: String,
-    pub created_by: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub rolled_back_from: Option<String>,
-    pub force: Option<ForceView>,
-    pub statuses: Vec<StatusView>,
-    pub approvals: Vec<ApprovalView>,
-    /// The live traffic split of this app in this environment while this deployment is in
-    /// progress or current; empty otherwise.
-    pub traffic: Vec<TrafficView>,
-    /// The canary analysis's latest verdict while the rollout runs.
-    pub analysis: Option<String>,
-    /// The canary pause the rollout waits at: `manual` (continue it with `promote`) or the
-    /// pause's duration; null when it is not paused.
-    pub paused: Option<String>,
+pub fn status(s: Status) -> api::Status {
+    match s {
+        Status::Queued => api::Status::Queued,
+        Status::Waiting => api::Status::Waiting,
+        Status::InProgress => api::Status::InProgress,
+        Status::Success => api::Status::Success,
+        Status::Failure => api::Status::Failure,
+        Status::Error => api::Status::Error,
+        Status::Rejected => api::Status::Rejected,
+        Status::Cancelled => api::Status::Cancelled,
+        Status::RolledBack => api::Status::RolledBack,
+        Status::Inactive => api::Status::Inactive,
+    }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ForceView {
-    pub by: String,
-    pub reason: String,
+fn kind(k: Kind) -> api::Kind {
+    match k {
+        Kind::Deploy => api::Kind::Deploy,
+        Kind::Rollback => api::Kind::Rollback,
+    }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusView {
-    pub status: String,
-    pub at: String,
-    pub actor: String,
-    pub reason: String,
+fn phase(p: Phase) -> api::Phase {
+    match p {
+        Phase::Pending => api::Phase::Pending,
+        Phase::Starting => api::Phase::Starting,
+        Phase::Shifting => api::Phase::Shifting,
+        Phase::Verifying => api::Phase::Verifying,
+        Phase::Reverting => api::Phase::Reverting,
+        Phase::Done => api::Phase::Done,
+    }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalView {
-    pub user: String,
-    /// `approve` or `reject`.
-    pub decision: String,
-    pub comment: Option<String>,
-    pub at: String,
+pub fn role(r: Role) -> api::Role {
+    match r {
+        Role::Viewer => api::Role::Viewer,
+        Role::Deployer => api::Role::Deployer,
+        Role::Approver => api::Role::Approver,
+        Role::Admin => api::Role::Admin,
+    }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrafficView {
-    pub version: String,
-    /// Percent of requests.
-    pub weight: f64,
-    /// Requests the router counted for this release since it started.
-    pub requests: u64,
-    /// Of those, 5xx answers (from the app, or from the router when it could not reach it).
-    pub errors: u64,
-    /// 99th percentile latency in milliseconds, when there were requests.
-    pub p99_ms: Option<f64>,
+pub fn role_from(r: api::Role) -> Role {
+    match r {
+        api::Role::Viewer => Role::Viewer,
+        api::Role::Deployer => Role::Deployer,
+        api::Role::Approver => Role::Approver,
+        api::Role::Admin => Role::Admin,
+    }
 }
 
-pub fn traffic_views(traffic: Vec<Share>) -> Vec<TrafficView> {
+fn waiting_on(w: WaitingOn) -> api::WaitingOn {
+    match w {
+        WaitingOn::Approval => api::WaitingOn::Approval,
+        WaitingOn::WaitTimer => api::WaitingOn::WaitTimer,
+        WaitingOn::Window => api::WaitingOn::Window,
+        WaitingOn::Concurrency => api::WaitingOn::Concurrency,
+    }
+}
+
+fn verdict((v, text): (Verdict, String)) -> api::Verdict {
+    let kind = match v {
+        Verdict::Pass => api::VerdictKind::Pass,
+        Verdict::Fail(_) => api::VerdictKind::Fail,
+        Verdict::Inconclusive(_) => api::VerdictKind::Inconclusive,
+    };
+    api::Verdict { kind, text }
+}
+
+fn pause(p: Paused) -> api::Pause {
+    match p {
+        Paused::Manual => api::Pause {
+            kind: api::PauseKind::Manual,
+            duration_ms: None,
+        },
+        Paused::For(d) => api::Pause {
+            kind: api::PauseKind::Timed,
+            duration_ms: Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        },
+    }
+}
+
+pub fn traffic(traffic: Vec<Share>) -> Vec<api::TrafficEntry> {
     traffic
         .into_iter()
-        .map(|s| TrafficView {
+        .map(|s| api::TrafficEntry {
             version: s.version,
             weight: s.weight,
             requests: s.requests,
@@ -93,239 +108,134 @@ pub fn traffic_views(traffic: Vec<Share>) -> Vec<TrafficView> {
         .collect()
 }
 
-impl DeploymentView {
-    pub fn new(d: Deployment, traffic: Vec<Share>, live: Live) -> DeploymentView {
-        DeploymentView {
-            analysis: live.verdict,
-            paused: live.paused,
-            id: d.id,
-            app: d.app,
-            environment: d.environment,
-            version: d.release.version,
-            git_ref: d.release.git_ref,
-            commit: d.release.commit,
-            committed_at: d.release.committed_at.map(rfc3339),
-            kind: d.kind.as_str().to_string(),
-            status: d.status.as_str().to_string(),
-            phase: d.phase.as_str().to_string(),
-            created_by: d.created_by,
-            created_at: rfc3339(d.created_at),
-            updated_at: rfc3339(d.updated_at),
-            rolled_back_from: d.rolled_back_from,
-            force: d.force.map(|f| ForceView {
-                by: f.by,
-                reason: f.reason,
-            }),
-            statuses: d
-                .statuses
-                .into_iter()
-                .map(|s| StatusView {
-                    status: s.status.as_str().to_string(),
-                    at: rfc3339(s.at),
-                    actor: s.actor,
-                    reason: s.reason,
-                })
-                .collect(),
-            approvals: d
-                .approvals
-                .into_iter()
-                .map(|a| ApprovalView {
-                    user: a.user,
-                    decision: a.decision.as_str().to_string(),
-                    comment: a.comment,
-                    at: rfc3339(a.at),
-                })
-                .collect(),
-            traffic: traffic_views(traffic),
-        }
+pub fn deployment(
+    d: Deployment,
+    shares: Vec<Share>,
+    live: Live,
+    holds: Option<WaitingOn>,
+) -> api::Deployment {
+    api::Deployment {
+        analysis: live.verdict.map(verdict),
+        paused: live.paused.map(pause),
+        waiting_on: holds.map(waiting_on),
+        id: d.id,
+        app: d.app,
+        environment: d.environment,
+        version: d.release.version,
+        git_ref: d.release.git_ref,
+        commit: d.release.commit,
+        committed_at: d.release.committed_at.map(rfc3339),
+        kind: kind(d.kind),
+        status: status(d.status),
+        phase: phase(d.phase),
+        created_by: d.created_by,
+        created_at: rfc3339(d.created_at),
+        updated_at: rfc3339(d.updated_at),
+        rolled_back_from: d.rolled_back_from,
+        force: d.force.map(|f| api::ForceView {
+            by: f.by,
+            reason: f.reason,
+        }),
+        statuses: d
+            .statuses
+            .into_iter()
+            .map(|s| api::StatusEntry {
+                status: status(s.status),
+                at: rfc3339(s.at),
+                actor: s.actor,
+                reason: s.reason,
+            })
+            .collect(),
+        approvals: d
+            .approvals
+            .into_iter()
+            .map(|a| api::ApprovalView {
+                user: a.user,
+                decision: match a.decision {
+                    Decision::Approve => api::ApprovalDecision::Approve,
+                    Decision::Reject => api::ApprovalDecision::Reject,
+                },
+                comment: a.comment,
+                at: rfc3339(a.at),
+            })
+            .collect(),
+        traffic: traffic(shares),
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeploymentList {
-    pub deployments: Vec<DeploymentView>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateDeployment {
-    pub app: String,
-    pub environment: String,
-    pub version: String,
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    pub commit: Option<String>,
-    /// RFC 3339, e.g. `2026-11-24T10:00:00Z`.
-    pub committed_at: Option<String>,
-    /// Admins only: deploy outside the deployment windows. Needs `reason`.
-    #[serde(default)]
-    pub force: bool,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Decision {
-    pub comment: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackRequest {
-    pub to_version: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    pub name: String,
-    /// viewer, deployer, approver or admin.
-    pub role: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedUser {
-    pub name: String,
-    pub role: String,
-    /// Shown once; only its hash is stored.
-    pub token: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LogLineView {
-    pub seq: i64,
-    pub at: String,
-    pub source: String,
-    pub message: String,
-}
-
-impl From<LogLine> for LogLineView {
-    fn from(l: LogLine) -> Self {
-        LogLineView {
-            seq: l.seq,
-            at: rfc3339(l.at),
-            source: l.source,
-            message: l.message,
-        }
+pub fn log_line(l: LogLine) -> api::LogLine {
+    let source = match l.source.as_str() {
+        "engine" => api::LogSource::Engine,
+        "analysis" => api::LogSource::Analysis,
+        "health" => api::LogSource::Health,
+        "smoke" => api::LogSource::Smoke,
+        "hook" => api::LogSource::Hook,
+        "app" => api::LogSource::App,
+        _ => api::LogSource::Other,
+    };
+    api::LogLine {
+        seq: l.seq,
+        at: rfc3339(l.at),
+        source,
+        message: l.message,
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LogLines {
-    pub lines: Vec<LogLineView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CurrentRelease {
-    pub version: String,
-    pub deployment_id: i64,
-    pub since: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeptView {
-    pub version: String,
-    pub deployment_id: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InstanceView {
-    pub id: String,
-    pub version: String,
-    /// Where the router reaches it.
-    pub addr: String,
-    /// `running` or `stopped`.
-    pub state: String,
-    /// The driver's identity of it: `pid:<pid>:<start time>` for a process.
-    pub handle: String,
-    pub started_at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EnvStatusView {
-    pub app: String,
-    pub environment: String,
-    pub current: Option<CurrentRelease>,
-    pub kept: Vec<KeptView>,
-    pub instances: Vec<InstanceView>,
-    pub traffic: Vec<TrafficView>,
-    pub in_progress: Option<DeploymentView>,
-    pub waiting: Vec<DeploymentView>,
-}
-
-impl From<EnvStatus> for EnvStatusView {
-    fn from(s: EnvStatus) -> Self {
-        let traffic = s.traffic.clone();
-        EnvStatusView {
-            current: s.current.map(|c| CurrentRelease {
-                since: rfc3339(
-                    c.entered(slipway_core::Status::Success)
-                        .unwrap_or(c.updated_at),
-                ),
-                version: c.release.version,
-                deployment_id: c.id,
-            }),
-            kept: s
-                .kept
-                .into_iter()
-                .map(|k| KeptView {
-                    version: k.version,
-                    deployment_id: k.deployment_id,
-                })
-                .collect(),
-            instances: s
-                .instances
-                .into_iter()
-                .map(|i| InstanceView {
-                    id: i.id,
-                    version: i.version,
-                    addr: i.addr,
-                    state: i.state.as_str().to_string(),
-                    handle: i.handle,
-                    started_at: rfc3339(i.started_at),
-                })
-                .collect(),
-            traffic: traffic_views(s.traffic),
-            in_progress: s
-                .in_progress
-                .map(|d| DeploymentView::new(d, traffic.clone(), s.live.clone())),
-            waiting: s
-                .waiting
-                .into_iter()
-                .map(|d| DeploymentView::new(d, Vec::new(), Live::default()))
-                .collect(),
-            app: s.app,
-            environment: s.environment,
-        }
+/// `waiting_on` of each waiting deployment comes from the engine, which knows the gates.
+pub fn env_status(s: EnvStatus, waiting: Vec<Option<WaitingOn>>) -> api::EnvStatus {
+    let shares = s.traffic.clone();
+    api::EnvStatus {
+        current: s.current.map(|c| api::CurrentRelease {
+            since: rfc3339(c.entered(Status::Success).unwrap_or(c.updated_at)),
+            version: c.release.version,
+            deployment_id: c.id,
+        }),
+        kept: s
+            .kept
+            .into_iter()
+            .map(|k| api::KeptRelease {
+                version: k.version,
+                deployment_id: k.deployment_id,
+            })
+            .collect(),
+        instances: s
+            .instances
+            .into_iter()
+            .map(|i| api::InstanceView {
+                id: i.id,
+                version: i.version,
+                addr: i.addr,
+                state: match i.state {
+                    InstanceState::Running => api::InstanceState::Running,
+                    InstanceState::Stopped => api::InstanceState::Stopped,
+                },
+                handle: i.handle,
+                started_at: rfc3339(i.started_at),
+            })
+            .collect(),
+        traffic: traffic(s.traffic),
+        in_progress: s
+            .in_progress
+            .map(|d| deployment(d, shares.clone(), s.live.clone(), None)),
+        waiting: s
+            .waiting
+            .into_iter()
+            .zip(waiting)
+            .map(|(d, holds)| deployment(d, Vec::new(), Live::default(), holds))
+            .collect(),
+        app: s.app,
+        environment: s.environment,
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusList {
-    pub environments: Vec<EnvStatusView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventView {
-    pub deployment_id: i64,
-    pub app: String,
-    pub environment: String,
-    pub version: String,
-    pub status: String,
-    pub reason: String,
-    pub at: String,
-}
-
-impl From<StatusEvent> for EventView {
-    fn from(e: StatusEvent) -> Self {
-        EventView {
-            deployment_id: e.deployment_id,
-            app: e.app,
-            environment: e.environment,
-            version: e.version,
-            status: e.status.as_str().to_string(),
-            reason: e.reason,
-            at: rfc3339(e.at),
-        }
+pub fn event(e: StatusEvent) -> api::StatusEvent {
+    api::StatusEvent {
+        deployment_id: e.deployment_id,
+        app: e.app,
+        environment: e.environment,
+        version: e.version,
+        status: status(e.status),
+        reason: e.reason,
+        at: rfc3339(e.at),
     }
 }

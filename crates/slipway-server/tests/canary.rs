@@ -215,7 +215,7 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
             )
             .await;
         if TestServer::split(&env) == [("v1".to_string(), 80.0), ("v2".to_string(), 20.0)]
-            && env["in_progress"]["analysis"].is_string()
+            && env["in_progress"]["analysis"]["text"].is_string()
         {
             break env;
         }
@@ -226,7 +226,7 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(paused["in_progress"]["id"], id);
-    assert_eq!(paused["in_progress"]["paused"], "manual");
+    assert_eq!(paused["in_progress"]["paused"]["kind"], "manual");
     let (status, _) = s
         .call(
             "POST",

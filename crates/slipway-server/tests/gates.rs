@@ -307,7 +307,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
             "/api/v1/users",
             Some(json!({"name": "dave", "role": "god"})),
             400,
-            "invalid_role",
+            "invalid_body",
         ),
         (
             "POST",
@@ -478,7 +478,7 @@ async fn roles_limit_who_may_deploy_approve_and_roll_back() {
         .await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),
-        (400, Some("role_mismatch")),
+        (422, Some("role_mismatch")),
         "{err}"
     );
     // Only an admin makes tokens.
@@ -492,5 +492,44 @@ async fn roles_limit_who_may_deploy_approve_and_roll_back() {
         .await;
     assert_eq!(status, 403);
     assert_eq!(count(&s).await, 0);
+    s.stop().await;
+}
+
+/// Issue 13: what holds a waiting deployment is a typed field, not words in its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_names_what_holds_a_waiting_deployment() {
+    let s = TestServer::start_with_users(&envs(), CAROL).await;
+    let waiting_on = |d: &Value| d["waiting_on"].as_str().map(str::to_string);
+    for (env, want) in [
+        ("production", "approval"),
+        ("frozen", "window"),
+        ("timed", "wait_timer"),
+    ] {
+        let (status, d) = post(&s, env, "v1", "main").await;
+        assert_eq!(status, 201, "{d}");
+        let d = s.wait_for(d["id"].as_i64().unwrap(), &["waiting"]).await;
+        // The wait timer may have run out by now; while it waits, it says so.
+        if d["status"] == "waiting" {
+            assert_eq!(waiting_on(&d).as_deref(), Some(want), "{env}: {d:#}");
+        }
+    }
+    // A deployment behind another one's rollout waits on concurrency (the first one's app
+    // takes its time to listen, so the rollout is still under way).
+    s.faulty("v8", "--start-delay-ms 800");
+    let (_, first) = post(&s, "qa", "v8", "main").await;
+    let (_, second) = post(&s, "qa", "v9", "main").await;
+    let second = s
+        .wait_for(second["id"].as_i64().unwrap(), &["waiting"])
+        .await;
+    assert_eq!(
+        waiting_on(&second).as_deref(),
+        Some("concurrency"),
+        "{second:#}"
+    );
+    // The environment's status shows it the same way; the one in progress waits on nothing.
+    let env = s.env("qa").await;
+    assert_eq!(env["waiting"][0]["waiting_on"], "concurrency", "{env:#}");
+    let first = s.ends(&first, "success").await;
+    assert!(first["waiting_on"].is_null(), "{first:#}");
     s.stop().await;
 }

@@ -148,7 +148,7 @@ async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
     let (_, d) = s.deploy(&s.admin, "production", "v2").await;
     let id = d["id"].as_i64().unwrap();
     let paused_at_half = |env: &serde_json::Value| {
-        env["in_progress"]["paused"] == "manual"
+        env["in_progress"]["paused"]["kind"] == "manual"
             && TestServer::split(env) == [("v1".to_string(), 50.0), ("v2".to_string(), 50.0)]
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -16,6 +16,15 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make {path} private to this user: {source}")]
+    Permissions {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// Giving `name` another role would leave no admin: nobody could add users or force
+    /// a deployment any more. Nothing was written.
+    #[error("{name} is the last admin; it cannot become a {role}")]
+    LastAdmin { name: String, role: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

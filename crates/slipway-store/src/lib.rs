@@ -120,7 +120,8 @@ pub trait Store: Send + Sync {
     ) -> Result<UserRecord>;
 
     /// Creates the user or gives it a new role and token; the old token stops working.
-    /// An existing user keeps its `created_at`.
+    /// An existing user keeps its `created_at`. [`Error::LastAdmin`], and nothing
+    /// written, when it would take the admin role from the only admin.
     async fn set_user_token(
         &self,
         name: &str,

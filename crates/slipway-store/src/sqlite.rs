@@ -49,6 +49,34 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Creates the database file readable by this user only (it holds deployments, logs and
+/// token hashes), and makes an older one, and its WAL files, private too. SQLite creates
+/// `-wal` and `-shm` with the mode of the database file, so they follow.
+fn make_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let private = |p: &Path, source| Error::Permissions {
+        path: p.to_path_buf(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| private(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        if file.exists() {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| private(file, e))?;
+        }
+    }
+    Ok(())
+}
+
 // === impl SqliteStore ===
 
 impl SqliteStore {
@@ -61,6 +89,7 @@ impl SqliteStore {
                 source,
             })?;
         }
+        make_private(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -473,10 +502,14 @@ impl Store for SqliteStore {
         token_hash: &str,
         at: Millis,
     ) -> Result<UserRecord> {
-        let row: UserRow = sqlx::query_as(
+        // One statement, so two demotions at once cannot both pass the check: the update
+        // is skipped (and no row returned) when it would demote the last admin.
+        let row: Option<UserRow> = sqlx::query_as(
             "INSERT INTO users (name, role, token_hash, created_at, token_set_at) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role, \
              token_hash = excluded.token_hash, token_set_at = excluded.token_set_at \
+             WHERE NOT (users.role = 'admin' AND excluded.role <> 'admin' \
+                        AND (SELECT COUNT(*) FROM users WHERE role = 'admin') <= 1) \
              RETURNING name, role, created_at",
         )
         .bind(name)
@@ -484,10 +517,16 @@ impl Store for SqliteStore {
         .bind(token_hash)
         .bind(at)
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(token_taken)?;
-        row.into_user()
+        match row {
+            Some(row) => row.into_user(),
+            None => Err(Error::LastAdmin {
+                name: name.to_string(),
+                role: role.as_str().to_string(),
+            }),
+        }
     }
 
     async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<UserRecord>> {

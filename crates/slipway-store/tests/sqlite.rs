@@ -707,12 +707,12 @@ async fn users_tokens_and_lookup() {
     let s = &f.store;
     assert_eq!(s.count_users().await.unwrap(), 0);
     let alice = s
-        .create_user("alice", Role::Admin, "hash-a", 10)
+        .create_user("alice", Role::Deployer, "hash-a", 10)
         .await
         .unwrap();
     assert_eq!(
         (alice.name.as_str(), alice.role, alice.created_at),
-        ("alice", Role::Admin, 10)
+        ("alice", Role::Deployer, 10)
     );
     assert_eq!(
         s.user_by_token_hash("hash-a").await.unwrap(),
@@ -751,6 +751,65 @@ async fn users_tokens_and_lookup() {
         .unwrap();
     assert_eq!(carol.created_at, 40);
     assert_eq!(s.count_users().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_demoted_but_one_of_two_can() {
+    let f = fixture().await;
+    let s = &f.store;
+    s.set_user_token("admin", Role::Admin, "hash-admin", 1)
+        .await
+        .unwrap();
+    let refused = s
+        .set_user_token("admin", Role::Viewer, "hash-new", 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::LastAdmin { .. }), "{refused:?}");
+    // Nothing changed: the old token still works, with the admin role.
+    let admin = s.user_by_token_hash("hash-admin").await.unwrap().unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    assert_eq!(s.user_by_token_hash("hash-new").await.unwrap(), None);
+    // A new token for the admin, keeping the role, is fine.
+    s.set_user_token("admin", Role::Admin, "hash-admin-2", 3)
+        .await
+        .unwrap();
+    // With a second admin, the first may step down.
+    s.set_user_token("root", Role::Admin, "hash-root", 4)
+        .await
+        .unwrap();
+    let demoted = s
+        .set_user_token("admin", Role::Viewer, "hash-admin-3", 5)
+        .await
+        .unwrap();
+    assert_eq!(demoted.role, Role::Viewer);
+    let last = s
+        .set_user_token("root", Role::Deployer, "hash-root-2", 6)
+        .await
+        .unwrap_err();
+    assert!(matches!(last, Error::LastAdmin { .. }), "{last:?}");
+}
+
+#[tokio::test]
+async fn the_database_and_its_wal_files_are_private_to_this_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = fixture().await;
+    // A write makes SQLite create the WAL files.
+    f.store
+        .set_user_token("admin", Role::Admin, "hash", 1)
+        .await
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", f.path.display()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    // An older database that others could read is made private when opened.
+    let old = f.path.with_file_name("old.db");
+    std::fs::write(&old, "").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _store = SqliteStore::open(&old).await.unwrap();
+    let mode = std::fs::metadata(&old).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[tokio::test]

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use slipway_core::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -93,132 +92,12 @@ impl ClientError {
 }
 
 // === API objects ===
-// Only the fields the CLI reads; `--json` prints the server's object untouched.
+// The server's own wire types; `--json` prints the server's object untouched.
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Deployment {
-    pub id: i64,
-    pub app: String,
-    pub environment: String,
-    pub version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub status: Status,
-    #[serde(default)]
-    pub phase: Option<String>,
-    #[serde(default)]
-    pub created_by: String,
-    #[serde(default)]
-    pub created_at: String,
-    #[serde(default)]
-    pub rolled_back_from: Option<String>,
-    #[serde(default)]
-    pub statuses: Vec<StatusEntry>,
-    #[serde(default)]
-    pub traffic: Vec<TrafficEntry>,
-    /// The canary analysis's latest verdict (`pass: …`, `fail: …`) while the rollout runs.
-    #[serde(default)]
-    pub analysis: Option<String>,
-    /// The canary pause the rollout waits at: `manual` (for `slipway promote`) or a duration.
-    #[serde(default)]
-    pub paused: Option<String>,
-}
-
-impl Deployment {
-    /// The reason of the latest status change (e.g. what a waiting deployment waits for).
-    pub fn last_reason(&self) -> &str {
-        self.statuses.last().map_or("", |s| s.reason.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct StatusEntry {
-    pub status: Status,
-    pub at: String,
-    #[serde(default)]
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct TrafficEntry {
-    pub version: String,
-    pub weight: f64,
-    /// The router's counters for this release, cumulative since the router started.
-    #[serde(default)]
-    pub requests: u64,
-    #[serde(default)]
-    pub errors: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogLine {
-    pub seq: i64,
-    pub at: String,
-    #[serde(default)]
-    pub source: String,
-    pub message: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct LogLines {
-    lines: Vec<LogLine>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct EnvStatus {
-    pub app: String,
-    pub environment: String,
-    pub current: Option<Current>,
-    #[serde(default)]
-    pub traffic: Vec<TrafficEntry>,
-    #[serde(default)]
-    pub in_progress: Option<Deployment>,
-    #[serde(default)]
-    pub waiting: Vec<Deployment>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Current {
-    pub version: String,
-    #[serde(default)]
-    pub deployment_id: Option<i64>,
-    #[serde(default)]
-    pub since: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct StatusList {
-    pub environments: Vec<EnvStatus>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeploymentList {
-    pub deployments: Vec<Deployment>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NewUser {
-    pub name: String,
-    pub role: String,
-    pub token: String,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct NewDeployment {
-    pub app: String,
-    pub environment: String,
-    pub version: String,
-    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-    pub git_ref: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub committed_at: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub force: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
+pub use slipway_api::{
+    CreateDeployment, CreatedUser, Deployment, DeploymentList, DeploymentQuery, EnvStatus, LogLine,
+    LogLines, LogQuery, Role, RollbackRequest, StatusEntry, StatusList, StatusQuery, TrafficEntry,
+};
 
 /// An API answer both as the server sent it (for `--json`) and typed.
 #[derive(Debug)]
@@ -298,7 +177,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        query: &[(&str, String)],
+        query: &impl Serialize,
         body: Option<&Value>,
     ) -> Result<Value> {
         let url = self.url(path)?;
@@ -338,14 +217,14 @@ impl Client {
     async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &impl Serialize,
     ) -> Result<Fetched<T>> {
         let raw = self.send(Method::GET, path, query, None).await?;
         self.typed(raw)
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<Fetched<T>> {
-        let raw = self.send(Method::POST, path, &[], Some(body)).await?;
+        let raw = self.send(Method::POST, path, &(), Some(body)).await?;
         self.typed(raw)
     }
 
@@ -357,16 +236,20 @@ impl Client {
         Ok(Fetched { raw, data })
     }
 
-    pub async fn create_deployment(&self, new: &NewDeployment) -> Result<Fetched<Deployment>> {
-        let body = serde_json::to_value(new).map_err(|e| ClientError::Protocol {
+    /// `body` as JSON: the wire types always serialise.
+    fn json(&self, body: &impl Serialize) -> Result<Value> {
+        serde_json::to_value(body).map_err(|e| ClientError::Protocol {
             url: self.base.to_string(),
             reason: e.to_string(),
-        })?;
-        self.post("api/v1/deployments", &body).await
+        })
+    }
+
+    pub async fn create_deployment(&self, new: &CreateDeployment) -> Result<Fetched<Deployment>> {
+        self.post("api/v1/deployments", &self.json(new)?).await
     }
 
     pub async fn deployment(&self, id: i64) -> Result<Fetched<Deployment>> {
-        self.get(&format!("api/v1/deployments/{id}"), &[]).await
+        self.get(&format!("api/v1/deployments/{id}"), &()).await
     }
 
     pub async fn deployments(
@@ -375,19 +258,17 @@ impl Client {
         env: &str,
         limit: u32,
     ) -> Result<Fetched<DeploymentList>> {
-        let query = [
-            ("app", app.to_string()),
-            ("environment", env.to_string()),
-            ("limit", limit.to_string()),
-        ];
+        let query = DeploymentQuery {
+            app: Some(app.to_string()),
+            environment: Some(env.to_string()),
+            limit: Some(limit),
+            ..DeploymentQuery::default()
+        };
         self.get("api/v1/deployments", &query).await
     }
 
     pub async fn logs(&self, id: i64, after: Option<i64>) -> Result<Fetched<Vec<LogLine>>> {
-        let query: Vec<(&str, String)> = after
-            .map(|a| ("after", a.to_string()))
-            .into_iter()
-            .collect();
+        let query = LogQuery { after, limit: None };
         let fetched: Fetched<LogLines> = self
             .get(&format!("api/v1/deployments/{id}/logs"), &query)
             .await?;
@@ -403,13 +284,12 @@ impl Client {
         action: Action,
         comment: Option<&str>,
     ) -> Result<Fetched<Deployment>> {
-        let body = match comment {
-            Some(c) => serde_json::json!({ "comment": c }),
-            None => serde_json::json!({}),
+        let body = slipway_api::Decision {
+            comment: comment.map(str::to_string),
         };
         self.post(
             &format!("api/v1/deployments/{id}/{}", action.as_str()),
-            &body,
+            &self.json(&body)?,
         )
         .await
     }
@@ -420,16 +300,15 @@ impl Client {
         env: &str,
         to: Option<&str>,
     ) -> Result<Fetched<Deployment>> {
-        let body = match to {
-            Some(v) => serde_json::json!({ "to_version": v }),
-            None => serde_json::json!({}),
+        let body = RollbackRequest {
+            to_version: to.map(str::to_string),
         };
         let path = format!(
             "api/v1/apps/{}/environments/{}/rollback",
             segment(app),
             segment(env)
         );
-        self.post(&path, &body).await
+        self.post(&path, &self.json(&body)?).await
     }
 
     pub async fn status(
@@ -437,22 +316,19 @@ impl Client {
         app: Option<&str>,
         env: Option<&str>,
     ) -> Result<Fetched<StatusList>> {
-        let mut query = Vec::new();
-        if let Some(app) = app {
-            query.push(("app", app.to_string()));
-        }
-        if let Some(env) = env {
-            query.push(("environment", env.to_string()));
-        }
+        let query = StatusQuery {
+            app: app.map(str::to_string),
+            environment: env.map(str::to_string),
+        };
         self.get("api/v1/status", &query).await
     }
 
-    pub async fn add_user(&self, name: &str, role: &str) -> Result<Fetched<NewUser>> {
-        self.post(
-            "api/v1/users",
-            &serde_json::json!({ "name": name, "role": role }),
-        )
-        .await
+    pub async fn add_user(&self, name: &str, role: Role) -> Result<Fetched<CreatedUser>> {
+        let body = slipway_api::CreateUser {
+            name: name.to_string(),
+            role,
+        };
+        self.post("api/v1/users", &self.json(&body)?).await
     }
 }
 
@@ -470,19 +346,8 @@ fn segment(s: &str) -> String {
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: Body,
-    }
-    #[derive(Deserialize)]
-    struct Body {
-        code: String,
-        message: String,
-        #[serde(default)]
-        details: Option<Value>,
-    }
-    match serde_json::from_slice::<Envelope>(body) {
-        Ok(Envelope { error }) => ClientError::Api {
+    match serde_json::from_slice::<slipway_api::ErrorBody>(body) {
+        Ok(slipway_api::ErrorBody { error }) => ClientError::Api {
             status,
             code: error.code,
             message: error.message,
@@ -507,6 +372,24 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+/// A deployment as the server would send it, with the fields of `overrides` replaced: for
+/// tests of what the CLI makes of one.
+#[cfg(test)]
+pub fn test_deployment(overrides: Value) -> Deployment {
+    let mut d = serde_json::json!({
+        "id": 7, "app": "web", "environment": "production", "version": "v2",
+        "ref": null, "commit": null, "committed_at": null, "kind": "deploy",
+        "status": "in_progress", "phase": "pending", "waiting_on": null,
+        "created_by": "bob", "created_at": "2026-11-24T10:00:00.000Z",
+        "updated_at": "2026-11-24T10:00:00.000Z", "rolled_back_from": null, "force": null,
+        "statuses": [], "approvals": [], "traffic": [], "analysis": null, "paused": null
+    });
+    if let (Some(d), Value::Object(fields)) = (d.as_object_mut(), overrides) {
+        d.extend(fields);
+    }
+    serde_json::from_value(d).unwrap()
 }
 
 #[cfg(test)]
@@ -568,21 +451,6 @@ mod tests {
         assert_eq!(
             Client::new("127.0.0.1:7700", None).unwrap_err().exit_code(),
             2
-        );
-    }
-
-    #[test]
-    fn new_deployment_leaves_out_what_was_not_given() {
-        let body = serde_json::to_value(NewDeployment {
-            app: "web".into(),
-            environment: "staging".into(),
-            version: "v1".into(),
-            ..NewDeployment::default()
-        })
-        .unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({"app":"web","environment":"staging","version":"v1"})
         );
     }
 }

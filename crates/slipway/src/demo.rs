@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use slipway_core::Status;
+use slipway_api::{LogSource, Role, Status};
 
 use crate::client::{
-    Action, Client, ClientError, Deployment, LogLine, NewDeployment, StatusEntry, TrafficEntry,
+    Action, Client, ClientError, CreateDeployment, Deployment, LogLine, StatusEntry,
 };
 use crate::commands::follow::{self, FollowOptions, Followed, Observer, Pause, Stand};
 use crate::commands::read::status_table;
@@ -313,8 +313,8 @@ struct Story {
 
 impl Story {
     async fn new(admin: &Client, dir: &Path, traffic: Traffic) -> Result<Story> {
-        let alice = admin.add_user("alice", "approver").await?.data.token;
-        let bob = admin.add_user("bob", "approver").await?.data.token;
+        let alice = admin.add_user("alice", Role::Approver).await?.data.token;
+        let bob = admin.add_user("bob", Role::Approver).await?.data.token;
         outln!(
             "users: alice (approver), bob (approver); both review production, neither may approve their own deployment\n"
         );
@@ -448,12 +448,12 @@ impl Story {
     }
 
     async fn deploy_and_expect(&self, version: &str, env: &str, want: Status) -> Result<i64> {
-        let new = NewDeployment {
+        let new = CreateDeployment {
             app: APP.into(),
             environment: env.into(),
             version: version.into(),
             git_ref: Some("main".into()),
-            ..NewDeployment::default()
+            ..CreateDeployment::default()
         };
         let d = self.bob.create_deployment(&new).await?.data;
         let last = self.follow(d.id, 0).await?.last.data;
@@ -462,12 +462,12 @@ impl Story {
     }
 
     async fn deploy_and_expect_approval(&self, version: &str) -> Result<i64> {
-        let new = NewDeployment {
+        let new = CreateDeployment {
             app: APP.into(),
             environment: PRODUCTION.into(),
             version: version.into(),
             git_ref: Some("main".into()),
-            ..NewDeployment::default()
+            ..CreateDeployment::default()
         };
         let d = self.bob.create_deployment(&new).await?.data;
         let followed = self.follow(d.id, 0).await?;
@@ -491,7 +491,14 @@ impl Story {
     /// environment's traffic went back to `stable`.
     async fn expect_auto_rollback(&self, id: i64, stable: &str) -> Result<()> {
         let d = self.admin.deployment(id).await?.data;
-        if d.status != Status::Failure || !d.last_reason().starts_with("canary analysis failed") {
+        let judged = self
+            .admin
+            .logs(id, None)
+            .await?
+            .data
+            .iter()
+            .any(|l| l.source == LogSource::Analysis);
+        if d.status != Status::Failure || !judged {
             return Err(unexpected(&d, "failure by the canary analysis"));
         }
         self.expect_current(&d.environment, stable).await?;
@@ -541,10 +548,7 @@ impl Story {
 
     /// Follows `id` to its end or its next pause, printing changes after the first `shown`.
     async fn follow(&self, id: i64, shown: usize) -> Result<Followed> {
-        let mut timeline = Timeline {
-            started: self.started,
-            moved: false,
-        };
+        let mut timeline = Timeline::new(self.started);
         let opts = FollowOptions {
             follow_waits: true,
             shown,
@@ -573,19 +577,27 @@ fn unexpected(d: &Deployment, wanted: &str) -> Error {
     ))
 }
 
-/// Prints every status change as a timeline row, and from the log the canary's steps (as
-/// the split they make), its pauses, every analysis verdict, and traffic going back.
+/// Prints every status change as a timeline row, every analysis verdict from the log,
+/// and, from what each poll shows, the canary's splits and pauses, and traffic going back
+/// to the stable release when a rollout that had moved it fails.
 struct Timeline {
     started: SystemTime,
-    /// A canary step was shown: traffic had moved, so going back is news.
-    moved: bool,
+    /// The canary step last shown (split or pause), so each is shown once.
+    step: Option<String>,
+    /// The stable release while traffic is split: where it goes back to on a failure.
+    stable: Option<String>,
 }
 
 impl Timeline {
-    fn row(&self, d: &Deployment, at: &str, status: &str, reason: &str) {
-        let offset = output::parse_time(at)
-            .and_then(|at| at.duration_since(self.started).ok())
-            .unwrap_or_default();
+    fn new(started: SystemTime) -> Timeline {
+        Timeline {
+            started,
+            step: None,
+            stable: None,
+        }
+    }
+
+    fn row(&self, d: &Deployment, offset: Duration, status: &str, reason: &str) {
         let row = TimelineRow {
             offset,
             app: &d.app,
@@ -597,56 +609,60 @@ impl Timeline {
         outln!("{row}");
     }
 
-    /// The log lines the timeline shows, as (label, text).
-    fn entry(&mut self, d: &Deployment, line: &LogLine) -> Option<(&'static str, String)> {
-        match line.source.as_str() {
-            "analysis" => Some(("analysis", line.message.clone())),
-            "engine" => {
-                if let Some(step) = line.message.strip_prefix("canary: ") {
-                    let split = canary_split(step, &d.traffic);
-                    self.moved |= split.is_some();
-                    Some(("canary", split.unwrap_or_else(|| step.to_string())))
-                } else {
-                    // A release that never took traffic does not go "back".
-                    let previous = line
-                        .message
-                        .strip_prefix("traffic: 100% on ")?
-                        .strip_suffix(" (the previous release)")?;
-                    self.moved
-                        .then(|| ("traffic", format!("100% back to {previous}")))
-                }
-            }
-            _ => None,
-        }
+    fn offset(&self, at: &str) -> Duration {
+        output::parse_time(at)
+            .and_then(|at| at.duration_since(self.started).ok())
+            .unwrap_or_default()
     }
-}
 
-/// `20% of traffic to v4` (a canary step the engine logged) as the split it makes,
-/// `v2 80% · v4 20%`: the stable release is the other one in `traffic`, which is the
-/// split now or, after a revert, the stable release alone.
-fn canary_split(step: &str, traffic: &[TrafficEntry]) -> Option<String> {
-    let (weight, version) = step.split_once("% of traffic to ")?;
-    let weight: f64 = weight.parse().ok()?;
-    if weight >= 100.0 {
-        return Some(format!("{version} 100%"));
+    /// The canary's step in `d` as a timeline entry, when it is new: `v2 80% · v4 20%`
+    /// while traffic is split, `pause 2s` at a pause.
+    fn step(&mut self, d: &Deployment) -> Option<String> {
+        if d.status != Status::InProgress {
+            return None;
+        }
+        let step = match &d.paused {
+            Some(pause) => format!("pause {pause}"),
+            None if d.traffic.len() > 1 => output::traffic(&d.traffic),
+            None => return None,
+        };
+        if let Some(stable) = d.traffic.iter().find(|t| t.version != d.version) {
+            self.stable = Some(stable.version.clone());
+        }
+        if self.step.as_deref() == Some(&step) {
+            return None;
+        }
+        self.step = Some(step.clone());
+        Some(step)
     }
-    let stable = traffic.iter().find(|t| t.version != version)?;
-    Some(format!(
-        "{} {}% · {version} {}%",
-        stable.version,
-        output::percent(100.0 - weight),
-        output::percent(weight)
-    ))
+
+    /// After a rollout that had split the traffic fails, where all of it went.
+    fn reverted(&mut self, change: &StatusEntry) -> Option<String> {
+        let failed = matches!(change.status, Status::Failure | Status::RolledBack);
+        let stable = self.stable.take().filter(|_| failed)?;
+        Some(format!("100% back to {stable}"))
+    }
 }
 
 impl Observer for Timeline {
     fn status(&mut self, d: &Deployment, change: &StatusEntry) {
-        self.row(d, &change.at, change.status.as_str(), &change.reason);
+        let offset = self.offset(&change.at);
+        self.row(d, offset, change.status.as_str(), &change.reason);
+        if let Some(text) = self.reverted(change) {
+            self.row(d, offset, "traffic", &text);
+        }
     }
 
     fn log(&mut self, d: &Deployment, line: &LogLine) {
-        if let Some((label, text)) = self.entry(d, line) {
-            self.row(d, &line.at, label, &text);
+        if line.source == LogSource::Analysis {
+            self.row(d, self.offset(&line.at), "analysis", &line.message);
+        }
+    }
+
+    fn progress(&mut self, d: &Deployment) {
+        if let Some(step) = self.step(d) {
+            let offset = self.started.elapsed().unwrap_or_default();
+            self.row(d, offset, "canary", &step);
         }
     }
 }
@@ -688,56 +704,46 @@ mod tests {
     }
 
     #[test]
-    fn the_timeline_shows_splits_verdicts_and_a_revert_after_traffic_moved() {
-        let d: Deployment = serde_json::from_value(serde_json::json!({
-            "id": 9, "app": "web", "environment": "production", "version": "v4",
-            "status": "in_progress",
-            "traffic": [{"version": "v2", "weight": 80.0}, {"version": "v4", "weight": 20.0}]
-        }))
-        .unwrap();
-        let line = |source: &str, message: &str| LogLine {
-            seq: 1,
+    fn the_timeline_shows_each_split_and_pause_once_and_a_revert_after_traffic_moved() {
+        let poll = |traffic: serde_json::Value, paused: serde_json::Value| -> Deployment {
+            crate::client::test_deployment(serde_json::json!({
+                "version": "v4", "status": "in_progress", "traffic": traffic, "paused": paused
+            }))
+        };
+        let split = serde_json::json!([{"version": "v2", "weight": 80.0, "requests": 0, "errors": 0},
+                                      {"version": "v4", "weight": 20.0, "requests": 0, "errors": 0}]);
+        let mut timeline = Timeline::new(SystemTime::now());
+        // Before traffic moved (one release routed), no step, and a failure goes nowhere.
+        let single =
+            serde_json::json!([{"version": "v2", "weight": 100.0, "requests": 0, "errors": 0}]);
+        assert_eq!(timeline.step(&poll(single, serde_json::Value::Null)), None);
+        let failed = StatusEntry {
+            status: Status::Failure,
             at: "2026-11-24T10:00:00.000Z".into(),
-            source: source.into(),
-            message: message.into(),
+            actor: "engine".into(),
+            reason: "health check failed".into(),
         };
-        let mut timeline = Timeline {
-            started: SystemTime::now(),
-            moved: false,
-        };
-        let mut shown = |source, message| {
-            timeline
-                .entry(&d, &line(source, message))
-                .map(|(label, text)| format!("{label} {text}"))
-        };
-        // Before traffic moved, nothing goes "back" (a failed health check).
+        assert_eq!(timeline.reverted(&failed), None);
         assert_eq!(
-            shown("engine", "traffic: 100% on v2 (the previous release)"),
+            timeline
+                .step(&poll(split.clone(), serde_json::Value::Null))
+                .as_deref(),
+            Some("v2 80% · v4 20%")
+        );
+        // The same split on the next poll is not shown again.
+        assert_eq!(
+            timeline.step(&poll(split.clone(), serde_json::Value::Null)),
             None
         );
+        let pause = serde_json::json!({"kind": "timed", "duration_ms": 2000});
         assert_eq!(
-            shown("engine", "canary: 20% of traffic to v4").as_deref(),
-            Some("canary v2 80% · v4 20%")
+            timeline.step(&poll(split, pause)).as_deref(),
+            Some("pause 2s")
         );
         assert_eq!(
-            shown("engine", "canary: pause 2s").as_deref(),
-            Some("canary pause 2s")
+            timeline.reverted(&failed).as_deref(),
+            Some("100% back to v2")
         );
-        assert_eq!(
-            shown("analysis", "fail: error rate 50.0% > 5.0% over 12 requests").as_deref(),
-            Some("analysis fail: error rate 50.0% > 5.0% over 12 requests")
-        );
-        assert_eq!(
-            shown("engine", "traffic: 100% on v2 (the previous release)").as_deref(),
-            Some("traffic 100% back to v2")
-        );
-        assert_eq!(
-            shown("engine", "canary: 100% of traffic to v4").as_deref(),
-            Some("canary v4 100%")
-        );
-        // Success's reason says the rest.
-        assert_eq!(shown("engine", "traffic: 100% to v4"), None);
-        assert_eq!(shown("health", "healthy: 1 check"), None);
     }
 
     #[test]

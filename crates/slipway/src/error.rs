@@ -37,6 +37,7 @@ impl Error {
         match self {
             Error::Client(e) => e.exit_code(),
             Error::Config(_) | Error::Usage(_) => 2,
+            Error::Server(e) if e.is_bad_input() => 2,
             Error::Failed(_) | Error::Server(_) | Error::Router(_) | Error::Io { .. } => 1,
         }
     }
@@ -44,7 +45,7 @@ impl Error {
     /// What `main` prints on stderr: one `error:` heading per problem.
     pub fn report(&self) -> String {
         match self {
-            Error::Config(e) => e
+            Error::Config(e) | Error::Server(slipway_server::Error::Config(e)) => e
                 .diagnostics
                 .iter()
                 .map(|d| format!("error: {d}"))

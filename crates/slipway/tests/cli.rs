@@ -325,7 +325,7 @@ environments:
     let verdict = || {
         let out = run(server.cli().args(["status", "--json"]));
         let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        status["environments"][0]["in_progress"]["analysis"]
+        status["environments"][0]["in_progress"]["analysis"]["text"]
             .as_str()
             .unwrap_or_default()
             .to_string()
@@ -364,4 +364,131 @@ environments:
     );
     let out = run(server.cli().arg("status"));
     assert!(stdout(&out).contains("v2 100%"), "{}", stdout(&out));
+}
+
+/// Issue 14: `--config /dev/zero` grew without bound and a FIFO hung forever.
+#[test]
+fn only_a_regular_config_file_of_sane_size_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, "#".repeat(5 * 1024 * 1024)).unwrap();
+    let cases = [
+        ("/dev/zero", "a character device"),
+        ("fifo.yaml", "a named pipe (FIFO)"),
+        (".", "a directory"),
+        ("big.yaml", "larger than 4 MiB"),
+    ];
+    for command in ["validate", "server"] {
+        for (file, why) in cases {
+            let out = run_for(
+                slipway(dir.path()).args([command, "--config", file]),
+                Duration::from_secs(10),
+            );
+            assert_eq!(code(&out), 2, "{command} {file}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.starts_with(&format!("error: {file}: ")), "{err}");
+            assert!(err.contains(why), "{command} {file}: {err}");
+        }
+    }
+}
+
+/// A config whose `server.listen` is taken and whose `data_dir` is a file: `validate`
+/// names both keys, and `server` refuses to start with exit 2 (not 1).
+#[test]
+fn a_port_in_use_and_a_data_dir_that_is_a_file_are_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    write_config(dir.path(), port);
+    std::fs::write(dir.path().join("data"), "not a directory").unwrap();
+    let out = run(slipway(dir.path()).arg("validate"));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: slipway.yaml: server.listen: 127.0.0.1:{port} is already in use"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: slipway.yaml: server.data_dir: ")
+            && err.contains("is not a directory"),
+        "{err}"
+    );
+    let out = run_for(
+        slipway(dir.path()).args(["server", "--config", "slipway.yaml"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("server.listen"), "{}", stderr(&out));
+
+    // An environment's listener in use is named by its key too.
+    std::fs::remove_file(dir.path().join("data")).unwrap();
+    let yaml = std::fs::read_to_string(dir.path().join("slipway.yaml")).unwrap();
+    let api = free_port();
+    let yaml = yaml
+        .replacen(
+            &format!("listen: 127.0.0.1:{port}"),
+            &format!("listen: 127.0.0.1:{api}"),
+            1,
+        )
+        .replacen(
+            "  staging:\n    listen: 127.0.0.1:",
+            &format!("  staging:\n    listen: 127.0.0.1:{port}\n    #"),
+            1,
+        );
+    std::fs::write(dir.path().join("slipway.yaml"), yaml).unwrap();
+    let out = run_for(
+        slipway(dir.path()).args(["server", "--config", "slipway.yaml"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("environments.staging.listen"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !dir.path().join("data").join("admin.token").exists(),
+        "nothing started"
+    );
+}
+
+/// Issue 14: `user add admin --role viewer` took the bootstrap admin's role (and token).
+#[test]
+fn the_last_admin_is_not_demoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let out = run(server
+        .cli()
+        .args(["user", "add", "admin", "--role", "viewer"]));
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("admin is the last admin"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    let out = run(server.cli().arg("status"));
+    assert_eq!(code(&out), 0, "admin.token still works: {}", stderr(&out));
+    // A new token for an existing user says the old one stopped working.
+    let out = run(server
+        .cli()
+        .args(["user", "add", "alice", "--role", "approver"]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run(server
+        .cli()
+        .args(["user", "add", "alice", "--role", "approver"]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("alice's previous token no longer works"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -3,10 +3,11 @@
 use std::time::{Duration, Instant};
 
 use crate::cli::{DeployArgs, RollbackArgs, WaitArgs};
-use crate::client::{Action, Client, Deployment, Fetched, NewDeployment};
+use crate::client::{Action, Client, CreateDeployment, Deployment, Fetched};
 use crate::commands::follow::{self, FollowOptions, Live, Observer as _};
 use crate::commands::print_json;
 use crate::error::{Error, Result};
+use slipway_api::Kind;
 
 pub async fn deploy(client: &Client, args: DeployArgs) -> Result<u8> {
     if let Some(at) = &args.committed_at
@@ -16,7 +17,7 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> Result<u8> {
             "--committed-at {at:?} is not an RFC 3339 time (e.g. 2026-11-24T10:00:00Z)"
         )));
     }
-    let new = NewDeployment {
+    let new = CreateDeployment {
         app: args.app,
         environment: args.env,
         version: args.version,
@@ -45,7 +46,7 @@ async fn report_created(
     json: bool,
 ) -> Result<u8> {
     let d = &created.data;
-    let noun = if d.kind == "rollback" {
+    let noun = if d.kind == Kind::Rollback {
         "rollback"
     } else {
         "deployment"

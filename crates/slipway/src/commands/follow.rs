@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use slipway_core::Status;
+use slipway_api::{LogSource, PauseKind, Status, VerdictKind, WaitingOn};
 
 use crate::client::{Client, ClientError, Deployment, Fetched, LogLine, StatusEntry};
 use crate::output::{self, Baseline, time_of_day};
@@ -33,19 +33,18 @@ pub enum Stand {
     Paused(Pause),
 }
 
-/// Where `d` stands. The engine writes a waiting reason as `GATE: text` with the gate's
-/// name (`approval`, `window`, `wait_timer`, `concurrency`); a canary at `pause: manual`
-/// says `paused: "manual"`.
+/// Where `d` stands: what holds a waiting deployment is its `waiting_on`, and a canary
+/// at `pause: manual` says so in `paused`.
 pub fn stand(d: &Deployment) -> Stand {
     match d.status {
         s if s.is_finished() => Stand::Finished,
-        Status::Waiting => match d.last_reason().split_once(':').map(|(gate, _)| gate) {
-            Some("approval") => Stand::Paused(Pause::Approval),
-            Some("window" | "wait_timer") => Stand::Paused(Pause::Clock),
-            // `concurrency`: it starts once the rollout ahead of it ends.
-            _ => Stand::Moving,
+        Status::Waiting => match d.waiting_on {
+            Some(WaitingOn::Approval) => Stand::Paused(Pause::Approval),
+            Some(WaitingOn::Window | WaitingOn::WaitTimer) => Stand::Paused(Pause::Clock),
+            // Concurrency: it starts once the rollout ahead of it ends.
+            Some(WaitingOn::Concurrency) | None => Stand::Moving,
         },
-        Status::InProgress if d.paused.as_deref() == Some("manual") => {
+        Status::InProgress if d.paused.is_some_and(|p| p.kind == PauseKind::Manual) => {
             Stand::Paused(Pause::Promotion)
         }
         _ => Stand::Moving,
@@ -168,7 +167,7 @@ pub fn report_in_order(
 }
 
 fn mirrors_status(d: &Deployment, line: &LogLine) -> bool {
-    line.source == "engine"
+    line.source == LogSource::Engine
         && d.statuses.iter().any(|s| {
             line.message
                 .strip_prefix(s.status.as_str())
@@ -216,7 +215,7 @@ pub fn log_line(line: &LogLine) -> String {
     format!(
         "{}    {:>6} | {}",
         time_of_day(&line.at),
-        line.source,
+        line.source.as_str(),
         line.message
     )
 }
@@ -234,7 +233,7 @@ pub fn summary(d: &Deployment, stand: Stand) -> String {
         Stand::Paused(Pause::Promotion) => {
             let verdict = d
                 .analysis
-                .as_deref()
+                .as_ref()
                 .map(|v| format!("; latest verdict {v}"))
                 .unwrap_or_default();
             format!(
@@ -271,10 +270,21 @@ const INDENT: &str = "      ";
 #[derive(Debug, Default)]
 pub struct CanaryView {
     baseline: Baseline,
-    /// From the engine's `canary: …` log lines.
-    step: Option<String>,
     /// Split and verdict kind of the last line handed out by [`CanaryView::update`].
-    printed: Option<(String, String)>,
+    printed: Option<(String, Option<VerdictKind>)>,
+}
+
+/// The canary's step as `d` shows it: the pause it waits at, or its share of the traffic.
+pub fn canary_step(d: &Deployment) -> Option<String> {
+    if let Some(pause) = &d.paused {
+        return Some(format!("pause {pause}"));
+    }
+    let canary = d.traffic.iter().find(|t| t.version == d.version)?;
+    Some(format!(
+        "{}% of traffic to {}",
+        output::percent(canary.weight),
+        d.version
+    ))
 }
 
 /// One poll's view of a canary.
@@ -287,14 +297,6 @@ pub struct CanaryUpdate {
 }
 
 impl CanaryView {
-    pub fn log(&mut self, line: &LogLine) {
-        if line.source == "engine"
-            && let Some(step) = line.message.strip_prefix("canary: ")
-        {
-            self.step = Some(step.to_string());
-        }
-    }
-
     /// Call on every poll (so each release's baseline is its counters when first seen);
     /// `None` unless `d` is a canary in progress.
     pub fn update(&mut self, d: &Deployment) -> Option<CanaryUpdate> {
@@ -306,25 +308,17 @@ impl CanaryView {
             Some(verdict) => format!("{figures} — {verdict}"),
             None => figures.clone(),
         };
-        let step = self
-            .step
-            .as_deref()
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default();
+        let step = canary_step(d).map(|s| format!(": {s}")).unwrap_or_default();
         let key = (
             output::traffic(&d.traffic),
-            d.analysis
-                .as_deref()
-                .map(output::verdict_kind)
-                .unwrap_or_default()
-                .to_string(),
+            d.analysis.as_ref().map(|v| v.kind),
         );
         let changed = self.printed.as_ref() != Some(&key);
         self.printed = Some(key);
         // One short line each (the step, the figures, the verdict) fits a narrow terminal.
         let verdict = d
             .analysis
-            .as_deref()
+            .as_ref()
             .map(|v| format!("\n{INDENT}{v}"))
             .unwrap_or_default();
         Some(CanaryUpdate {
@@ -393,7 +387,6 @@ impl Observer for Live {
     }
 
     fn log(&mut self, _d: &Deployment, line: &LogLine) {
-        self.canary.log(line);
         self.line(&log_line(line));
     }
 
@@ -407,9 +400,12 @@ impl Observer for Live {
                 }
             }
             None => {
-                let phase = d.phase.as_deref().unwrap_or("");
-                self.bar
-                    .set_message(format!("deployment {}: {} {phase}", d.id, d.status));
+                self.bar.set_message(format!(
+                    "deployment {}: {} {}",
+                    d.id,
+                    d.status,
+                    d.phase.as_str()
+                ));
             }
         }
     }
@@ -431,46 +427,33 @@ mod tests {
     use crate::client::TrafficEntry;
 
     fn deployment(status: &str, reason: &str) -> Deployment {
-        serde_json::from_value(serde_json::json!({
-            "id": 7, "app": "web", "environment": "production", "version": "v2",
-            "status": status, "phase": "pending",
+        crate::client::test_deployment(serde_json::json!({
+            "status": status,
             "statuses": [{"status": status, "at": "2026-11-24T10:00:00.000Z", "actor": "engine", "reason": reason}]
         }))
-        .unwrap()
     }
 
-    fn engine_line(seq: i64, message: &str) -> LogLine {
-        LogLine {
-            seq,
-            at: "2026-11-24T10:00:00.000Z".into(),
-            source: "engine".into(),
-            message: message.into(),
+    fn verdict(kind: VerdictKind, text: &str) -> slipway_api::Verdict {
+        slipway_api::Verdict {
+            kind,
+            text: text.into(),
         }
     }
 
     #[test]
-    fn the_gate_named_in_a_waiting_reason_decides_whether_following_stops() {
+    fn waiting_on_decides_whether_following_stops_whatever_the_reason_says() {
         let cases = [
-            (
-                "approval: waiting for 1 more approval from alice, bob",
-                Stand::Paused(Pause::Approval),
-            ),
-            (
-                "wait_timer: 5m left, until 2026-11-24T10:05:00.000Z",
-                Stand::Paused(Pause::Clock),
-            ),
-            (
-                "window: outside deployment windows (Mon-Thu 09:00-16:00 UTC); next opens Mon 09:00",
-                Stand::Paused(Pause::Clock),
-            ),
-            // Moves on by itself once the rollout ahead ends, whatever words follow.
-            (
-                "concurrency: waiting for deployment 6 (approved by alice) to finish",
-                Stand::Moving,
-            ),
+            (WaitingOn::Approval, Stand::Paused(Pause::Approval)),
+            (WaitingOn::WaitTimer, Stand::Paused(Pause::Clock)),
+            (WaitingOn::Window, Stand::Paused(Pause::Clock)),
+            // Moves on by itself once the rollout ahead ends.
+            (WaitingOn::Concurrency, Stand::Moving),
         ];
-        for (reason, want) in cases {
-            assert_eq!(stand(&deployment("waiting", reason)), want, "{reason}");
+        for (on, want) in cases {
+            // A reason that names another gate changes nothing: it is for people.
+            let mut d = deployment("waiting", "approval: words, not a field");
+            d.waiting_on = Some(on);
+            assert_eq!(stand(&d), want, "{on:?}");
         }
         assert_eq!(
             stand(&deployment("failure", "health check failed")),
@@ -482,20 +465,27 @@ mod tests {
     fn a_manual_canary_pause_is_where_a_follow_stops() {
         let mut d = deployment("in_progress", "all gates passed; rollout started");
         assert_eq!(stand(&d), Stand::Moving);
-        d.paused = Some("30s".into());
+        d.paused = Some(slipway_api::Pause {
+            kind: PauseKind::Timed,
+            duration_ms: Some(30_000),
+        });
         assert_eq!(stand(&d), Stand::Moving, "a timed pause ends by itself");
-        d.paused = Some("manual".into());
+        d.paused = Some(slipway_api::Pause {
+            kind: PauseKind::Manual,
+            duration_ms: None,
+        });
         assert_eq!(stand(&d), Stand::Paused(Pause::Promotion));
     }
 
     #[test]
     fn a_canary_redraws_its_figures_every_poll_but_prints_only_when_split_or_verdict_changes() {
-        let poll = |traffic: serde_json::Value, analysis: Option<&str>| -> Deployment {
-            let mut d = deployment("in_progress", "all gates passed; rollout started");
-            d.traffic = serde_json::from_value(traffic).unwrap();
-            d.analysis = analysis.map(str::to_string);
-            d
-        };
+        let poll =
+            |traffic: serde_json::Value, analysis: Option<(VerdictKind, &str)>| -> Deployment {
+                let mut d = deployment("in_progress", "all gates passed; rollout started");
+                d.traffic = serde_json::from_value(traffic).unwrap();
+                d.analysis = analysis.map(|(kind, text)| verdict(kind, text));
+                d
+            };
         let split = |v1: u64, v2: u64, v2_errors: u64| {
             serde_json::json!([
                 {"version": "v1", "weight": 80.0, "requests": v1, "errors": 0},
@@ -509,14 +499,13 @@ mod tests {
             None,
         );
         assert_eq!(view.update(&before), None);
-        view.log(&engine_line(1, "canary: 20% of traffic to v2"));
         let first = view.update(&poll(split(5040, 0, 0), None)).unwrap();
         assert_eq!(
             first.message,
             "deployment 7 canary: 20% of traffic to v2\n      v1 80% (40 req, 0% err) · v2 20% (0 req)"
         );
         assert!(first.line.is_some());
-        let inconclusive = Some("inconclusive: 4 of 20 requests");
+        let inconclusive = Some((VerdictKind::Inconclusive, "inconclusive: 4 of 20 requests"));
         let second = view.update(&poll(split(5056, 4, 0), inconclusive)).unwrap();
         assert_eq!(
             second.line.as_deref(),
@@ -528,7 +517,7 @@ mod tests {
         let third = view
             .update(&poll(
                 split(5072, 8, 0),
-                Some("inconclusive: 8 of 20 requests"),
+                Some((VerdictKind::Inconclusive, "inconclusive: 8 of 20 requests")),
             ))
             .unwrap();
         assert!(
@@ -541,7 +530,10 @@ mod tests {
         let failed = view
             .update(&poll(
                 split(5140, 25, 10),
-                Some("fail: error rate 40.0% > 5.0% over 25 requests"),
+                Some((
+                    VerdictKind::Fail,
+                    "fail: error rate 40.0% > 5.0% over 25 requests",
+                )),
             ))
             .unwrap();
         assert!(
@@ -572,7 +564,7 @@ mod tests {
         let line = |seq, at: &str, message: &str| LogLine {
             seq,
             at: at.into(),
-            source: "engine".into(),
+            source: LogSource::Engine,
             message: message.into(),
         };
         let logs = [
@@ -607,10 +599,11 @@ mod tests {
 
     #[test]
     fn summary_says_what_to_do_next() {
-        let waiting = deployment(
+        let mut waiting = deployment(
             "waiting",
             "approval: waiting for 1 more approval from alice, bob",
         );
+        waiting.waiting_on = Some(WaitingOn::Approval);
         let s = summary(&waiting, stand(&waiting));
         assert!(
             s.contains("waiting for 1 more approval from alice, bob"),
@@ -630,7 +623,7 @@ mod tests {
                 ..TrafficEntry::default()
             },
         ];
-        paused.analysis = Some("pass: 30 requests, 0 errors".into());
+        paused.analysis = Some(verdict(VerdictKind::Pass, "pass: 30 requests, 0 errors"));
         assert_eq!(
             summary(&paused, Stand::Paused(Pause::Promotion)),
             "deployment 7 is paused at v1 90% · v2 10% (pause: manual); latest verdict \

@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 
 pub fn validate(config: &Path) -> Result<u8> {
     let cfg = slipway_config::load(config)?;
+    // What the file asks of this machine: free ports, a usable data_dir.
+    slipway_server::preflight(&cfg, &config.display().to_string())?;
     outln!(
         "ok: {} is valid ({} apps, {} environments)",
         config.display(),
@@ -19,8 +21,8 @@ pub fn validate(config: &Path) -> Result<u8> {
 
 pub async fn server(config: &Path) -> Result<u8> {
     init_logging();
-    // A bad file is bad input (exit 2) with the full report, before anything starts.
-    slipway_config::load(config)?;
+    // A bad file, a port in use or a data_dir that is a file: bad input (exit 2), with
+    // the full report, before anything starts.
     slipway_server::run(config).await?;
     Ok(0)
 }

@@ -39,22 +39,16 @@ pub fn status_table(envs: &[EnvStatus], now: SystemTime) -> String {
     for e in envs {
         let (current, since) = match &e.current {
             Some(c) => (
-                match c.deployment_id {
-                    Some(id) => format!("{} (#{id})", c.version),
-                    None => c.version.clone(),
-                },
-                c.since
-                    .as_deref()
-                    .map_or("-".into(), |s| output::when(s, now)),
+                format!("{} (#{})", c.version, c.deployment_id),
+                output::when(&c.since, now),
             ),
             None => ("-".into(), "-".into()),
         };
         let in_progress = e.in_progress.as_ref().map_or("-".into(), |d| {
-            let phase = d.phase.as_deref().unwrap_or("");
-            let cell = format!("#{} {} {phase}", d.id, d.version);
+            let cell = format!("#{} {} {}", d.id, d.version, d.phase.as_str());
             match &d.analysis {
-                Some(verdict) => format!("{} ({verdict})", cell.trim_end()),
-                None => cell.trim_end().to_string(),
+                Some(verdict) => format!("{cell} ({verdict})"),
+                None => cell,
             }
         });
         let waiting = if e.waiting.is_empty() {
@@ -106,7 +100,7 @@ fn history_table(deployments: &[Deployment], now: SystemTime) -> String {
         table.row(vec![
             d.id.to_string(),
             d.version.clone(),
-            d.kind.clone(),
+            d.kind.as_str().to_string(),
             d.status.to_string(),
             d.created_by.clone(),
             output::when(&d.created_at, now),
@@ -175,14 +169,14 @@ mod tests {
                 {"version": "v1", "weight": 90.0, "requests": 900, "errors": 0, "p99_ms": 2.0},
                 {"version": "v2", "weight": 10.0, "requests": 100, "errors": 1, "p99_ms": 3.0}
             ],
-            "in_progress": {
-                "id": 5, "app": "web", "environment": "production", "version": "v2",
-                "status": "in_progress", "phase": "shifting",
-                "analysis": "pass: 100 requests, 1 errors, p99 3ms"
-            },
-            "waiting": []
+            "kept": [], "instances": [], "waiting": []
         }]))
         .unwrap();
+        let mut envs = envs;
+        envs[0].in_progress = Some(crate::client::test_deployment(serde_json::json!({
+            "id": 5, "version": "v2", "phase": "shifting",
+            "analysis": {"kind": "pass", "text": "pass: 100 requests, 1 errors, p99 3ms"}
+        })));
         let now = output::parse_time("2026-11-24T10:05:00.000Z").unwrap();
         let table = status_table(&envs, now);
         let row = table.lines().nth(1).unwrap();
