@@ -201,7 +201,7 @@ impl Engine {
                 force: force.clone(),
             })
             .await?;
-        self.inner.log_created(&created).await;
+        log_created(&self.inner, &created).await;
         if let Some(force) = &force {
             self.inner
                 .log(
@@ -224,7 +224,7 @@ impl Engine {
                 deployment_id: Some(created.id),
             });
         }
-        self.inner.supersede_pending(&created).await?;
+        supersede_pending(&self.inner, &created).await?;
         self.inner.wake.notify_one();
         Ok(self.inner.store.get_deployment(created.id).await?)
     }
@@ -422,9 +422,10 @@ impl Engine {
                 force: None,
             })
             .await?;
-        self.inner.log_created(&created).await;
-        self.inner.supersede_pending(&created).await?;
-        self.inner.abort_in_progress(
+        log_created(&self.inner, &created).await;
+        supersede_pending(&self.inner, &created).await?;
+        abort_in_progress(
+            &self.inner,
             app,
             environment,
             &format!("aborted by rollback deployment {}", created.id),
@@ -560,60 +561,55 @@ impl Engine {
     }
 }
 
-impl Inner {
-    /// The log's first line mirrors the first status, in the `status: reason` form of
-    /// every transition's line.
-    async fn log_created(&self, d: &Deployment) {
-        if let Some(first) = d.statuses.first() {
-            self.log(
-                d.id,
-                "engine",
-                &format!("{}: {}", first.status, first.reason),
-            )
-            .await;
-        }
+/// The log's first line mirrors the first status, in the `status: reason` form of every
+/// transition's line; the store wrote its outbox entry with the deployment.
+async fn log_created(inner: &Inner, d: &Deployment) {
+    inner.outbox_written();
+    if let Some(first) = d.statuses.first() {
+        let line = format!("{}: {}", first.status, first.reason);
+        inner.log(d.id, "engine", &line).await;
     }
+}
 
-    /// Cancels the pending deployments of the same app and environment that `newer`
-    /// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
-    pub(crate) async fn supersede_pending(&self, newer: &Deployment) -> Result<()> {
-        let pending: Vec<Deployment> = self
-            .store
-            .unfinished_deployments()
-            .await?
-            .into_iter()
-            .filter(|d| {
-                d.app == newer.app && d.environment == newer.environment && d.id != newer.id
-            })
-            .collect();
-        let refs: Vec<&Deployment> = pending.iter().collect();
-        for id in supersede::superseded_by(&refs, newer) {
-            if let Some(old) = pending.iter().find(|d| d.id == id) {
-                let what = match newer.kind {
-                    Kind::Rollback => "rollback deployment",
-                    Kind::Deploy => "deployment",
-                };
-                self.transition(
+/// Cancels the pending deployments of the same app and environment that `newer`
+/// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
+async fn supersede_pending(inner: &Inner, newer: &Deployment) -> Result<()> {
+    let pending: Vec<Deployment> = inner
+        .store
+        .unfinished_deployments()
+        .await?
+        .into_iter()
+        .filter(|d| d.app == newer.app && d.environment == newer.environment && d.id != newer.id)
+        .collect();
+    let refs: Vec<&Deployment> = pending.iter().collect();
+    for id in supersede::superseded_by(&refs, newer) {
+        if let Some(old) = pending.iter().find(|d| d.id == id) {
+            let what = match newer.kind {
+                Kind::Rollback => "rollback deployment",
+                Kind::Deploy => "deployment",
+            };
+            inner
+                .transition(
                     old,
                     Status::Cancelled,
                     &newer.created_by,
                     &format!("superseded by {what} {}", newer.id),
                 )
                 .await?;
-            }
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    pub(crate) fn abort_in_progress(&self, app: &str, env: &str, reason: &str) {
-        let Ok(rollouts) = self.rollouts.lock() else {
-            return;
-        };
-        for control in rollouts
-            .values()
-            .filter(|c| c.app == app && c.environment == env)
-        {
-            control.abort.send_replace(Some(reason.to_string()));
-        }
+/// Aborts the rollout in progress of an app in an environment (an urgent rollback).
+fn abort_in_progress(inner: &Inner, app: &str, env: &str, reason: &str) {
+    let Ok(rollouts) = inner.rollouts.lock() else {
+        return;
+    };
+    for control in rollouts
+        .values()
+        .filter(|c| c.app == app && c.environment == env)
+    {
+        control.abort.send_replace(Some(reason.to_string()));
     }
 }

@@ -5,13 +5,13 @@
 
 mod api;
 mod auth;
+mod compose;
 mod error;
 mod views;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -19,8 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use slipway_config::Config;
-use slipway_engine::{Engine, Parts, SystemClock};
-use slipway_store::{SqliteStore, Store};
+use slipway_engine::Engine;
 use tokio::sync::oneshot;
 
 pub use error::{ApiError, Error};
@@ -108,25 +107,10 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         what: format!("cannot resolve data_dir {}", data_dir.display()),
         source,
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
-    let clock = Arc::new(SystemClock);
-    let admin_token = auth::bootstrap(
-        store.as_ref(),
-        &data_dir,
-        slipway_engine::Clock::now(clock.as_ref()),
-    )
-    .await?;
-    let (router, traffic) = traffic_router(&config)?;
     let listen = config.server.listen;
-    let engine = Engine::start(Parts {
-        config,
-        store,
-        driver: Arc::new(slipway_drivers::ProcessDriver::new()),
-        router: traffic,
-        clock,
-        data_dir,
-    })
-    .await?;
+    let (parts, router) = compose::real_parts(config, data_dir.clone()).await?;
+    let admin_token = auth::bootstrap(parts.store.as_ref(), &data_dir, parts.clock.now()).await?;
+    let engine = Engine::start(parts).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Listen {
@@ -161,35 +145,6 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         stop: Some(stop),
         serving,
     })
-}
-
-/// The in-process router, or a client of the standalone one named by
-/// `server.router_control` (which then outlives restarts of this server).
-fn traffic_router(
-    config: &Config,
-) -> Result<
-    (
-        Option<slipway_router::Router>,
-        Arc<dyn slipway_engine::TrafficRouter>,
-    ),
-    Error,
-> {
-    match config.server.router_control {
-        None => {
-            let router = slipway_router::Router::new();
-            Ok((Some(router.clone()), Arc::new(router)))
-        }
-        Some(addr) => {
-            let token = std::env::var("SLIPWAY_ROUTER_TOKEN").map_err(|_| {
-                Error::Setup(format!(
-                    "server.router_control is {addr}: set SLIPWAY_ROUTER_TOKEN to the token that `slipway router --control {addr}` was started with"
-                ))
-            })?;
-            let client = slipway_router::ControlClient::new(&addr.to_string(), &token)
-                .map_err(|e| Error::Setup(e.to_string()))?;
-            Ok((None, Arc::new(client)))
-        }
-    }
 }
 
 /// `slipway server`: runs until SIGINT or SIGTERM.

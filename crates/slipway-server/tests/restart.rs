@@ -97,7 +97,7 @@ async fn instances_that_died_while_the_server_was_down_are_not_routed_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_started_but_never_recorded_is_stopped_on_restart() {
-    use slipway_drivers::{Driver, InstanceSpec, ProcessDriver};
+    use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, Workload};
 
     let mut s = TestServer::start(STAGING).await;
     s.deploy_and_wait("staging", "v1", "success").await;
@@ -114,10 +114,12 @@ async fn an_instance_started_but_never_recorded_is_stopped_on_restart() {
             app: "web".into(),
             environment: "staging".into(),
             version: "v2".into(),
-            command: "exec sleep 60".into(),
             env: Default::default(),
-            log_path: s.dir.path().join("orphan.log"),
-            workdir: s.dir.path().to_path_buf(),
+            workload: Workload::Process {
+                command: "exec sleep 60".into(),
+                log_path: s.dir.path().join("orphan.log"),
+                workdir: s.dir.path().to_path_buf(),
+            },
         })
         .await
         .unwrap();
