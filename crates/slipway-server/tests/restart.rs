@@ -3,9 +3,7 @@
 
 mod util;
 
-use std::time::Duration;
-
-use util::TestServer;
+use util::{TestServer, wait_until};
 
 const STAGING: &str = "    staging:\n      listen: 127.0.0.1:0\n";
 
@@ -17,27 +15,20 @@ async fn a_rollout_interrupted_by_a_restart_resumes_and_completes() {
     s.faulty("v2", "--start-delay-ms 1500");
     let (_, d) = s.deploy(&s.admin, "staging", "v2").await;
     let id = d["id"].as_i64().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    // The instance is recorded (its start is logged after that): the kill lands while the
+    // recorded instance is being health-checked.
+    wait_until("v2 to start", || async {
         let (_, d) = s
             .call("GET", &format!("/api/v1/deployments/{id}"), &s.admin, None)
             .await;
-        // The instance is recorded (its start is logged after that): the kill lands while
-        // the recorded instance is being health-checked.
         let started = s
             .log_lines(id)
             .await
             .iter()
             .any(|m| m.starts_with("started instance"));
-        if d["phase"] == "starting" && started {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "v2 never started: {d:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        d["phase"] == "starting" && started
+    })
+    .await;
 
     s.restart().await;
 
@@ -153,25 +144,17 @@ async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
         env["in_progress"]["paused"] == "manual"
             && TestServer::split(env) == [("v1".to_string(), 50.0), ("v2".to_string(), 50.0)]
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !paused_at_half(&s.env("production").await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never paused at 50%"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("a pause at 50%", || async {
+        paused_at_half(&s.env("production").await)
+    })
+    .await;
 
     s.restart().await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !paused_at_half(&s.env("production").await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the resumed canary is not back at 50%"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the resumed canary back at 50%", || async {
+        paused_at_half(&s.env("production").await)
+    })
+    .await;
     let lines = s.log_lines(id).await;
     assert_eq!(
         lines
