@@ -95,6 +95,25 @@ fn check_version(version: &str) -> Result<()> {
     }
 }
 
+/// Who forces a deployment through a closed window, and why: admins only, with a reason.
+fn force_of(req: &DeployRequest, actor: &Actor) -> Result<Option<Force>> {
+    match (req.force, req.reason.as_deref().map(str::trim)) {
+        (false, _) => Ok(None),
+        (true, _) if actor.role != Role::Admin => Err(Error::forbidden(
+            "forbidden",
+            "only an admin may --force a deployment",
+        )),
+        (true, None | Some("")) => Err(Error::bad(
+            "reason_required",
+            "--force needs a --reason, which is recorded",
+        )),
+        (true, Some(reason)) => Ok(Some(Force {
+            by: actor.name.clone(),
+            reason: reason.to_string(),
+        })),
+    }
+}
+
 /// `; did you mean `x`?` when a known name is close, else the list of known names.
 fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a String> + Clone) -> String {
     match slipway_config::did_you_mean(name, known.clone().map(String::as_str)) {
@@ -141,25 +160,7 @@ impl Engine {
         require(actor, Role::Deployer, "deploying")?;
         let env = self.env_config(&req.app, &req.environment)?;
         check_version(&req.version)?;
-        let force = match (req.force, req.reason.as_deref().map(str::trim)) {
-            (false, _) => None,
-            (true, _) if actor.role != Role::Admin => {
-                return Err(Error::forbidden(
-                    "forbidden",
-                    "only an admin may --force a deployment",
-                ));
-            }
-            (true, None | Some("")) => {
-                return Err(Error::bad(
-                    "reason_required",
-                    "--force needs a --reason, which is recorded",
-                ));
-            }
-            (true, Some(reason)) => Some(Force {
-                by: actor.name.clone(),
-                reason: reason.to_string(),
-            }),
-        };
+        let force = force_of(&req, actor)?;
         let release = Release {
             version: req.version.clone(),
             commit: req.commit.clone(),
@@ -364,46 +365,9 @@ impl Engine {
                     ),
                 )
             })?;
-        let target = match to_version {
-            Some(version) => {
-                check_version(version)?;
-                if version == current.release.version {
-                    return Err(Error::conflict(
-                        "already_current",
-                        format!("{app} already runs {version} in {environment}"),
-                    ));
-                }
-                let past = store
-                    .list_deployments(&DeploymentFilter {
-                        app: Some(app.to_string()),
-                        environment: Some(environment.to_string()),
-                        ..Default::default()
-                    })
-                    .await?;
-                past.into_iter()
-                    .find(|d| {
-                        d.release.version == version
-                            && d.entered(Status::Success).is_some()
-                    })
-                    .ok_or_else(|| {
-                        Error::Refused {
-                            code: "never_succeeded",
-                            message: format!("{app} {version} never succeeded in {environment}; roll back only to a release that ran there"),
-                            reasons: Vec::new(),
-                            deployment_id: None,
-                        }
-                    })?
-            }
-            None => store
-                .latest_with_status(app, environment, &[Status::Inactive])
-                .await?
-                .ok_or_else(|| {
-                    Error::conflict(
-                        "no_previous_release",
-                        format!("{app} has no previous successful release in {environment}"),
-                    )
-                })?,
-        };
+        let target = self
+            .rollback_target(app, environment, &current, to_version)
+            .await?;
 
         let _decide = self.inner.decide.lock().await;
         let now = self.inner.clock.now();
@@ -432,6 +396,53 @@ impl Engine {
         );
         self.inner.wake.notify_one();
         Ok(store.get_deployment(created.id).await?)
+    }
+
+    /// The successful deployment a rollback restores: the named version (which must have
+    /// succeeded here and not be what runs now), else the previous release.
+    async fn rollback_target(
+        &self,
+        app: &str,
+        environment: &str,
+        current: &Deployment,
+        to_version: Option<&str>,
+    ) -> Result<Deployment> {
+        let store = &self.inner.store;
+        let Some(version) = to_version else {
+            return store
+                .latest_with_status(app, environment, &[Status::Inactive])
+                .await?
+                .ok_or_else(|| {
+                    Error::conflict(
+                        "no_previous_release",
+                        format!("{app} has no previous successful release in {environment}"),
+                    )
+                });
+        };
+        check_version(version)?;
+        if version == current.release.version {
+            return Err(Error::conflict(
+                "already_current",
+                format!("{app} already runs {version} in {environment}"),
+            ));
+        }
+        let past = store
+            .list_deployments(&DeploymentFilter {
+                app: Some(app.to_string()),
+                environment: Some(environment.to_string()),
+                ..Default::default()
+            })
+            .await?;
+        past.into_iter()
+            .find(|d| d.release.version == version && d.entered(Status::Success).is_some())
+            .ok_or_else(|| Error::Refused {
+                code: "never_succeeded",
+                message: format!(
+                    "{app} {version} never succeeded in {environment}; roll back only to a release that ran there"
+                ),
+                reasons: Vec::new(),
+                deployment_id: None,
+            })
     }
 
     pub async fn deployment(&self, id: DeploymentId) -> Result<Deployment> {
