@@ -313,3 +313,25 @@ async fn instances_lists_what_runs_for_a_scope_even_unrecorded() {
         .unwrap();
     assert!(driver.instances(&scope).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_container_workload_is_refused_without_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), "true");
+    spec.workload = Workload::Container {
+        image: "registry.example.com/web".into(),
+        port: 8080,
+        labels: BTreeMap::from([("slipway.app".into(), "web".into())]),
+    };
+    let driver = ProcessDriver::new();
+    let err = driver.start(&spec).await.unwrap_err();
+    assert!(
+        matches!(err, slipway_drivers::Error::WrongWorkload("container")),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "this driver cannot run a container workload"
+    );
+    assert!(driver.instances(&spec.scope).await.is_empty());
+}
