@@ -95,6 +95,30 @@ fn check_version(version: &str) -> Result<()> {
     }
 }
 
+/// Records a refused deployment as failed (so the refusal shows in the history) and
+/// says why.
+async fn refuse(
+    inner: &Inner,
+    created: &Deployment,
+    refusals: &[admission::Refusal],
+    actor: &Actor,
+) -> Error {
+    let reasons: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+    let message = format!("refused: {}", reasons.join("; "));
+    if let Err(e) = inner
+        .transition(created, Status::Failure, &actor.name, &message)
+        .await
+    {
+        return e;
+    }
+    Error::Refused {
+        code: refusals.first().map(|r| r.code()).unwrap_or("refused"),
+        message,
+        reasons,
+        deployment_id: Some(created.id),
+    }
+}
+
 /// Who forces a deployment through a closed window, and why: admins only, with a reason.
 fn force_of(req: &DeployRequest, actor: &Actor) -> Result<Option<Force>> {
     match (req.force, req.reason.as_deref().map(str::trim)) {
@@ -168,23 +192,7 @@ impl Engine {
             committed_at: req.committed_at,
             digest: None,
         };
-        let mut succeeded = HashMap::new();
-        for required in &env.requires {
-            let ok = self
-                .inner
-                .store
-                .release_succeeded_in(&req.app, required, &req.version, None)
-                .await?;
-            succeeded.insert(required.clone(), ok);
-        }
-        let refusals = admission::admit(&admission::Admission {
-            env_name: &req.environment,
-            env,
-            release: &release,
-            kind: Kind::Deploy,
-            succeeded_in: &|name: &str| succeeded.get(name).copied().unwrap_or(false),
-        });
-
+        let refusals = self.admit(&req, env, &release).await?;
         let _decide = self.inner.decide.lock().await;
         let now = self.inner.clock.now();
         let created = self
@@ -213,21 +221,37 @@ impl Engine {
                 .await;
         }
         if let Err(refusals) = refusals {
-            let reasons: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
-            let message = format!("refused: {}", reasons.join("; "));
-            self.inner
-                .transition(&created, Status::Failure, &actor.name, &message)
-                .await?;
-            return Err(Error::Refused {
-                code: refusals.first().map(|r| r.code()).unwrap_or("refused"),
-                message,
-                reasons,
-                deployment_id: Some(created.id),
-            });
+            return Err(refuse(&self.inner, &created, &refusals, actor).await);
         }
         supersede_pending(&self.inner, &created).await?;
         self.inner.wake.notify_one();
         Ok(self.inner.store.get_deployment(created.id).await?)
+    }
+
+    /// The admission rules for a new release (DESIGN §2), with what the store knows of
+    /// the required environments.
+    async fn admit(
+        &self,
+        req: &DeployRequest,
+        env: &Environment,
+        release: &Release,
+    ) -> Result<Result<(), Vec<admission::Refusal>>> {
+        let mut succeeded = HashMap::new();
+        for required in &env.requires {
+            let ok = self
+                .inner
+                .store
+                .release_succeeded_in(&req.app, required, &req.version, None)
+                .await?;
+            succeeded.insert(required.clone(), ok);
+        }
+        Ok(admission::admit(&admission::Admission {
+            env_name: &req.environment,
+            env,
+            release,
+            kind: Kind::Deploy,
+            succeeded_in: &|name: &str| succeeded.get(name).copied().unwrap_or(false),
+        }))
     }
 
     pub async fn decide(

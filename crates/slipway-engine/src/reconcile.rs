@@ -88,14 +88,7 @@ async fn step_group(
                 },
                 _,
             ) => {
-                // The reason is recorded once per gate, so a countdown also names its end.
-                let reason = match (gate, until) {
-                    (gates::Gate::WaitTimer, Some(end)) => format!(
-                        "{reason}, until {}",
-                        slipway_core::civil::format_rfc3339(end)
-                    ),
-                    _ => reason,
-                };
+                let reason = wait_reason(gate, reason, until);
                 hold(inner, d, gate.as_str(), &reason).await?;
             }
             (gates::GateOutcome::Open, Some(running)) => {
@@ -118,6 +111,17 @@ async fn step_group(
         }
     }
     Ok(())
+}
+
+/// The reason is recorded once per gate, so a countdown also names its end.
+fn wait_reason(gate: gates::Gate, reason: String, until: Option<slipway_core::Millis>) -> String {
+    match (gate, until) {
+        (gates::Gate::WaitTimer, Some(end)) => format!(
+            "{reason}, until {}",
+            slipway_core::civil::format_rfc3339(end)
+        ),
+        _ => reason,
+    }
 }
 
 /// Records that a deployment waits at `gate`, once per gate: a countdown in the reason

@@ -85,9 +85,7 @@ impl TrafficRouter for slipway_router::ControlClient {
         addr: SocketAddr,
         config: ListenerConfig,
     ) -> Result<SocketAddr> {
-        self.configure_listener(env, addr, &config)
-            .await
-            .map_err(router_error)
+        TrafficRouter::configure(self, env, addr, config).await
     }
 
     async fn configure(
