@@ -98,6 +98,15 @@ async fn an_instance_started_but_never_recorded_is_stopped_at_start_up() {
 /// What a crash leaves: deployment `v2` in progress at `phase`, after a success of `v1`,
 /// with `v2`'s instance already started when the phase says so.
 async fn crashed_at(phase: Phase, envs: &str) -> (Harness, i64) {
+    crashed(phase, envs, false).await
+}
+
+/// [`crashed_at`], with `v2`'s instance started and recorded before the crash.
+async fn crashed_with_instance_at(phase: Phase, envs: &str) -> (Harness, i64) {
+    crashed(phase, envs, true).await
+}
+
+async fn crashed(phase: Phase, envs: &str, started: bool) -> (Harness, i64) {
     let mut h = Harness::start(envs).await;
     h.deploy_and_wait("staging", "v1", Status::Success).await;
     h.engine.shutdown().await;
@@ -133,6 +142,34 @@ async fn crashed_at(phase: Phase, envs: &str) -> (Harness, i64) {
         .await
         .unwrap();
     h.store.set_phase(d.id, phase).await.unwrap();
+    if started {
+        let spec = InstanceSpec {
+            instance_id: "slipway-web-staging-v2-1".into(),
+            scope: h.dir.path().join("data").display().to_string(),
+            app: "web".into(),
+            environment: "staging".into(),
+            version: "v2".into(),
+            env: Default::default(),
+            workload: Workload::Process {
+                command: "web".into(),
+                log_path: h.dir.path().join("v2.log"),
+                workdir: h.dir.path().to_path_buf(),
+            },
+        };
+        let run = FakeDriver(h.world.clone()).start(&spec).await.unwrap();
+        let instance = slipway_core::Instance {
+            id: spec.instance_id,
+            app: "web".into(),
+            environment: "staging".into(),
+            version: "v2".into(),
+            deployment_id: d.id,
+            handle: run.handle,
+            addr: run.addr.to_string(),
+            state: InstanceState::Running,
+            started_at: START,
+        };
+        h.store.put_instance(&instance).await.unwrap();
+    }
     h.restart().await;
     (h, d.id)
 }
@@ -160,6 +197,32 @@ async fn a_crash_while_shifting_with_no_instance_up_fails_and_returns_traffic() 
         "{d:#?}"
     );
     assert_eq!(h.world.split("staging", "web"), [("v1".to_string(), 100.0)]);
+}
+
+#[tokio::test]
+async fn a_crash_while_shifting_with_the_instance_up_switches_and_succeeds() {
+    let (h, id) = crashed_with_instance_at(Phase::Shifting, BLUE_GREEN).await;
+    h.wait_status(id, Status::Success).await;
+    assert_eq!(
+        h.world.running_of("v2"),
+        1,
+        "the instance was adopted, not doubled"
+    );
+    assert_eq!(h.world.split("staging", "web"), [("v2".to_string(), 100.0)]);
+}
+
+#[tokio::test]
+async fn a_crash_while_starting_after_the_instance_was_recorded_reuses_it() {
+    let (h, id) = crashed_with_instance_at(Phase::Starting, BLUE_GREEN).await;
+    h.wait_status(id, Status::Success).await;
+    assert_eq!(h.world.running_of("v2"), 1);
+    let lines = h.log_lines(id).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("using running instance slipway-web-staging-v2-1")),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test]
