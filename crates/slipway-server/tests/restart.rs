@@ -181,3 +181,67 @@ async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
     assert_eq!(d["status"], "success", "{d:#}");
     s.stop().await;
 }
+
+/// Issue 14 item 6: a restarted server's listener accepted requests before the routes
+/// were restored and answered them `404 no app by that name` (62 to 84 in three restarts
+/// here). The engine now restores the routes first (see the engine's
+/// `a_restarted_engine_opens_its_listener_with_the_routes_in_place`), but the in-process
+/// router can only bind a listener empty and configure it a moment later: about one
+/// request in three runs still lands in between. Ignored until the router can bind a
+/// listener with its first configuration in place (its `bind` is crate-private).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a router API that binds a listener with its first configuration"]
+async fn a_restarted_server_never_answers_404_while_its_routes_come_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let envs = format!("    staging:\n      listen: 127.0.0.1:{port}\n");
+    let mut s = TestServer::start(&envs).await;
+    s.deploy_and_wait("staging", "v1", "success").await;
+
+    // One new connection after another, as fast as they go: each restart's first
+    // requests are among them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let client = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                tokio::task::yield_now().await;
+                continue;
+            };
+            let request = b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n";
+            let mut answer = Vec::new();
+            if conn.write_all(request).await.is_ok() && conn.read_to_end(&mut answer).await.is_ok()
+            {
+                let head = String::from_utf8_lossy(&answer);
+                if let Some(status) = head.split(' ').nth(1) {
+                    statuses.push(status.to_string());
+                }
+            }
+        }
+        statuses
+    });
+    for _ in 0..3 {
+        s.restart().await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let statuses = client.await.unwrap();
+    assert!(
+        statuses.iter().filter(|s| *s == "200").count() > 10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "404").count(),
+        0,
+        "{statuses:?}"
+    );
+    s.stop().await;
+}
