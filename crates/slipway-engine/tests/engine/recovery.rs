@@ -74,25 +74,27 @@ async fn an_instance_started_but_never_recorded_is_stopped_at_start_up() {
     let mut h = Harness::start(STAGING).await;
     h.deploy_and_wait("staging", "v1", Status::Success).await;
     let driver = FakeDriver(h.world.clone());
-    let orphan = driver
-        .start(&InstanceSpec {
-            instance_id: "slipway-web-staging-v2-1".into(),
-            scope: h.dir.path().join("data").display().to_string(),
-            app: "web".into(),
-            environment: "staging".into(),
-            version: "v2".into(),
-            env: Default::default(),
-            workload: Workload::Process {
-                command: "true".into(),
-                log_path: h.dir.path().join("x.log"),
-                workdir: h.dir.path().to_path_buf(),
-            },
-        })
-        .await
-        .unwrap();
+    let orphan = driver.start(&v2_spec(&h)).await.unwrap();
     h.restart().await;
     assert!(!driver.is_running(&orphan.handle).await);
     assert_eq!(h.world.running_of("v1"), 1, "the recorded one stays");
+}
+
+/// The first instance of `v2` in staging, as the engine would have asked for it.
+fn v2_spec(h: &Harness) -> InstanceSpec {
+    InstanceSpec {
+        instance_id: "slipway-web-staging-v2-1".into(),
+        scope: h.dir.path().join("data").display().to_string(),
+        app: "web".into(),
+        environment: "staging".into(),
+        version: "v2".into(),
+        env: Default::default(),
+        workload: Workload::Process {
+            command: "web".into(),
+            log_path: h.dir.path().join("v2.log"),
+            workdir: h.dir.path().to_path_buf(),
+        },
+    }
 }
 
 /// What a crash leaves: deployment `v2` in progress at `phase`, after a success of `v1`,
@@ -143,19 +145,7 @@ async fn crashed(phase: Phase, envs: &str, started: bool) -> (Harness, i64) {
         .unwrap();
     h.store.set_phase(d.id, phase).await.unwrap();
     if started {
-        let spec = InstanceSpec {
-            instance_id: "slipway-web-staging-v2-1".into(),
-            scope: h.dir.path().join("data").display().to_string(),
-            app: "web".into(),
-            environment: "staging".into(),
-            version: "v2".into(),
-            env: Default::default(),
-            workload: Workload::Process {
-                command: "web".into(),
-                log_path: h.dir.path().join("v2.log"),
-                workdir: h.dir.path().to_path_buf(),
-            },
-        };
+        let spec = v2_spec(&h);
         let run = FakeDriver(h.world.clone()).start(&spec).await.unwrap();
         let instance = slipway_core::Instance {
             id: spec.instance_id,
