@@ -123,7 +123,9 @@ async fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<In
                 .image
                 .clone()
                 .ok_or_else(|| Error::Unsupported(format!("app {} has no `image`", d.app)))?,
-            port: app.port.unwrap_or(8080),
+            port: app
+                .port
+                .ok_or_else(|| Error::Unsupported(format!("app {} has no `port`", d.app)))?,
             labels: labels(d),
         },
     };
@@ -138,18 +140,18 @@ async fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<In
     })
 }
 
-/// The labels DESIGN §7 gives a container.
+/// The labels DESIGN §7 gives a container (`slipway.digest` when the release has one).
 fn labels(d: &Deployment) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("slipway.app".into(), d.app.clone()),
         ("slipway.environment".into(), d.environment.clone()),
         ("slipway.release".into(), d.release.version.clone()),
         ("slipway.deployment".into(), d.id.to_string()),
-        (
-            "slipway.digest".into(),
-            d.release.digest.clone().unwrap_or_default(),
-        ),
-    ])
+    ]);
+    if let Some(digest) = &d.release.digest {
+        labels.insert("slipway.digest".into(), digest.clone());
+    }
+    labels
 }
 
 /// A process instance's output file. The deployment is part of it: an instance name is

@@ -401,3 +401,30 @@ async fn an_app_whose_driver_the_server_lacks_errors_with_the_reason() {
     let reason = Harness::last_reason(&d);
     assert!(reason.contains("driver `docker`"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_container_app_gets_a_container_spec_with_the_labels_design_names() {
+    let h = Harness::start_docker().await;
+    let d = h.deploy_and_wait("staging", "v1", Status::Success).await;
+    let state = h.world.lock();
+    let spec = &state.instances.values().next().unwrap().spec;
+    assert_eq!(spec.instance_id, "slipway-web-staging-v1-1");
+    let Workload::Container {
+        image,
+        port,
+        labels,
+    } = &spec.workload
+    else {
+        panic!("{spec:#?}");
+    };
+    assert_eq!((image.as_str(), *port), ("registry.example.com/web", 8080));
+    let expected = [
+        ("slipway.app", "web".to_string()),
+        ("slipway.environment", "staging".to_string()),
+        ("slipway.release", "v1".to_string()),
+        ("slipway.deployment", d.id.to_string()),
+    ];
+    for (key, value) in expected {
+        assert_eq!(labels.get(key), Some(&value), "{key}");
+    }
+}

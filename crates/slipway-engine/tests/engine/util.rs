@@ -411,6 +411,8 @@ impl Clock for TestClock {
 
 pub struct Harness {
     pub engine: Engine,
+    /// The driver kinds the fake driver stands in for.
+    kinds: Vec<DriverKind>,
     pub world: World,
     pub store: Arc<SqliteStore>,
     pub clock: TestClock,
@@ -448,6 +450,11 @@ users:
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}\n{yaml}"))
 }
 
+/// How app `web` runs as a container on driver `kind`.
+fn container_app(kind: &str) -> String {
+    format!("    driver: {kind}\n    image: registry.example.com/web\n    port: 8080\n")
+}
+
 pub const STAGING: &str = "    staging:\n      listen: 127.0.0.1:0\n";
 
 impl Harness {
@@ -461,20 +468,29 @@ impl Harness {
 
     /// App `web` on a driver kind the harness's server does not have.
     pub async fn start_with_driver(kind: &str) -> Harness {
-        let app =
-            format!("    driver: {kind}\n    image: registry.example.com/web\n    port: 8080\n");
-        Self::start_app(STAGING, &app, "").await
+        Self::start_app(STAGING, &container_app(kind), "").await
+    }
+
+    /// App `web` as a container, on a server with a (fake) docker driver.
+    pub async fn start_docker() -> Harness {
+        let kinds = vec![DriverKind::Process, DriverKind::Docker];
+        Self::start_full(STAGING, &container_app("docker"), "", kinds).await
     }
 
     pub async fn start_app(envs: &str, app: &str, extra: &str) -> Harness {
+        Self::start_full(envs, app, extra, vec![DriverKind::Process]).await
+    }
+
+    async fn start_full(envs: &str, app: &str, extra: &str, kinds: Vec<DriverKind>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), envs, app, extra);
         let store = Arc::new(SqliteStore::open_in_memory().await.unwrap());
         let world = World::default();
         let clock = TestClock::default();
-        let engine = Self::engine(&config, &store, &world, &clock, dir.path()).await;
+        let engine = Self::engine(&config, &store, &world, &clock, dir.path(), &kinds).await;
         Harness {
             engine,
+            kinds,
             world,
             store,
             clock,
@@ -489,11 +505,16 @@ impl Harness {
         world: &World,
         clock: &TestClock,
         dir: &std::path::Path,
+        kinds: &[DriverKind],
     ) -> Engine {
+        let driver = Arc::new(FakeDriver(world.clone()));
+        let drivers = kinds
+            .iter()
+            .fold(Drivers::new(), |set, kind| set.with(*kind, driver.clone()));
         Engine::start(Parts {
             config: config.clone(),
             store: store.clone(),
-            drivers: Drivers::new().with(DriverKind::Process, Arc::new(FakeDriver(world.clone()))),
+            drivers,
             router: Arc::new(FakeRouter(world.clone())),
             prober: Arc::new(FakeProber(world.clone())),
             hooks: Arc::new(FakeHooks(world.clone())),
@@ -517,6 +538,7 @@ impl Harness {
             &self.world,
             &self.clock,
             self.dir.path(),
+            &self.kinds,
         )
         .await;
     }
