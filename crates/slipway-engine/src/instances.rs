@@ -66,7 +66,7 @@ pub(crate) async fn start(inner: &Inner, d: &Deployment, app: &App) -> Result<In
         .map(|i| i.id)
         .collect();
     let name = instance_name(d, &taken);
-    let spec = spec(inner, d, app, &name).await?;
+    let spec = spec(inner, d, app, &name)?;
     let started = inner.driver_of(&d.app)?.start(&spec).await?;
     let inst = Instance {
         id: name,
@@ -103,15 +103,14 @@ pub(crate) fn instance_name(d: &Deployment, taken: &[String]) -> String {
 }
 
 /// What the app's driver needs to run one instance.
-async fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<InstanceSpec> {
+fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<InstanceSpec> {
     let workload = match app.driver {
         DriverKind::Process => {
             let command = app
                 .run
                 .clone()
                 .ok_or_else(|| Error::Unsupported(format!("app {} has no `run` command", d.app)))?;
-            let logs = inner.data_dir.join("logs");
-            tokio::fs::create_dir_all(&logs).await?;
+            // The driver creates the log's directory.
             Workload::Process {
                 command,
                 log_path: log_path(inner, name, d.id),
