@@ -285,14 +285,6 @@ impl DecisionRefusal {
             DecisionRefusal::AlreadyDecided { .. } => "already_decided",
         }
     }
-
-    /// 403 when the user lacks the right, 409 when the deployment's state forbids it.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            DecisionRefusal::NotReviewer { .. } => 403,
-            _ => 409,
-        }
-    }
 }
 
 /// Whether `user` may record `decision` on `d`. Role checks (approver or above) are the

@@ -7,20 +7,17 @@ pub mod admission;
 pub mod analysis;
 pub mod canary;
 pub mod civil;
-pub mod error;
 pub mod gates;
 pub mod mask;
 pub mod model;
 pub mod retention;
 pub mod rolling;
 pub mod state;
-pub mod sticky;
 pub mod supersede;
 
 pub use admission::{Admission, Refusal, admit, glob_match, is_mutable_tag};
 pub use analysis::{AnalysisState, Sample, Step, Verdict, judge};
 pub use canary::{CanaryAction, canary_plan};
-pub use error::{Error, Result};
 pub use gates::{
     DecisionRefusal, Gate, GateOutcome, check_decision, evaluate, next_window_open, window_contains,
 };
@@ -28,6 +25,5 @@ pub use mask::{MASK, Masker, is_secret_name};
 pub use model::*;
 pub use retention::releases_to_drop;
 pub use rolling::{PlanError, RollingBatch, next_batch, rolling_batches};
-pub use state::{Transition, can_transition, check_transition};
-pub use sticky::{bucket, on_canary};
+pub use state::can_transition;
 pub use supersede::superseded_by;

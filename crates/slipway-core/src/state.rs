@@ -20,23 +20,6 @@ pub fn can_transition(from: Status, to: Status) -> bool {
     )
 }
 
-/// A transition the state machine forbids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a deployment cannot go from {from} to {to}")]
-pub struct Transition {
-    pub from: Status,
-    pub to: Status,
-}
-
-/// [`can_transition`] as a `Result`, for callers that propagate the refusal.
-pub fn check_transition(from: Status, to: Status) -> Result<(), Transition> {
-    if can_transition(from, to) {
-        Ok(())
-    } else {
-        Err(Transition { from, to })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,22 +77,5 @@ mod tests {
         for from in Status::ALL {
             assert!(!can_transition(from, Queued), "{from} -> queued");
         }
-    }
-
-    #[test]
-    fn refusal_names_both_statuses() {
-        let err = check_transition(Success, InProgress).unwrap_err();
-        assert_eq!(
-            err,
-            Transition {
-                from: Success,
-                to: InProgress
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "a deployment cannot go from success to in_progress"
-        );
-        assert_eq!(check_transition(Queued, InProgress), Ok(()));
     }
 }

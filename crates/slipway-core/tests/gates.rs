@@ -533,7 +533,7 @@ fn decisions_on_a_started_or_finished_deployment_are_refused() {
         let err =
             check_decision(&e, &deployment(status), "alice", Decision::Approve, false).unwrap_err();
         assert_eq!(err, DecisionRefusal::NotWaiting { status });
-        assert_eq!((err.code(), err.http_status()), ("not_waiting", 409));
+        assert_eq!(err.code(), "not_waiting");
     }
     for status in [Status::Queued, Status::Waiting] {
         assert_eq!(
@@ -549,7 +549,7 @@ fn creator_cannot_approve_even_as_admin() {
     let d = deployment(Status::Waiting);
     for is_admin in [false, true] {
         let err = check_decision(&e, &d, "carol", Decision::Approve, is_admin).unwrap_err();
-        assert_eq!((err.code(), err.http_status()), ("self_review", 409));
+        assert_eq!(err.code(), "self_review");
         assert_eq!(
             err.to_string(),
             "carol created this deployment and cannot approve it (prevent_self_review)"
@@ -567,7 +567,7 @@ fn non_reviewers_are_refused_unless_admin() {
     let e = env(reviewers(&["alice", "bob"]));
     let d = deployment(Status::Waiting);
     let err = check_decision(&e, &d, "mallory", Decision::Approve, false).unwrap_err();
-    assert_eq!((err.code(), err.http_status()), ("not_reviewer", 403));
+    assert_eq!(err.code(), "not_reviewer");
     assert_eq!(
         err.to_string(),
         "mallory is not a reviewer of this environment (reviewers: alice, bob)"
@@ -600,7 +600,7 @@ fn a_second_decision_by_the_same_user_is_refused() {
             decision: Decision::Approve
         }
     );
-    assert_eq!((err.code(), err.http_status()), ("already_decided", 409));
+    assert_eq!(err.code(), "already_decided");
     assert_eq!(
         err.to_string(),
         "alice has already decided on this deployment (approve)"

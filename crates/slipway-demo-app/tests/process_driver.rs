@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use slipway_drivers::{Driver, InstanceSpec, ProcessDriver};
+use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, Workload};
 
 const BIN: &str = env!("CARGO_BIN_EXE_slipway-demo-app");
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -52,10 +52,12 @@ async fn runs_under_the_process_driver_and_stops_on_sigterm() {
         app: "web".into(),
         environment: "staging".into(),
         version: "v7".into(),
-        command: format!("{BIN} --port {{port}} --release {{version}}"),
         env: BTreeMap::new(),
-        log_path: dir.path().join("web.log"),
-        workdir: dir.path().to_owned(),
+        workload: Workload::Process {
+            command: format!("{BIN} --port {{port}} --release {{version}}"),
+            log_path: dir.path().join("web.log"),
+            workdir: dir.path().to_owned(),
+        },
     };
     let driver = ProcessDriver::new();
     let started = driver.start(&spec).await.unwrap();
@@ -70,7 +72,7 @@ async fn runs_under_the_process_driver_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert_eq!(answer, (200, "ok release=v7\n".into()));
-    let log = std::fs::read_to_string(&spec.log_path).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("web.log")).unwrap();
     assert_eq!(
         log,
         format!("slipway-demo-app v7 listening on {}\n", started.addr)

@@ -1001,10 +1001,12 @@ mod tests {
             app: "web".into(),
             environment: "staging".into(),
             version: "v1".into(),
-            command: "web --port {port}".into(),
             env: BTreeMap::new(),
-            log_path: "web.log".into(),
-            workdir: ".".into(),
+            workload: crate::Workload::Process {
+                command: "web --port {port}".into(),
+                log_path: "web.log".into(),
+                workdir: ".".into(),
+            },
         };
         let e = driver.start(&spec).await.unwrap_err();
         assert!(

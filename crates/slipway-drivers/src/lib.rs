@@ -47,6 +47,8 @@ pub enum Error {
         command: String,
         source: std::io::Error,
     },
+    #[error("this driver cannot run a {0} workload")]
+    WrongWorkload(&'static str),
     #[error("process {0} is gone or unreadable in /proc")]
     NoSuchProcess(u32),
     #[error("cannot signal process group {pgid}: {source}")]
@@ -75,10 +77,11 @@ pub trait Driver: Send + Sync {
     async fn instances(&self, scope: &str) -> Vec<(String, String)>;
 }
 
-/// What to start.
+/// What to start, whatever runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSpec {
-    /// Unique id of the instance; the process carries it as `SLIPWAY_INSTANCE`.
+    /// Unique name of the instance, `slipway-<app>-<env>-<version>-<n>` (a container's
+    /// name); a process carries it as `SLIPWAY_INSTANCE`.
     pub instance_id: String,
     /// Whose instance it is (a server's data dir): [`Driver::instances`] lists by it. The
     /// process carries it as `SLIPWAY_SCOPE`.
@@ -86,15 +89,42 @@ pub struct InstanceSpec {
     pub app: String,
     pub environment: String,
     pub version: String,
-    /// `run:` template with `{port}` and `{version}` placeholders
-    pub command: String,
     /// Environment (variables, secrets) over the allowlist of [`workload_env`]; nothing
     /// else of the server's environment reaches the instance.
     pub env: BTreeMap<String, String>,
-    /// File the instance's stdout and stderr are appended to.
-    pub log_path: PathBuf,
-    /// Working directory; created when missing.
-    pub workdir: PathBuf,
+    pub workload: Workload,
+}
+
+/// What a driver runs: the part of a spec that depends on the kind of driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workload {
+    /// A local process (`driver: process`).
+    Process {
+        /// `run:` template with `{port}` and `{version}` placeholders
+        command: String,
+        /// File the instance's stdout and stderr are appended to.
+        log_path: PathBuf,
+        /// Working directory; created when missing.
+        workdir: PathBuf,
+    },
+    /// A container (`driver: docker`): the release version is the image's tag.
+    Container {
+        image: String,
+        /// The port the app listens on inside the container.
+        port: u16,
+        /// `slipway.app`, `slipway.environment`, `slipway.release`, `slipway.deployment`, …
+        labels: BTreeMap<String, String>,
+    },
+}
+
+impl Workload {
+    /// The kind of driver that runs it, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Workload::Process { .. } => "process",
+            Workload::Container { .. } => "container",
+        }
+    }
 }
 
 /// A started instance.

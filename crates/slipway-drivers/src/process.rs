@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::env::workload_env;
 use crate::procfs::{self, INSTANCE_MARKER, SCOPE_MARKER};
-use crate::{Driver, Error, InstanceSpec, Result, Started};
+use crate::{Driver, Error, InstanceSpec, Result, Started, Workload};
 
 /// How often `stop` looks whether the group is gone.
 const POLL: Duration = Duration::from_millis(10);
@@ -131,16 +131,24 @@ impl ProcessDriver {
 #[async_trait::async_trait]
 impl Driver for ProcessDriver {
     async fn start(&self, spec: &InstanceSpec) -> Result<Started> {
+        let Workload::Process {
+            command,
+            log_path,
+            workdir,
+        } = &spec.workload
+        else {
+            return Err(Error::WrongWorkload(spec.workload.kind()));
+        };
         let port = free_port()?;
-        let command = render_command(&spec.command, port, &spec.version);
+        let command = render_command(command, port, &spec.version);
         // A file, never a pipe: a pipe would break (SIGPIPE) once this server exits.
-        let log = open_log(spec)?;
+        let log = open_log(log_path)?;
         let log_err = log.try_clone().map_err(|source| Error::Log {
-            path: spec.log_path.clone(),
+            path: log_path.clone(),
             source,
         })?;
-        fs::create_dir_all(&spec.workdir).map_err(|source| Error::Workdir {
-            path: spec.workdir.clone(),
+        fs::create_dir_all(workdir).map_err(|source| Error::Workdir {
+            path: workdir.clone(),
             source,
         })?;
 
@@ -157,7 +165,7 @@ impl Driver for ProcessDriver {
         let mut child = tokio::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&command)
-            .current_dir(&spec.workdir)
+            .current_dir(workdir)
             // Built, not inherited: the server's own tokens must not reach the app.
             .env_clear()
             .envs(workload_env(&env))
@@ -294,11 +302,10 @@ fn below_ephemeral() -> Option<std::ops::Range<u16>> {
 /// Opens the instance's log for appending. Apps print what they should not (a connection
 /// string, a token), so a new log is readable by the server's user only (0600), and a
 /// directory made for it too (0700).
-fn open_log(spec: &InstanceSpec) -> Result<File> {
+fn open_log(path: &std::path::Path) -> Result<File> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let path = &spec.log_path;
     let err = |source| Error::Log {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     if let Some(dir) = path.parent() {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, ProcessHandle, Started};
+use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, ProcessHandle, Started, Workload};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -33,10 +33,12 @@ fn spec(dir: &Path, command: &str) -> InstanceSpec {
         app: "web".into(),
         environment: "staging".into(),
         version: "v1".into(),
-        command: command.into(),
         env: BTreeMap::from([("GREETING".into(), "hello there".into())]),
-        log_path: dir.join("logs/web.log"),
-        workdir: dir.join("work"),
+        workload: Workload::Process {
+            command: command.into(),
+            log_path: dir.join("logs/web.log"),
+            workdir: dir.join("work"),
+        },
     }
 }
 
@@ -75,20 +77,21 @@ async fn start_fills_placeholders_sets_env_and_appends_output_to_the_log() {
         dir.path(),
         r#"echo "port={port} version={version} PORT=$PORT app=$SLIPWAY_APP env=$SLIPWAY_ENV ver=$SLIPWAY_VERSION id=$SLIPWAY_INSTANCE greeting=$GREETING pwd=$(pwd)"; echo oops >&2; exec sleep 30"#,
     );
-    std::fs::create_dir_all(spec.log_path.parent().unwrap()).unwrap();
-    std::fs::write(&spec.log_path, "earlier run\n").unwrap();
+    let log_path = dir.path().join("logs/web.log");
+    std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
+    std::fs::write(&log_path, "earlier run\n").unwrap();
 
     let driver = ProcessDriver::new();
     let (started, _guard) = start(&driver, &spec).await;
-    eventually("the log", || read(&spec.log_path).contains("oops")).await;
+    eventually("the log", || read(&log_path).contains("oops")).await;
 
     let port = started.addr.port();
     assert_eq!(started.addr.ip().to_string(), "127.0.0.1");
     assert_eq!(
-        read(&spec.log_path),
+        read(&log_path),
         format!(
             "earlier run\nport={port} version=v1 PORT={port} app=web env=staging ver=v1 id=web-staging-v1-1 greeting=hello there pwd={}\noops\n",
-            spec.workdir.display()
+            dir.path().join("work").display()
         )
     );
     assert_eq!(
@@ -152,8 +155,9 @@ async fn instance_logs_are_private_to_the_servers_user() {
     let driver = ProcessDriver::new();
     let (_started, _guard) = start(&driver, &spec).await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&spec.log_path), 0o600);
-    assert_eq!(mode(spec.log_path.parent().unwrap()), 0o700);
+    let log_path = dir.path().join("logs/web.log");
+    assert_eq!(mode(&log_path), 0o600);
+    assert_eq!(mode(log_path.parent().unwrap()), 0o700);
 }
 
 #[tokio::test]
@@ -270,7 +274,7 @@ async fn an_exited_instance_is_not_running_and_stopping_it_is_ok() {
 
     assert!(!driver.is_running(&started.handle).await);
     driver.stop(&started.handle, Duration::ZERO).await.unwrap();
-    assert_eq!(read(&spec.log_path), "bye\n");
+    assert_eq!(read(&dir.path().join("logs/web.log")), "bye\n");
 }
 
 #[tokio::test]
@@ -367,4 +371,26 @@ async fn instances_lists_what_runs_for_a_scope_even_unrecorded() {
         .await
         .unwrap();
     assert!(driver.instances(&scope).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_container_workload_is_refused_without_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), "true");
+    spec.workload = Workload::Container {
+        image: "registry.example.com/web".into(),
+        port: 8080,
+        labels: BTreeMap::from([("slipway.app".into(), "web".into())]),
+    };
+    let driver = ProcessDriver::new();
+    let err = driver.start(&spec).await.unwrap_err();
+    assert!(
+        matches!(err, slipway_drivers::Error::WrongWorkload("container")),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "this driver cannot run a container workload"
+    );
+    assert!(driver.instances(&spec.scope).await.is_empty());
 }

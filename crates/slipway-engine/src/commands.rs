@@ -105,6 +105,49 @@ fn check_version(version: &str) -> Result<()> {
     }
 }
 
+/// Records a refused deployment as failed (so the refusal shows in the history) and
+/// says why.
+async fn refuse(
+    inner: &Inner,
+    created: &Deployment,
+    refusals: &[admission::Refusal],
+    actor: &Actor,
+) -> Error {
+    let reasons: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+    let message = format!("refused: {}", reasons.join("; "));
+    if let Err(e) = inner
+        .transition(created, Status::Failure, &actor.name, &message)
+        .await
+    {
+        return e;
+    }
+    Error::Refused {
+        code: refusals.first().map(|r| r.code()).unwrap_or("refused"),
+        message,
+        reasons,
+        deployment_id: Some(created.id),
+    }
+}
+
+/// Who forces a deployment through a closed window, and why: admins only, with a reason.
+fn force_of(req: &DeployRequest, actor: &Actor) -> Result<Option<Force>> {
+    match (req.force, req.reason.as_deref().map(str::trim)) {
+        (false, _) => Ok(None),
+        (true, _) if actor.role != Role::Admin => Err(Error::forbidden(
+            "forbidden",
+            "only an admin may --force a deployment",
+        )),
+        (true, None | Some("")) => Err(Error::bad(
+            "reason_required",
+            "--force needs a --reason, which is recorded",
+        )),
+        (true, Some(reason)) => Ok(Some(Force {
+            by: actor.name.clone(),
+            reason: reason.to_string(),
+        })),
+    }
+}
+
 /// `; did you mean `x`?` when a known name is close, else the list of known names.
 fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a String> + Clone) -> String {
     match slipway_config::did_you_mean(name, known.clone().map(String::as_str)) {
@@ -151,25 +194,7 @@ impl Engine {
         require(actor, Role::Deployer, "deploying")?;
         let env = self.env_config(&req.app, &req.environment)?;
         check_version(&req.version)?;
-        let force = match (req.force, req.reason.as_deref().map(str::trim)) {
-            (false, _) => None,
-            (true, _) if actor.role != Role::Admin => {
-                return Err(Error::forbidden(
-                    "forbidden",
-                    "only an admin may --force a deployment",
-                ));
-            }
-            (true, None | Some("")) => {
-                return Err(Error::bad(
-                    "reason_required",
-                    "--force needs a --reason, which is recorded",
-                ));
-            }
-            (true, Some(reason)) => Some(Force {
-                by: actor.name.clone(),
-                reason: reason.to_string(),
-            }),
-        };
+        let force = force_of(&req, actor)?;
         let release = Release {
             version: req.version.clone(),
             commit: req.commit.clone(),
@@ -177,23 +202,7 @@ impl Engine {
             committed_at: req.committed_at,
             digest: None,
         };
-        let mut succeeded = HashMap::new();
-        for required in &env.requires {
-            let ok = self
-                .inner
-                .store
-                .release_succeeded_in(&req.app, required, &req.version, None)
-                .await?;
-            succeeded.insert(required.clone(), ok);
-        }
-        let refusals = admission::admit(&admission::Admission {
-            env_name: &req.environment,
-            env,
-            release: &release,
-            kind: Kind::Deploy,
-            succeeded_in: &|name: &str| succeeded.get(name).copied().unwrap_or(false),
-        });
-
+        let refusals = self.admit(&req, env, &release).await?;
         let _decide = self.inner.decide.lock().await;
         let now = self.inner.clock.now();
         let created = self
@@ -211,7 +220,7 @@ impl Engine {
                 force: force.clone(),
             })
             .await?;
-        self.inner.log_created(&created).await;
+        log_created(&self.inner, &created).await;
         if let Some(force) = &force {
             self.inner
                 .log(
@@ -222,21 +231,37 @@ impl Engine {
                 .await;
         }
         if let Err(refusals) = refusals {
-            let reasons: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
-            let message = format!("refused: {}", reasons.join("; "));
-            self.inner
-                .transition(&created, Status::Failure, &actor.name, &message)
-                .await?;
-            return Err(Error::Refused {
-                code: refusals.first().map(|r| r.code()).unwrap_or("refused"),
-                message,
-                reasons,
-                deployment_id: Some(created.id),
-            });
+            return Err(refuse(&self.inner, &created, &refusals, actor).await);
         }
-        self.inner.supersede_pending(&created).await?;
+        supersede_pending(&self.inner, &created).await?;
         self.inner.wake.notify_one();
         Ok(self.inner.store.get_deployment(created.id).await?)
+    }
+
+    /// The admission rules for a new release (DESIGN §2), with what the store knows of
+    /// the required environments.
+    async fn admit(
+        &self,
+        req: &DeployRequest,
+        env: &Environment,
+        release: &Release,
+    ) -> Result<Result<(), Vec<admission::Refusal>>> {
+        let mut succeeded = HashMap::new();
+        for required in &env.requires {
+            let ok = self
+                .inner
+                .store
+                .release_succeeded_in(&req.app, required, &req.version, None)
+                .await?;
+            succeeded.insert(required.clone(), ok);
+        }
+        Ok(admission::admit(&admission::Admission {
+            env_name: &req.environment,
+            env,
+            release,
+            kind: Kind::Deploy,
+            succeeded_in: &|name: &str| succeeded.get(name).copied().unwrap_or(false),
+        }))
     }
 
     pub async fn decide(
@@ -374,46 +399,9 @@ impl Engine {
                     ),
                 )
             })?;
-        let target = match to_version {
-            Some(version) => {
-                check_version(version)?;
-                if version == current.release.version {
-                    return Err(Error::conflict(
-                        "already_current",
-                        format!("{app} already runs {version} in {environment}"),
-                    ));
-                }
-                let past = store
-                    .list_deployments(&DeploymentFilter {
-                        app: Some(app.to_string()),
-                        environment: Some(environment.to_string()),
-                        ..Default::default()
-                    })
-                    .await?;
-                past.into_iter()
-                    .find(|d| {
-                        d.release.version == version
-                            && d.entered(Status::Success).is_some()
-                    })
-                    .ok_or_else(|| {
-                        Error::Refused {
-                            code: "never_succeeded",
-                            message: format!("{app} {version} never succeeded in {environment}; roll back only to a release that ran there"),
-                            reasons: Vec::new(),
-                            deployment_id: None,
-                        }
-                    })?
-            }
-            None => store
-                .latest_with_status(app, environment, &[Status::Inactive])
-                .await?
-                .ok_or_else(|| {
-                    Error::conflict(
-                        "no_previous_release",
-                        format!("{app} has no previous successful release in {environment}"),
-                    )
-                })?,
-        };
+        let target = self
+            .rollback_target(app, environment, &current, to_version)
+            .await?;
 
         let _decide = self.inner.decide.lock().await;
         let now = self.inner.clock.now();
@@ -432,15 +420,63 @@ impl Engine {
                 force: None,
             })
             .await?;
-        self.inner.log_created(&created).await;
-        self.inner.supersede_pending(&created).await?;
-        self.inner.abort_in_progress(
+        log_created(&self.inner, &created).await;
+        supersede_pending(&self.inner, &created).await?;
+        abort_in_progress(
+            &self.inner,
             app,
             environment,
             &format!("aborted by rollback deployment {}", created.id),
         );
         self.inner.wake.notify_one();
         Ok(store.get_deployment(created.id).await?)
+    }
+
+    /// The successful deployment a rollback restores: the named version (which must have
+    /// succeeded here and not be what runs now), else the previous release.
+    async fn rollback_target(
+        &self,
+        app: &str,
+        environment: &str,
+        current: &Deployment,
+        to_version: Option<&str>,
+    ) -> Result<Deployment> {
+        let store = &self.inner.store;
+        let Some(version) = to_version else {
+            return store
+                .latest_with_status(app, environment, &[Status::Inactive])
+                .await?
+                .ok_or_else(|| {
+                    Error::conflict(
+                        "no_previous_release",
+                        format!("{app} has no previous successful release in {environment}"),
+                    )
+                });
+        };
+        check_version(version)?;
+        if version == current.release.version {
+            return Err(Error::conflict(
+                "already_current",
+                format!("{app} already runs {version} in {environment}"),
+            ));
+        }
+        let past = store
+            .list_deployments(&DeploymentFilter {
+                app: Some(app.to_string()),
+                environment: Some(environment.to_string()),
+                ..Default::default()
+            })
+            .await?;
+        past.into_iter()
+            .find(|d| d.release.version == version && d.entered(Status::Success).is_some())
+            .ok_or_else(|| Error::Refused {
+                code: "never_succeeded",
+                message: format!(
+                    "{app} {version} never succeeded in {environment}; roll back only to a release that ran there"
+                ),
+                reasons: Vec::new(),
+                deployment_id: None,
+            })
     }
 
     pub async fn deployment(&self, id: DeploymentId) -> Result<Deployment> {
@@ -608,60 +644,55 @@ impl Engine {
     }
 }
 
-impl Inner {
-    /// The log's first line mirrors the first status, in the `status: reason` form of
-    /// every transition's line.
-    async fn log_created(&self, d: &Deployment) {
-        if let Some(first) = d.statuses.first() {
-            self.log(
-                d.id,
-                "engine",
-                &format!("{}: {}", first.status, first.reason),
-            )
-            .await;
-        }
+/// The log's first line mirrors the first status, in the `status: reason` form of every
+/// transition's line; the store wrote its outbox entry with the deployment.
+async fn log_created(inner: &Inner, d: &Deployment) {
+    inner.outbox_written();
+    if let Some(first) = d.statuses.first() {
+        let line = format!("{}: {}", first.status, first.reason);
+        inner.log(d.id, "engine", &line).await;
     }
+}
 
-    /// Cancels the pending deployments of the same app and environment that `newer`
-    /// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
-    pub(crate) async fn supersede_pending(&self, newer: &Deployment) -> Result<()> {
-        let pending: Vec<Deployment> = self
-            .store
-            .unfinished_deployments()
-            .await?
-            .into_iter()
-            .filter(|d| {
-                d.app == newer.app && d.environment == newer.environment && d.id != newer.id
-            })
-            .collect();
-        let refs: Vec<&Deployment> = pending.iter().collect();
-        for id in supersede::superseded_by(&refs, newer) {
-            if let Some(old) = pending.iter().find(|d| d.id == id) {
-                let what = match newer.kind {
-                    Kind::Rollback => "rollback deployment",
-                    Kind::Deploy => "deployment",
-                };
-                self.transition(
+/// Cancels the pending deployments of the same app and environment that `newer`
+/// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
+async fn supersede_pending(inner: &Inner, newer: &Deployment) -> Result<()> {
+    let pending: Vec<Deployment> = inner
+        .store
+        .unfinished_deployments()
+        .await?
+        .into_iter()
+        .filter(|d| d.app == newer.app && d.environment == newer.environment && d.id != newer.id)
+        .collect();
+    let refs: Vec<&Deployment> = pending.iter().collect();
+    for id in supersede::superseded_by(&refs, newer) {
+        if let Some(old) = pending.iter().find(|d| d.id == id) {
+            let what = match newer.kind {
+                Kind::Rollback => "rollback deployment",
+                Kind::Deploy => "deployment",
+            };
+            inner
+                .transition(
                     old,
                     Status::Cancelled,
                     &newer.created_by,
                     &format!("superseded by {what} {}", newer.id),
                 )
                 .await?;
-            }
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    pub(crate) fn abort_in_progress(&self, app: &str, env: &str, reason: &str) {
-        let Ok(rollouts) = self.rollouts.lock() else {
-            return;
-        };
-        for control in rollouts
-            .values()
-            .filter(|c| c.app == app && c.environment == env)
-        {
-            control.abort.send_replace(Some(reason.to_string()));
-        }
+/// Aborts the rollout in progress of an app in an environment (an urgent rollback).
+fn abort_in_progress(inner: &Inner, app: &str, env: &str, reason: &str) {
+    let Ok(rollouts) = inner.rollouts.lock() else {
+        return;
+    };
+    for control in rollouts
+        .values()
+        .filter(|c| c.app == app && c.environment == env)
+    {
+        control.abort.send_replace(Some(reason.to_string()));
     }
 }

@@ -112,3 +112,23 @@ impl Error {
         )
     }
 }
+
+/// Why a rollout step did not go on.
+pub(crate) enum Stop {
+    /// A check failed (health, smoke, analysis, a hook): the deployment ends `failure`.
+    Failed(String),
+    /// slipway itself could not go on (store, driver, router): it ends `error`.
+    Internal(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Internal(e)
+    }
+}
+
+impl From<slipway_store::Error> for Stop {
+    fn from(e: slipway_store::Error) -> Stop {
+        Stop::Internal(e.into())
+    }
+}

@@ -1,18 +1,31 @@
 //! The engine: a level-triggered reconcile loop that moves deployments through their
-//! gates and rollouts. It compares what should run (the store) with what runs (driver,
+//! gates and rollouts. It compares what should run (the store) with what runs (drivers,
 //! router) and takes the next idempotent step, so a restart at any point resumes cleanly.
 //!
-//! The rules themselves live in `slipway-core`; this crate only wires them to I/O.
+//! The rules themselves live in `slipway-core`; this crate only wires them to I/O, which
+//! it reaches through the traits in [`Parts`] only.
+//!
+//! Modules, one job each: `effects` (persist a transition, log, route: what every step
+//! does), `instances` (start, stop, adopt and health-check instances), `recovery`
+//! (start-up: adopt, restore routes, open listeners), `reconcile` (the loop and its
+//! gates), `rollout` (one deployment's phases) and `finish` (its end), `strategy` (one
+//! module per strategy behind one step interface), `commands` (what users ask).
 #![forbid(unsafe_code)]
 
-mod canary;
 mod clock;
 mod commands;
+mod effects;
 mod error;
+mod finish;
 mod hooks;
+mod instances;
+mod notify;
+mod ports;
 mod probe;
 mod reconcile;
+mod recovery;
 mod rollout;
+mod strategy;
 mod traffic;
 
 use std::collections::HashMap;
@@ -22,13 +35,17 @@ use std::time::Duration;
 
 use slipway_config::{Config, Role};
 use slipway_core::{DeploymentId, Masker, Millis, Status};
-use slipway_drivers::Driver;
 use slipway_store::Store;
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 pub use clock::{Clock, SystemClock};
 pub use commands::{DeployRequest, EnvStatus, KeptRelease, Share, WaitingOn};
 pub use error::{Error, ErrorKind, Result};
+pub use hooks::ShellHooks;
+pub use notify::Notifier;
+pub use ports::{Drivers, HookOutput, HookRun, HookRunner, Prober};
+pub use probe::HttpProber;
+pub use slipway_store::OutboxEntry;
 pub use traffic::{EnvLimits, ReleaseRoute, TrafficRouter};
 
 /// Grace between SIGTERM and SIGKILL when an instance is stopped.
@@ -41,7 +58,8 @@ pub struct Actor {
     pub role: Role,
 }
 
-/// Published on every status change (the API's `/api/v1/events`).
+/// Published on every status change (the API's `/api/v1/events`, for live viewers; a
+/// slow one may miss events, which is why notifications read the outbox instead).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusEvent {
     pub deployment_id: DeploymentId,
@@ -53,14 +71,22 @@ pub struct StatusEvent {
     pub at: Millis,
 }
 
-/// Everything the engine needs from outside, so tests and the server can choose each part.
+/// Everything the engine needs from outside, so tests and the server can choose each
+/// part (the server's composition chooses the real ones).
 pub struct Parts {
     pub config: Config,
     pub store: Arc<dyn Store>,
-    pub driver: Arc<dyn Driver>,
+    /// One driver per `driver:` kind the apps may name.
+    pub drivers: Drivers,
     pub router: Arc<dyn TrafficRouter>,
+    /// Health checks and smoke tests.
+    pub prober: Arc<dyn Prober>,
+    pub hooks: Arc<dyn HookRunner>,
     pub clock: Arc<dyn Clock>,
-    /// Where instance logs go (`<data_dir>/logs`).
+    /// Told of every status change, from the store's outbox: in order per deployment, at
+    /// least once, also across restarts.
+    pub notifiers: Vec<Arc<dyn Notifier>>,
+    /// Where instance logs go (`<data_dir>/logs`); also names this server's instances.
     pub data_dir: PathBuf,
     /// Secrets the server knows (tokens, secret-named variables), masked in every
     /// deployment log line; [`Engine::add_secret`] adds more.
@@ -72,22 +98,28 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// The engine's shared state. Its methods are the shared effects (`effects.rs`); every
+/// other module works through free functions taking it.
 pub(crate) struct Inner {
     config: Config,
     store: Arc<dyn Store>,
-    driver: Arc<dyn Driver>,
+    drivers: Drivers,
     traffic: traffic::Traffic,
     clock: Arc<dyn Clock>,
-    prober: probe::Prober,
+    prober: Arc<dyn Prober>,
+    hooks: Arc<dyn HookRunner>,
     events: broadcast::Sender<StatusEvent>,
+    /// Wakes the reconcile loop.
     wake: Notify,
+    /// Counts status changes written, so the outbox delivery wakes on each.
+    outbox: watch::Sender<u64>,
     data_dir: PathBuf,
+    masker: std::sync::RwLock<Masker>,
     /// Held while deciding which deployment may start, so a command and the loop never
     /// both act on the same pending deployment.
     decide: Mutex<()>,
     rollouts: std::sync::Mutex<HashMap<DeploymentId, RolloutControl>>,
     shutdown: watch::Sender<bool>,
-    masker: std::sync::RwLock<Masker>,
 }
 
 /// The handle the engine keeps on one running rollout.
@@ -118,34 +150,10 @@ pub enum Paused {
     For(Duration),
 }
 
-impl Inner {
-    fn with_control(&self, id: DeploymentId, f: impl FnOnce(&mut RolloutControl)) {
-        if let Ok(mut rollouts) = self.rollouts.lock()
-            && let Some(control) = rollouts.get_mut(&id)
-        {
-            f(control);
-        }
-    }
-
-    pub(crate) fn set_verdict(
-        &self,
-        id: DeploymentId,
-        verdict: &slipway_core::analysis::Verdict,
-        text: &str,
-    ) {
-        self.with_control(id, |c| {
-            c.live.verdict = Some((verdict.clone(), text.to_string()))
-        });
-    }
-
-    pub(crate) fn set_paused(&self, id: DeploymentId, paused: Option<Paused>) {
-        self.with_control(id, |c| c.live.paused = paused);
-    }
-}
-
 impl Engine {
-    /// Binds the environments' router listeners, re-adopts instances that survived a
-    /// restart, restores the routes and pending scale-downs, and starts the reconcile loop.
+    /// Re-adopts instances that survived a restart, restores the routes and pending
+    /// scale-downs, then opens the environments' router listeners with those routes in
+    /// place, and starts the reconcile loop and the outbox delivery.
     pub async fn start(parts: Parts) -> Result<Engine> {
         let (events, _) = broadcast::channel(1024);
         let (shutdown, _) = watch::channel(false);
@@ -153,21 +161,24 @@ impl Engine {
             traffic: traffic::Traffic::new(parts.router),
             config: parts.config,
             store: parts.store,
-            driver: parts.driver,
+            drivers: parts.drivers,
             clock: parts.clock,
-            prober: probe::Prober::new(),
+            prober: parts.prober,
+            hooks: parts.hooks,
             events,
             wake: Notify::new(),
+            outbox: watch::channel(0).0,
             data_dir: parts.data_dir,
+            masker: std::sync::RwLock::new(parts.secrets),
             decide: Mutex::new(()),
             rollouts: std::sync::Mutex::new(HashMap::new()),
             shutdown,
-            masker: std::sync::RwLock::new(parts.secrets),
         });
-        inner.bind_listeners().await?;
-        inner.adopt_instances().await?;
-        inner.restore_routes().await?;
+        recovery::recover(&inner).await?;
         tokio::spawn(reconcile::run(inner.clone()));
+        for notifier in parts.notifiers {
+            tokio::spawn(notify::deliver(inner.clone(), notifier));
+        }
         Ok(Engine { inner })
     }
 
@@ -231,11 +242,14 @@ impl Engine {
         self.inner.wake.notify_one();
     }
 
-    /// Stops every instance the driver runs for this server, recorded or not, and forgets
+    /// Stops every instance the drivers run for this server, recorded or not, and forgets
     /// them (the demo's clean-up; a real server leaves workloads running when it stops).
     pub async fn stop_all_instances(&self) -> Result<()> {
-        for (_, handle) in self.inner.driver.instances(&self.inner.scope()).await {
-            self.inner.driver.stop(&handle, STOP_GRACE).await?;
+        let scope = self.inner.scope();
+        for driver in self.inner.drivers.all() {
+            for (_, handle) in driver.instances(&scope).await {
+                driver.stop(&handle, STOP_GRACE).await?;
+            }
         }
         for inst in self.inner.store.instances(None, None).await? {
             self.inner.store.delete_instance(&inst.id).await?;

@@ -4,28 +4,33 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use slipway_config::{HealthCheck, SmokeTest};
+use slipway_drivers::Driver;
 use tokio::time::Instant;
+
+use crate::ports::Prober;
 
 /// How often an instance is probed until it first answers healthy. Like Docker's
 /// `start_interval`: a fast first verdict keeps the deploy latency down to the app's own
 /// start time, while `interval` paces the checks after that.
 const START_PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
+/// The real prober: HTTP GETs over the network.
 #[derive(Clone)]
-pub struct Prober {
+pub struct HttpProber {
     http: reqwest::Client,
 }
 
 /// What one probe saw, in words a user can act on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProbeResult {
+struct ProbeResult {
     pub ok: bool,
     pub summary: String,
 }
 
-impl Prober {
-    pub fn new() -> Prober {
+impl HttpProber {
+    pub fn new() -> HttpProber {
         // No idle pooling: a probe must see the instance as a new client would, and a pooled
         // connection to a dead instance would only add noise.
         let http = reqwest::Client::builder()
@@ -33,11 +38,11 @@ impl Prober {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        Prober { http }
+        HttpProber { http }
     }
 
     /// GETs `path` on `addr` and checks the status (and body, when asked).
-    pub async fn get(
+    async fn get(
         &self,
         addr: SocketAddr,
         path: &str,
@@ -86,20 +91,20 @@ impl Prober {
             summary: format!("GET {path}: {status}"),
         }
     }
+}
 
+#[async_trait]
+impl Prober for HttpProber {
     /// Waits until the instance passes `healthy_threshold` consecutive checks. Fails when,
     /// after the start period, `unhealthy_threshold` consecutive checks fail, when the start
-    /// period ends before the first success, or when `alive` says the instance died.
-    pub async fn wait_healthy<A, F>(
+    /// period ends before the first success, or when the driver says the instance died.
+    async fn wait_healthy(
         &self,
         addr: SocketAddr,
         hc: &HealthCheck,
-        mut alive: A,
-    ) -> Result<String, String>
-    where
-        A: FnMut() -> F,
-        F: std::future::Future<Output = bool>,
-    {
+        driver: &dyn Driver,
+        handle: &str,
+    ) -> Result<String, String> {
         let started = Instant::now();
         let mut successes = 0;
         let mut failures = 0;
@@ -116,7 +121,7 @@ impl Prober {
                 }
             } else {
                 successes = 0;
-                if !alive().await {
+                if !driver.is_running(handle).await {
                     return Err(format!(
                         "instance exited before it became healthy (last check: {})",
                         result.summary
@@ -142,7 +147,7 @@ impl Prober {
     }
 
     /// Runs every smoke test against `addr` (the router); the first failure ends the run.
-    pub async fn smoke(
+    async fn smoke(
         &self,
         addr: SocketAddr,
         tests: &[SmokeTest],
@@ -168,8 +173,8 @@ impl Prober {
     }
 }
 
-impl Default for Prober {
+impl Default for HttpProber {
     fn default() -> Self {
-        Prober::new()
+        HttpProber::new()
     }
 }

@@ -15,10 +15,12 @@ use crate::error::{Error, Result};
 /// process driven over its control API.
 #[async_trait]
 pub trait TrafficRouter: Send + Sync {
-    /// Makes `env` ready to serve on `addr` (port 0 picks one); returns the bound address
-    /// when it is known already.
-    async fn listen(&self, env: &str, addr: SocketAddr) -> Result<SocketAddr>;
-    /// Swaps in `config` for `env` in one step; returns the listener's bound address.
+    /// Starts serving `env` on `addr` (port 0 picks one) with `config` as its first
+    /// configuration, so no request is answered from an empty one; returns the bound
+    /// address.
+    async fn open(&self, env: &str, addr: SocketAddr, config: ListenerConfig)
+    -> Result<SocketAddr>;
+    /// Swaps in `config` for an open `env` in one step; returns the listener's bound address.
     async fn configure(
         &self,
         env: &str,
@@ -36,10 +38,19 @@ fn router_error(e: slipway_router::Error) -> Error {
 
 #[async_trait]
 impl TrafficRouter for slipway_router::Router {
-    async fn listen(&self, env: &str, addr: SocketAddr) -> Result<SocketAddr> {
-        self.add_listener(env, addr)
-            .await
-            .map_err(|e| Error::Router(format!("environment {env}: cannot listen on {addr}: {e}")))
+    /// The router's public API binds a listener with an empty configuration; the first
+    /// configuration follows at once, with no await between that another task could use.
+    async fn open(
+        &self,
+        env: &str,
+        addr: SocketAddr,
+        config: ListenerConfig,
+    ) -> Result<SocketAddr> {
+        let bound = self.add_listener(env, addr).await.map_err(|e| {
+            Error::Router(format!("environment {env}: cannot listen on {addr}: {e}"))
+        })?;
+        slipway_router::Router::configure(self, env, config).map_err(router_error)?;
+        Ok(bound)
     }
 
     async fn configure(
@@ -65,11 +76,16 @@ impl TrafficRouter for slipway_router::Router {
 
 #[async_trait]
 impl TrafficRouter for slipway_router::ControlClient {
-    /// Nothing to do yet: the standalone router keeps serving its last configuration
-    /// until the first `configure`, which binds the listener if it is new. That is what
-    /// lets a restarted server take over without dropping a request.
-    async fn listen(&self, _env: &str, addr: SocketAddr) -> Result<SocketAddr> {
-        Ok(addr)
+    /// The standalone router keeps serving its last configuration until this one, which
+    /// binds the listener with it in place if it is new. That is what lets a restarted
+    /// server take over without dropping a request.
+    async fn open(
+        &self,
+        env: &str,
+        addr: SocketAddr,
+        config: ListenerConfig,
+    ) -> Result<SocketAddr> {
+        TrafficRouter::configure(self, env, addr, config).await
     }
 
     async fn configure(
@@ -123,8 +139,16 @@ pub struct Traffic {
 struct State {
     /// (environment, app) → split.
     splits: BTreeMap<(String, String), Vec<ReleaseRoute>>,
-    listeners: BTreeMap<String, SocketAddr>,
-    limits: BTreeMap<String, EnvLimits>,
+    listeners: BTreeMap<String, Listener>,
+}
+
+/// A listener the engine wants: where, with which limits, and whether the router serves
+/// it yet.
+#[derive(Clone, Copy)]
+struct Listener {
+    addr: SocketAddr,
+    limits: EnvLimits,
+    open: bool,
 }
 
 impl Traffic {
@@ -139,21 +163,46 @@ impl Traffic {
         self.router.as_ref()
     }
 
-    pub async fn listen(
-        &self,
-        env: &str,
-        addr: SocketAddr,
-        limits: EnvLimits,
-    ) -> Result<SocketAddr> {
-        let bound = self.router.listen(env, addr).await?;
-        let mut state = self.state.lock().await;
-        state.listeners.insert(env.to_string(), bound);
-        state.limits.insert(env.to_string(), limits);
-        Ok(bound)
+    /// Records a listener to open later with [`Traffic::open_all`]: until then, `set`
+    /// only records the splits, so the first configuration the router serves is whole.
+    pub async fn declare(&self, env: &str, addr: SocketAddr, limits: EnvLimits) {
+        let listener = Listener {
+            addr,
+            limits,
+            open: false,
+        };
+        self.state
+            .lock()
+            .await
+            .listeners
+            .insert(env.to_string(), listener);
     }
 
+    /// Opens every declared listener with the splits recorded so far.
+    pub async fn open_all(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let closed: Vec<String> = state
+            .listeners
+            .iter()
+            .filter(|(_, l)| !l.open)
+            .map(|(env, _)| env.clone())
+            .collect();
+        for env in closed {
+            let (addr, config) = state.config(&env)?;
+            let bound = self.router.open(&env, addr, config).await?;
+            tracing::info!(environment = %env, %bound, "router listening");
+            if let Some(l) = state.listeners.get_mut(&env) {
+                l.addr = bound;
+                l.open = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The address an open listener is bound to.
     pub async fn listener(&self, env: &str) -> Option<SocketAddr> {
-        self.state.lock().await.listeners.get(env).copied()
+        let state = self.state.lock().await;
+        state.listeners.get(env).filter(|l| l.open).map(|l| l.addr)
     }
 
     pub async fn split(&self, app: &str, env: &str) -> Vec<ReleaseRoute> {
@@ -165,18 +214,34 @@ impl Traffic {
             .unwrap_or_default()
     }
 
-    /// Replaces the split of one app and pushes the environment's whole configuration, so
-    /// the router swaps it in one step.
+    /// Replaces the split of one app and, once the listener is open, pushes the
+    /// environment's whole configuration, so the router swaps it in one step.
     pub async fn set(&self, app: &str, env: &str, routes: Vec<ReleaseRoute>) -> Result<()> {
         let mut state = self.state.lock().await;
         state
             .splits
             .insert((env.to_string(), app.to_string()), routes);
-        let limits = state.limits.get(env).copied().unwrap_or(EnvLimits {
-            drain_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(60),
-        });
-        let services = state
+        let (addr, config) = state.config(env)?;
+        if !state.listeners.get(env).is_some_and(|l| l.open) {
+            return Ok(());
+        }
+        let bound = self.router.configure(env, addr, config).await?;
+        if let Some(l) = state.listeners.get_mut(env) {
+            l.addr = bound;
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// The whole configuration of one environment's listener, and its address.
+    fn config(&self, env: &str) -> Result<(SocketAddr, ListenerConfig)> {
+        let listener = self
+            .listeners
+            .get(env)
+            .ok_or_else(|| Error::Router(format!("environment {env} has no listener")))?;
+        let limits = listener.limits;
+        let services = self
             .splits
             .iter()
             .filter(|((e, _), _)| e == env)
@@ -195,16 +260,6 @@ impl Traffic {
                 request_timeout: limits.request_timeout,
             })
             .collect();
-        let addr = state
-            .listeners
-            .get(env)
-            .copied()
-            .ok_or_else(|| Error::Router(format!("environment {env} has no listener")))?;
-        let bound = self
-            .router
-            .configure(env, addr, ListenerConfig { services })
-            .await?;
-        state.listeners.insert(env.to_string(), bound);
-        Ok(())
+        Ok((listener.addr, ListenerConfig { services }))
     }
 }

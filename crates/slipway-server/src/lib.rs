@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod compose;
 mod error;
 mod preflight;
 mod views;
@@ -12,7 +13,6 @@ mod views;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -21,8 +21,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use slipway_config::Config;
 use slipway_core::{Masker, is_secret_name};
-use slipway_engine::{Engine, Parts, SystemClock};
-use slipway_store::{SqliteStore, Store};
+use slipway_engine::Engine;
 use tokio::sync::oneshot;
 
 pub use error::{ApiError, Error};
@@ -124,29 +123,13 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         path: data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
-    let clock = Arc::new(SystemClock);
-    let admin_token = auth::bootstrap(
-        store.as_ref(),
-        &data_dir,
-        slipway_engine::Clock::now(clock.as_ref()),
-    )
-    .await?;
-    let (router, traffic) = traffic_router(&config)?;
+    let (mut parts, router) = compose::real_parts(config, data_dir.clone()).await?;
+    let admin_token = auth::bootstrap(parts.store.as_ref(), &data_dir, parts.clock.now()).await?;
     // `vars()` would panic on a variable that is not UTF-8; such a one is no token we print.
     let server_env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let secrets = known_secrets(&config, server_env, admin_token.as_deref());
-    let engine = Engine::start(Parts {
-        config,
-        store,
-        driver: Arc::new(slipway_drivers::ProcessDriver::new()),
-        router: traffic,
-        clock,
-        data_dir,
-        secrets,
-    })
-    .await?;
+    parts.secrets = known_secrets(&parts.config, server_env, admin_token.as_deref());
+    let engine = Engine::start(parts).await?;
     let app = routes(AppState {
         engine: engine.clone(),
     });
@@ -214,35 +197,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The in-process router, or a client of the standalone one named by
-/// `server.router_control` (which then outlives restarts of this server).
-fn traffic_router(
-    config: &Config,
-) -> Result<
-    (
-        Option<slipway_router::Router>,
-        Arc<dyn slipway_engine::TrafficRouter>,
-    ),
-    Error,
-> {
-    match config.server.router_control {
-        None => {
-            let router = slipway_router::Router::new();
-            Ok((Some(router.clone()), Arc::new(router)))
-        }
-        Some(addr) => {
-            let token = std::env::var("SLIPWAY_ROUTER_TOKEN").map_err(|_| {
-                Error::Setup(format!(
-                    "server.router_control is {addr}: set SLIPWAY_ROUTER_TOKEN to the token that `slipway router --control {addr}` was started with"
-                ))
-            })?;
-            let client = slipway_router::ControlClient::new(&addr.to_string(), &token)
-                .map_err(|e| Error::Setup(e.to_string()))?;
-            Ok((None, Arc::new(client)))
-        }
-    }
 }
 
 /// `slipway server`: runs until SIGINT or SIGTERM.

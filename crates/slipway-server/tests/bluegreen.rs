@@ -3,9 +3,7 @@
 
 mod util;
 
-use std::time::Duration;
-
-use util::TestServer;
+use util::{TestServer, wait_until};
 
 const ENV: &str = "    staging:\n      listen: 127.0.0.1:0\n      strategy: { blue-green: { preview: 127.0.0.1:0, scale_down_delay: 300ms } }\n";
 
@@ -54,15 +52,10 @@ async fn the_old_set_stops_after_the_scale_down_delay_and_a_rollback_restarts_it
         s.through_router("staging.preview").await.1.trim(),
         "ok release=v2"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while s.instance_states("staging", "v1").await != ["stopped"] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "v1 never scaled down: {:?}",
-            s.instance_states("staging", "v1").await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("v1 to scale down", || async {
+        s.instance_states("staging", "v1").await == ["stopped"]
+    })
+    .await;
     assert_eq!(s.instance_states("staging", "v2").await, ["running"]);
 
     let rb = s.rollback("staging", None).await;
@@ -87,14 +80,10 @@ async fn a_scale_down_delay_cut_by_a_restart_is_waited_out_after_it() {
     s.restart().await;
     // The delay has not run out yet: the old set is still there for an instant rollback.
     assert_eq!(s.instance_states("staging", "v1").await, ["running"]);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while s.instance_states("staging", "v1").await != ["stopped"] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "v1 never scaled down after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("v1 to scale down after the restart", || async {
+        s.instance_states("staging", "v1").await == ["stopped"]
+    })
+    .await;
     assert_eq!(s.instance_states("staging", "v2").await, ["running"]);
     assert_eq!(s.through_router("staging").await.1.trim(), "ok release=v2");
     s.stop().await;

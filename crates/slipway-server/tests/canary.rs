@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::TestServer;
+use util::{TestServer, poll_until};
 
 fn canary_env(steps: &str) -> String {
     format!(
@@ -204,27 +204,12 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
     s.deploy_and_wait("production", "v1", "success").await;
     let load = Load::start(s.listener("production").await);
     let id = deploy(&s, "v2").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let paused: Value = loop {
-        let (_, env) = s
-            .call(
-                "GET",
-                "/api/v1/apps/web/environments/production",
-                &s.admin,
-                None,
-            )
-            .await;
-        if TestServer::split(&env) == [("v1".to_string(), 80.0), ("v2".to_string(), 20.0)]
-            && env["in_progress"]["analysis"]["text"].is_string()
-        {
-            break env;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never paused at 20%: {env:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let paused: Value = poll_until("the canary to pause at 20%", || async {
+        let env = s.env("production").await;
+        let at_20 = TestServer::split(&env) == [("v1".to_string(), 80.0), ("v2".to_string(), 20.0)];
+        (at_20 && env["in_progress"]["analysis"]["text"].is_string()).then_some(env)
+    })
+    .await;
     assert_eq!(paused["in_progress"]["id"], id);
     assert_eq!(paused["in_progress"]["paused"]["kind"], "manual");
     let (status, _) = s

@@ -3,9 +3,7 @@
 
 mod util;
 
-use std::time::Duration;
-
-use util::TestServer;
+use util::{TestServer, wait_until};
 
 const STAGING: &str = "    staging:\n      listen: 127.0.0.1:0\n";
 
@@ -17,27 +15,20 @@ async fn a_rollout_interrupted_by_a_restart_resumes_and_completes() {
     s.faulty("v2", "--start-delay-ms 1500");
     let (_, d) = s.deploy(&s.admin, "staging", "v2").await;
     let id = d["id"].as_i64().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    // The instance is recorded (its start is logged after that): the kill lands while the
+    // recorded instance is being health-checked.
+    wait_until("v2 to start", || async {
         let (_, d) = s
             .call("GET", &format!("/api/v1/deployments/{id}"), &s.admin, None)
             .await;
-        // The instance is recorded (its start is logged after that): the kill lands while
-        // the recorded instance is being health-checked.
         let started = s
             .log_lines(id)
             .await
             .iter()
             .any(|m| m.starts_with("started instance"));
-        if d["phase"] == "starting" && started {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "v2 never started: {d:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        d["phase"] == "starting" && started
+    })
+    .await;
 
     s.restart().await;
 
@@ -97,7 +88,7 @@ async fn instances_that_died_while_the_server_was_down_are_not_routed_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_started_but_never_recorded_is_stopped_on_restart() {
-    use slipway_drivers::{Driver, InstanceSpec, ProcessDriver};
+    use slipway_drivers::{Driver, InstanceSpec, ProcessDriver, Workload};
 
     let mut s = TestServer::start(STAGING).await;
     s.deploy_and_wait("staging", "v1", "success").await;
@@ -114,10 +105,12 @@ async fn an_instance_started_but_never_recorded_is_stopped_on_restart() {
             app: "web".into(),
             environment: "staging".into(),
             version: "v2".into(),
-            command: "exec sleep 60".into(),
             env: Default::default(),
-            log_path: s.dir.path().join("orphan.log"),
-            workdir: s.dir.path().to_path_buf(),
+            workload: Workload::Process {
+                command: "exec sleep 60".into(),
+                log_path: s.dir.path().join("orphan.log"),
+                workdir: s.dir.path().to_path_buf(),
+            },
         })
         .await
         .unwrap();
@@ -151,25 +144,17 @@ async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
         env["in_progress"]["paused"]["kind"] == "manual"
             && TestServer::split(env) == [("v1".to_string(), 50.0), ("v2".to_string(), 50.0)]
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !paused_at_half(&s.env("production").await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never paused at 50%"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("a pause at 50%", || async {
+        paused_at_half(&s.env("production").await)
+    })
+    .await;
 
     s.restart().await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !paused_at_half(&s.env("production").await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the resumed canary is not back at 50%"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the resumed canary back at 50%", || async {
+        paused_at_half(&s.env("production").await)
+    })
+    .await;
     let lines = s.log_lines(id).await;
     assert_eq!(
         lines
@@ -194,5 +179,69 @@ async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
     assert_eq!(status, 200);
     let d = s.wait_for(id, &["success", "failure", "error"]).await;
     assert_eq!(d["status"], "success", "{d:#}");
+    s.stop().await;
+}
+
+/// Issue 14 item 6: a restarted server's listener accepted requests before the routes
+/// were restored and answered them `404 no app by that name` (62 to 84 in three restarts
+/// here). The engine now restores the routes first (see the engine's
+/// `a_restarted_engine_opens_its_listener_with_the_routes_in_place`), but the in-process
+/// router can only bind a listener empty and configure it a moment later: about one
+/// request in three runs still lands in between. Ignored until the router can bind a
+/// listener with its first configuration in place (its `bind` is crate-private).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a router API that binds a listener with its first configuration"]
+async fn a_restarted_server_never_answers_404_while_its_routes_come_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let envs = format!("    staging:\n      listen: 127.0.0.1:{port}\n");
+    let mut s = TestServer::start(&envs).await;
+    s.deploy_and_wait("staging", "v1", "success").await;
+
+    // One new connection after another, as fast as they go: each restart's first
+    // requests are among them.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let client = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        while !flag.load(Ordering::Relaxed) {
+            let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                tokio::task::yield_now().await;
+                continue;
+            };
+            let request = b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n";
+            let mut answer = Vec::new();
+            if conn.write_all(request).await.is_ok() && conn.read_to_end(&mut answer).await.is_ok()
+            {
+                let head = String::from_utf8_lossy(&answer);
+                if let Some(status) = head.split(' ').nth(1) {
+                    statuses.push(status.to_string());
+                }
+            }
+        }
+        statuses
+    });
+    for _ in 0..3 {
+        s.restart().await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let statuses = client.await.unwrap();
+    assert!(
+        statuses.iter().filter(|s| *s == "200").count() > 10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "404").count(),
+        0,
+        "{statuses:?}"
+    );
     s.stop().await;
 }

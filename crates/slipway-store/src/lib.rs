@@ -138,6 +138,17 @@ pub trait Store: Send + Sync {
     /// (for `/metrics`, where a series should not vanish when it drops to zero).
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>>;
 
+    /// Status changes after `after_seq` in the order they were written (creation's
+    /// `queued` included), at most `limit` (capped at [`MAX_LOG_LIMIT`]). Each is written
+    /// in the same transaction as the change itself.
+    async fn outbox_after(&self, after_seq: i64, limit: u32) -> Result<Vec<OutboxEntry>>;
+
+    /// The last outbox `seq` the notifier `name` took; 0 when it never took one.
+    async fn outbox_cursor(&self, name: &str) -> Result<i64>;
+
+    /// Records that `name` took everything up to `seq`; never moves a cursor back.
+    async fn set_outbox_cursor(&self, name: &str, seq: i64) -> Result<()>;
+
     /// Checks the database answers (for `/ready`).
     async fn ping(&self) -> Result<()>;
 }
@@ -165,4 +176,16 @@ pub struct DeploymentFilter {
     pub status: Option<Status>,
     pub kind: Option<Kind>,
     pub limit: Option<u32>,
+}
+
+/// One status change as the outbox holds it, for notifiers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Global delivery order.
+    pub seq: i64,
+    pub deployment_id: DeploymentId,
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub change: StatusChange,
 }

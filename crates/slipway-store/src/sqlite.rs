@@ -16,7 +16,7 @@ use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use crate::{
     DEFAULT_LIST_LIMIT, DeploymentFilter, Error, MAX_LIST_LIMIT, MAX_LOG_LIMIT, NewDeployment,
-    Result, Store,
+    OutboxEntry, Result, Store,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -561,6 +561,39 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
+    async fn outbox_after(&self, after_seq: i64, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT o.seq, o.deployment_id, d.app, d.environment, d.version, o.status, o.at, \
+             o.actor, o.reason FROM outbox o JOIN deployments d ON d.id = o.deployment_id \
+             WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+        )
+        .bind(after_seq)
+        .bind(i64::from(limit.min(MAX_LOG_LIMIT)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(OutboxRow::into_entry).collect()
+    }
+
+    async fn outbox_cursor(&self, name: &str) -> Result<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM outbox_cursors WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn set_outbox_cursor(&self, name: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox_cursors (name, seq) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+        )
+        .bind(name)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -585,6 +618,16 @@ async fn append_status(
     .bind(&change.actor)
     .bind(&change.reason)
     .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO outbox (deployment_id, status, at, actor, reason) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(change.status.as_str())
+    .bind(change.at)
+    .bind(&change.actor)
+    .bind(&change.reason)
     .execute(conn)
     .await?;
     Ok(())
@@ -844,6 +887,38 @@ impl UserRow {
             name: self.name,
             role,
             created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct OutboxRow {
+    seq: i64,
+    deployment_id: DeploymentId,
+    app: String,
+    environment: String,
+    version: String,
+    status: String,
+    at: Millis,
+    actor: String,
+    reason: String,
+}
+
+impl OutboxRow {
+    fn into_entry(self) -> Result<OutboxEntry> {
+        let status = parse_field(self.deployment_id, "status", &self.status, Status::parse)?;
+        Ok(OutboxEntry {
+            seq: self.seq,
+            deployment_id: self.deployment_id,
+            app: self.app,
+            environment: self.environment,
+            version: self.version,
+            change: StatusChange {
+                status,
+                at: self.at,
+                actor: self.actor,
+                reason: self.reason,
+            },
         })
     }
 }

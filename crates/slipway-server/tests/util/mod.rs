@@ -27,6 +27,42 @@ pub fn demo_app() -> PathBuf {
     bin
 }
 
+/// How long a test waits for anything before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `check` every 20 ms until it gives a value; panics with `what` after
+/// [`DEADLINE`]. The one poll loop of these tests.
+pub async fn poll_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `cond` until it holds (see [`poll_until`]).
+pub async fn wait_until<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll_until(what, || {
+        let holds = cond();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
 pub struct TestServer {
     handle: Option<ServerHandle>,
     config: slipway_config::Config,
@@ -163,8 +199,8 @@ impl TestServer {
 
     /// Polls a deployment until its status is one of `statuses`.
     pub async fn wait_for(&self, id: i64, statuses: &[&str]) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("deployment {id} to reach {statuses:?}");
+        poll_until(&what, || async {
             let (_, d) = self
                 .call(
                     "GET",
@@ -173,15 +209,11 @@ impl TestServer {
                     None,
                 )
                 .await;
-            if statuses.contains(&d["status"].as_str().unwrap_or("")) {
-                return d;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "deployment {id} never reached {statuses:?}: {d:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            statuses
+                .contains(&d["status"].as_str().unwrap_or(""))
+                .then_some(d)
+        })
+        .await
     }
 
     /// Deploys and waits for the end; panics unless it ends `expect`.

@@ -1,0 +1,252 @@
+//! An app's instances: start them (named `slipway-<app>-<env>-<version>-<n>`), find the
+//! live ones, wait until they are healthy, stop them, and copy what they printed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use slipway_config::{App, DriverKind};
+use slipway_core::{Deployment, Instance, InstanceState};
+use slipway_drivers::{InstanceSpec, Workload};
+
+use crate::error::{Error, Result, Stop};
+use crate::{Inner, STOP_GRACE};
+
+/// How many lines of an instance's own output are copied into the deployment log.
+const APP_LOG_TAIL: usize = 20;
+
+/// At least `count` running instances of `d`'s release, reusing those that run (a
+/// rollback finds its kept ones).
+pub(crate) async fn ensure(
+    inner: &Inner,
+    d: &Deployment,
+    app: &App,
+    count: usize,
+) -> Result<Vec<Instance>> {
+    let mut running = live(inner, &d.app, &d.environment, &d.release.version).await?;
+    for inst in &running {
+        let line = format!("using running instance {} ({})", inst.id, inst.addr);
+        inner.log(d.id, "engine", &line).await;
+    }
+    while running.len() < count {
+        running.push(start(inner, d, app).await?);
+    }
+    Ok(running)
+}
+
+/// The instances of a release that the store says run and the driver confirms; the
+/// others are marked stopped.
+pub(crate) async fn live(
+    inner: &Inner,
+    app: &str,
+    env: &str,
+    version: &str,
+) -> Result<Vec<Instance>> {
+    let mut found = Vec::new();
+    for mut inst in inner.store.instances(Some(app), Some(env)).await? {
+        if inst.version != version || inst.state != InstanceState::Running {
+            continue;
+        }
+        if inner.driver_of(app)?.is_running(&inst.handle).await {
+            found.push(inst);
+        } else {
+            inst.state = InstanceState::Stopped;
+            inner.store.put_instance(&inst).await?;
+        }
+    }
+    Ok(found)
+}
+
+/// Starts one new instance of `d`'s release and records it.
+pub(crate) async fn start(inner: &Inner, d: &Deployment, app: &App) -> Result<Instance> {
+    let taken: Vec<String> = inner
+        .store
+        .instances(Some(&d.app), Some(&d.environment))
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let name = instance_name(d, &taken);
+    let spec = spec(inner, d, app, &name)?;
+    let started = inner.driver_of(&d.app)?.start(&spec).await?;
+    let inst = Instance {
+        id: name,
+        app: d.app.clone(),
+        environment: d.environment.clone(),
+        version: d.release.version.clone(),
+        deployment_id: d.id,
+        handle: started.handle,
+        addr: started.addr.to_string(),
+        state: InstanceState::Running,
+        started_at: inner.clock.now(),
+    };
+    inner.store.put_instance(&inst).await?;
+    let line = format!(
+        "started instance {} (pid {}, {})",
+        inst.id, started.pid, inst.addr
+    );
+    inner.log(d.id, "engine", &line).await;
+    Ok(inst)
+}
+
+/// `slipway-<app>-<env>-<version>-<n>` (DESIGN §7) with the smallest `n` not taken. A
+/// version keeps only the characters a container name allows.
+pub(crate) fn instance_name(d: &Deployment, taken: &[String]) -> String {
+    let version = d.release.version.replace(
+        |c: char| !c.is_ascii_alphanumeric() && !matches!(c, '-' | '_' | '.'),
+        "_",
+    );
+    let prefix = format!("slipway-{}-{}-{version}", d.app, d.environment);
+    (1u32..)
+        .map(|n| format!("{prefix}-{n}"))
+        .find(|name| !taken.contains(name))
+        .unwrap_or(prefix)
+}
+
+/// What the app's driver needs to run one instance.
+fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<InstanceSpec> {
+    let workload = match app.driver {
+        DriverKind::Process => {
+            let command = app
+                .run
+                .clone()
+                .ok_or_else(|| Error::Unsupported(format!("app {} has no `run` command", d.app)))?;
+            // The driver creates the log's directory.
+            Workload::Process {
+                command,
+                log_path: log_path(inner, name, d.id),
+                workdir: std::env::current_dir()?,
+            }
+        }
+        DriverKind::Docker => Workload::Container {
+            image: app
+                .image
+                .clone()
+                .ok_or_else(|| Error::Unsupported(format!("app {} has no `image`", d.app)))?,
+            port: app
+                .port
+                .ok_or_else(|| Error::Unsupported(format!("app {} has no `port`", d.app)))?,
+            labels: labels(d),
+        },
+    };
+    Ok(InstanceSpec {
+        instance_id: name.to_string(),
+        scope: inner.scope(),
+        app: d.app.clone(),
+        environment: d.environment.clone(),
+        version: d.release.version.clone(),
+        env: inner.instance_env(d),
+        workload,
+    })
+}
+
+/// The labels DESIGN §7 gives a container (`slipway.digest` when the release has one).
+fn labels(d: &Deployment) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("slipway.app".into(), d.app.clone()),
+        ("slipway.environment".into(), d.environment.clone()),
+        ("slipway.release".into(), d.release.version.clone()),
+        ("slipway.deployment".into(), d.id.to_string()),
+    ]);
+    if let Some(digest) = &d.release.digest {
+        labels.insert("slipway.digest".into(), digest.clone());
+    }
+    labels
+}
+
+/// A process instance's output file. The deployment is part of it: an instance name is
+/// reused once its instance is gone, its output is not.
+fn log_path(inner: &Inner, name: &str, deployment: i64) -> PathBuf {
+    inner
+        .data_dir
+        .join("logs")
+        .join(format!("{name}.{deployment}.log"))
+}
+
+/// Waits until `inst` passes its health check (DESIGN §2 readiness).
+pub(crate) async fn wait_healthy(
+    inner: &Inner,
+    d: &Deployment,
+    app: &App,
+    inst: &Instance,
+) -> Result<(), Stop> {
+    let addr = inst.addr.parse().map_err(|_| {
+        Error::Router(format!(
+            "instance {} has a bad address {}",
+            inst.id, inst.addr
+        ))
+    })?;
+    let waiting = format!(
+        "waiting for {} to become healthy ({} on {addr})",
+        inst.id, app.health.path
+    );
+    inner.log(d.id, "health", &waiting).await;
+    let driver = inner.driver_of(&d.app)?;
+    match inner
+        .prober
+        .wait_healthy(addr, &app.health, driver.as_ref(), &inst.handle)
+        .await
+    {
+        Ok(summary) => {
+            inner
+                .log(d.id, "health", &format!("healthy: {summary}"))
+                .await;
+            Ok(())
+        }
+        Err(why) => Err(Stop::Failed(format!(
+            "{} never became healthy: {why}",
+            d.release.version
+        ))),
+    }
+}
+
+/// Stops one instance and forgets it.
+pub(crate) async fn stop(inner: &Inner, inst: &Instance) -> Result<()> {
+    inner
+        .driver_of(&inst.app)?
+        .stop(&inst.handle, STOP_GRACE)
+        .await?;
+    inner.store.delete_instance(&inst.id).await?;
+    Ok(())
+}
+
+/// Stops an instance but keeps its record (as stopped), so a rollback can start it again.
+pub(crate) async fn idle(inner: &Inner, mut inst: Instance) -> Result<()> {
+    inner
+        .driver_of(&inst.app)?
+        .stop(&inst.handle, STOP_GRACE)
+        .await?;
+    inst.state = InstanceState::Stopped;
+    inner.store.put_instance(&inst).await?;
+    Ok(())
+}
+
+/// Stops every instance of one release in one environment and forgets it.
+pub(crate) async fn stop_release(inner: &Inner, app: &str, env: &str, version: &str) -> Result<()> {
+    for inst in inner.store.instances(Some(app), Some(env)).await? {
+        if inst.version == version {
+            stop(inner, &inst).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the last lines the release's instances printed into the deployment log.
+pub(crate) async fn copy_output(inner: &Inner, d: &Deployment) {
+    let Ok(instances) = inner
+        .store
+        .instances(Some(&d.app), Some(&d.environment))
+        .await
+    else {
+        return;
+    };
+    for inst in instances.iter().filter(|i| i.version == d.release.version) {
+        let path = log_path(inner, &inst.id, inst.deployment_id);
+        let Ok(text) = tokio::fs::read_to_string(&path).await else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(APP_LOG_TAIL)..] {
+            inner.log(d.id, "app", line).await;
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The engine's own tests: every rule of a rollout with fakes for the outside world (see
+//! `util`), so they run in milliseconds with no process spawned and no socket bound.
+
+mod gates;
+mod outbox;
+mod recovery;
+mod strategies;
+mod util;

@@ -1,0 +1,63 @@
+//! The one place that chooses the real parts of a server: the SQLite store in
+//! `data_dir`, the process driver, the in-process (or standalone) router, HTTP probes,
+//! shell hooks and the system clock. `slipway server` and `slipway demo` both start here;
+//! tests hand the engine other parts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use slipway_config::{Config, DriverKind};
+use slipway_engine::{Drivers, HttpProber, Parts, ShellHooks, SystemClock, TrafficRouter};
+use slipway_store::SqliteStore;
+
+use crate::Error;
+
+/// The real parts, and the in-process router when the server runs its own (it is shut
+/// down with the server).
+pub(crate) async fn real_parts(
+    config: Config,
+    data_dir: PathBuf,
+) -> Result<(Parts, Option<slipway_router::Router>), Error> {
+    let store = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
+    let (router, traffic) = traffic_router(&config)?;
+    let parts = Parts {
+        config,
+        store,
+        drivers: Drivers::new().with(
+            DriverKind::Process,
+            Arc::new(slipway_drivers::ProcessDriver::new()),
+        ),
+        router: traffic,
+        prober: Arc::new(HttpProber::new()),
+        hooks: Arc::new(ShellHooks),
+        clock: Arc::new(SystemClock),
+        notifiers: Vec::new(),
+        data_dir,
+        // The caller adds the secrets it knows once the admin token exists.
+        secrets: slipway_core::Masker::default(),
+    };
+    Ok((parts, router))
+}
+
+/// The in-process router, or a client of the standalone one named by
+/// `server.router_control` (which then outlives restarts of this server).
+fn traffic_router(
+    config: &Config,
+) -> Result<(Option<slipway_router::Router>, Arc<dyn TrafficRouter>), Error> {
+    match config.server.router_control {
+        None => {
+            let router = slipway_router::Router::new();
+            Ok((Some(router.clone()), Arc::new(router)))
+        }
+        Some(addr) => {
+            let token = std::env::var("SLIPWAY_ROUTER_TOKEN").map_err(|_| {
+                Error::Setup(format!(
+                    "server.router_control is {addr}: set SLIPWAY_ROUTER_TOKEN to the token that `slipway router --control {addr}` was started with"
+                ))
+            })?;
+            let client = slipway_router::ControlClient::new(&addr.to_string(), &token)
+                .map_err(|e| Error::Setup(e.to_string()))?;
+            Ok((None, Arc::new(client)))
+        }
+    }
+}
