@@ -276,10 +276,26 @@ mod tests {
             ),
             ("127.0.0.1:80", vec![], "at least one --backend"),
             // Regression: a byte index inside a multi-byte character panicked.
-            ("127.0.0.1:80", vec!["abcdeféx=1"], "URL must start with http://"),
-            ("127.0.0.1:80", vec!["http:/é=1"], "URL must start with http://"),
-            ("127.0.0.1:80", vec!["httpsé://x=1"], "URL must start with http://"),
-            ("127.0.0.1:80", vec!["http://=1"], "URL must start with http://"),
+            (
+                "127.0.0.1:80",
+                vec!["abcdeféx=1"],
+                "URL must start with http://",
+            ),
+            (
+                "127.0.0.1:80",
+                vec!["http:/é=1"],
+                "URL must start with http://",
+            ),
+            (
+                "127.0.0.1:80",
+                vec!["httpsé://x=1"],
+                "URL must start with http://",
+            ),
+            (
+                "127.0.0.1:80",
+                vec!["http://=1"],
+                "URL must start with http://",
+            ),
         ];
         for (listen, backends, expected) in cases {
             let error = parse(listen, &backends).unwrap_err().to_string();
