@@ -14,6 +14,8 @@ mod control;
 mod error;
 mod fast_path;
 mod head;
+#[cfg(test)]
+mod head_props;
 mod hyper_path;
 mod listener;
 mod proxy;
