@@ -49,6 +49,7 @@ pub(crate) async fn handle(
         waiting: waiting.clone(),
         timeout: shared.opts.header_read_timeout,
         stall: None,
+        pending: false,
     };
     let mut req = Request::from_parts(parts, body);
     let cookie = route
@@ -348,6 +349,8 @@ pub(crate) struct ClientBody {
     waiting: Option<Arc<AtomicBool>>,
     timeout: Duration,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The last poll was pending: the router is waiting on the client.
+    pending: bool,
 }
 
 /// How a client's request body failed.
@@ -384,25 +387,27 @@ impl Body for ClientBody {
         if let Some(waiting) = &this.waiting {
             waiting.store(polled.is_pending(), Relaxed);
         }
+        let fresh_wait = !this.pending;
+        this.pending = polled.is_pending();
         match polled {
             Poll::Pending => {
-                let timeout = this.timeout;
-                let stall = this
-                    .stall
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                if stall.as_mut().poll(cx).is_ready() {
+                // The clock starts when the wait on the client does: time hyper spent
+                // not asking (the app slow to read) is not the client's.
+                if fresh_wait || this.stall.is_none() {
+                    let deadline = tokio::time::Instant::now() + this.timeout;
+                    match &mut this.stall {
+                        Some(stall) => stall.as_mut().reset(deadline),
+                        None => this.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                if let Some(stall) = &mut this.stall
+                    && stall.as_mut().poll(cx).is_ready()
+                {
                     return Poll::Ready(Some(Err(ClientBodyError::Stalled.into())));
                 }
                 Poll::Pending
             }
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(stall) = &mut this.stall {
-                    stall
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + this.timeout);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
             Poll::Ready(Some(Err(error))) => {
                 tracing::debug!(%error, "client request body failed");
                 Poll::Ready(Some(Err(ClientBodyError::Broken.into())))
