@@ -14,10 +14,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 command -v haproxy >/dev/null || { echo "missing haproxy: apt-get install -y haproxy"; exit 2; }
 cargo build --release -p slipway
-ulimit -n 16384
+ulimit -n 20000
 work=$(mktemp -d -t router-hostile-memory.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "logs in $work" || rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -85,7 +85,7 @@ ha=$(free_port)
 cat >"$work/haproxy.cfg" <<CONF
 global
   nbthread $THREADS
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 2s
