@@ -88,8 +88,20 @@ fn the_api_token_is_not_taken_for_a_control_router_token() {
 fn a_router_backend_with_a_multibyte_character_is_bad_input_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
-        &["router", "--listen", "127.0.0.1:0", "--backend", "abcdeféx=1"][..],
-        &["router", "--listen", "127.0.0.1:0", "--backend", "http:/é=1"],
+        &[
+            "router",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "abcdeféx=1",
+        ][..],
+        &[
+            "router",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "http:/é=1",
+        ],
         &[
             "router",
             "--listen",
