@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ListenerConfig;
 use crate::stats::ReleaseStats;
-use crate::{Error, Result, Router};
+use crate::{Error, Result, Router, RouterOptions};
 
 /// Largest control request body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -40,7 +40,7 @@ pub struct ListenerInfo {
 
 /// Runs a standalone router configured over an HTTP control API on `addr` (bearer
 /// `token`), until ctrl-c or SIGTERM; then drains every listener.
-pub async fn run_control(addr: SocketAddr, token: String) -> Result<()> {
+pub async fn run_control(addr: SocketAddr, token: String, limits: RouterOptions) -> Result<()> {
     let socket = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
@@ -48,7 +48,7 @@ pub async fn run_control(addr: SocketAddr, token: String) -> Result<()> {
     serve_control(
         socket,
         token,
-        Router::new(),
+        Router::with_options(limits),
         crate::static_mode::terminated(),
     )
     .await

@@ -24,6 +24,10 @@ use crate::upstream::{Instance, RawConn};
 /// Initial read buffer of a client connection: room for typical request heads.
 const CLIENT_BUF: usize = 8 * 1024;
 
+/// Bound on reading what a refused client still sends before the connection closes.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+const LINGER_BYTES: usize = 256 * 1024;
+
 /// How a client connection left the plain path.
 pub(crate) enum Ending {
     Closed,
@@ -79,36 +83,46 @@ pub(crate) async fn serve(
     };
     loop {
         let prepared = match client.read_head(stop).await {
-            Ok(Some(prepared)) => prepared,
-            Ok(None) => return Ending::Closed,
-            Err(HandOff) => return Ending::HandOff(client.buf),
+            Ok(prepared) => prepared,
+            Err(Leave::Closed) => return Ending::Closed,
+            Err(Leave::HandOff) => return Ending::HandOff(client.buf),
+            Err(Leave::Refuse(refusal)) => {
+                client.refuse(refusal, true).await;
+                return Ending::Closed;
+            }
         };
         let stopping = *stop.borrow();
         match client.serve(prepared, stopping).await {
-            Served::KeepOpen if !stopping => {}
+            Served::KeepOpen if !stopping => client.shrink(),
             _ => return Ending::Closed,
         }
     }
 }
 
-/// The connection needs hyper from here on.
-struct HandOff;
+/// Why no request head came.
+enum Leave {
+    /// The connection ended: closed, idle or stalled past the header timeout, or the
+    /// router stopping.
+    Closed,
+    /// The connection needs hyper from here on.
+    HandOff,
+    /// A head the router refuses (too large, malformed); the connection closes after.
+    Refuse(Refusal),
+}
 
 impl Client<'_> {
-    /// Waits for the next request head and prepares it. `None`: the connection ended
-    /// (closed, idle or stalled past the header timeout, or the router stopping).
-    async fn read_head(
-        &mut self,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Prepared>, HandOff> {
+    /// Waits for the next request head and prepares it.
+    async fn read_head(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Prepared, Leave> {
         let opts = &self.shared.opts;
+        let max_head = opts.max_header_bytes.max(1024);
         let mut deadline = None;
         loop {
             if !self.buf.is_empty() {
                 let mut slots = head::header_slots();
                 let (len, prepared) = match head::parse_request(&self.buf, &mut slots) {
                     Parsed::Partial => (0, None),
-                    Parsed::Other => return Err(HandOff),
+                    Parsed::Other => return Err(Leave::HandOff),
+                    Parsed::Bad(why) => return Err(Leave::Refuse(Refusal::Malformed(why))),
                     Parsed::Plain(head) => {
                         let prepared =
                             prepare(&head, self.shared, self.peer, &mut self.upstream_head);
@@ -117,15 +131,16 @@ impl Client<'_> {
                 };
                 if let Some(prepared) = prepared {
                     self.buf.advance(len);
-                    return Ok(Some(prepared));
+                    return Ok(prepared);
                 }
-                if self.buf.len() >= opts.max_header_bytes {
-                    // hyper answers 431.
-                    return Err(HandOff);
+                if self.buf.len() >= max_head {
+                    return Err(Leave::Refuse(Refusal::HeadTooLarge));
                 }
             }
-            if self.buf.capacity() - self.buf.len() < 1024 {
-                self.buf.reserve(CLIENT_BUF);
+            // Never past the head limit: what a connection holds is bounded by it, and
+            // an unfinished head gets its 431 at the limit, not after.
+            if self.buf.capacity() - self.buf.len() < 1024 && self.buf.capacity() < max_head {
+                self.buf.reserve(CLIENT_BUF.min(max_head - self.buf.len()));
             }
             let deadline = *deadline
                 .get_or_insert_with(|| tokio::time::Instant::now() + opts.header_read_timeout);
@@ -135,11 +150,24 @@ impl Client<'_> {
                 read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)) => {
                     match read {
                         Ok(Ok(n)) if n > 0 => {}
-                        _ => return Ok(None),
+                        _ => return Err(Leave::Closed),
                     }
                 }
                 // Only an idle connection closes at once; a request under way is served.
-                _ = stop.changed(), if idle => return Ok(None),
+                _ = stop.changed(), if idle => return Err(Leave::Closed),
+            }
+        }
+    }
+
+    /// Gives back what an unusually large request grew, so an idle keep-alive
+    /// connection holds little.
+    fn shrink(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > CLIENT_BUF {
+            self.buf = BytesMut::with_capacity(CLIENT_BUF);
+        }
+        for v in [&mut self.upstream_head, &mut self.out] {
+            if v.capacity() > 2 * CLIENT_BUF {
+                *v = Vec::new();
             }
         }
     }
@@ -156,12 +184,14 @@ impl Client<'_> {
             }
         };
         // A body already here goes out with the head, and can be sent again.
-        let mut body_left = p.body;
-        let here = up_to(body_left, self.buf.len());
+        let here = up_to(p.body, self.buf.len());
         self.upstream_head.extend_from_slice(&self.buf[..here]);
         self.buf.advance(here);
-        body_left -= here as u64;
-        let resendable = p.idempotent && body_left == 0;
+        let mut body = BodyLeft {
+            left: p.body - here as u64,
+            on_client: false,
+        };
+        let resendable = p.idempotent && body.left == 0;
 
         let client_head = ClientHead {
             cookie: route.cookie.as_deref(),
@@ -182,7 +212,7 @@ impl Client<'_> {
                 upload: Upload {
                     client: self.stream,
                     buf: &mut self.buf,
-                    left: body_left,
+                    body: &mut body,
                     header_read_timeout: opts.header_read_timeout,
                 },
                 client_head: &client_head,
@@ -192,8 +222,14 @@ impl Client<'_> {
             match guarded(&instance, deadline, exchange).await {
                 Ok((head, conn)) => break (head, conn, instance, lease),
                 Err(failure) => {
+                    // Out of time while the router waited on the client's body: the
+                    // client's fault, not the app's.
+                    let failure = match failure {
+                        Failure::Timeout if body.on_client => Failure::ClientStalled,
+                        failure => failure,
+                    };
                     if let Err(refusal) = attempts.failed(instance, failure, resendable, opts) {
-                        let close = p.close || stopping || body_left > 0;
+                        let close = p.close || stopping || body.left > 0 || refusal.closes();
                         return self.refuse(refusal, close).await;
                     }
                 }
@@ -281,8 +317,35 @@ impl Client<'_> {
         head::write_text(&mut self.out, refusal.status(), refusal.message(), close);
         match self.stream.write_all(&self.out).await {
             Ok(()) if !close => Served::KeepOpen,
-            _ => Served::Close,
+            Ok(()) => {
+                self.linger().await;
+                Served::Close
+            }
+            Err(_) => Served::Close,
         }
+    }
+
+    /// Closes after an answer the client may still be sending into (a refused head or
+    /// body): a close with unread bytes would reset the connection and could destroy
+    /// the answer before the client reads it. Reads and drops what comes for a moment.
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let drained = async {
+            let mut dropped = 0;
+            while dropped < LINGER_BYTES {
+                self.buf.clear();
+                if self.buf.capacity() < 1024 {
+                    self.buf.reserve(CLIENT_BUF);
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(n) if n > 0 => dropped += n,
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drained).await;
     }
 }
 
@@ -315,11 +378,18 @@ fn up_to(left: u64, available: usize) -> usize {
 /// A response could not be relayed whole: the client connection must close.
 struct Cut;
 
+/// How much of a request body is still to come from the client, and whether the router
+/// is waiting on the client for it (kept outside the attempt, which a timeout drops).
+struct BodyLeft {
+    left: u64,
+    on_client: bool,
+}
+
 /// The part of a request body still to read from the client.
 struct Upload<'a> {
     client: &'a mut TcpStream,
     buf: &'a mut BytesMut,
-    left: u64,
+    body: &'a mut BodyLeft,
     header_read_timeout: std::time::Duration,
 }
 
@@ -355,7 +425,7 @@ async fn exchange(
             }
             return Err(Failure::Connect);
         }
-        if req.upload.left > 0 {
+        if req.upload.body.left > 0 {
             req.upload.send(&mut conn.stream).await?;
         }
         out.clear();
@@ -376,22 +446,25 @@ impl Upload<'_> {
     /// sent past it (its next request) stay in `buf`.
     async fn send(&mut self, upstream: &mut TcpStream) -> Result<(), Failure> {
         // The body's start went out with the head, so `buf` is empty at each turn.
-        while self.left > 0 {
+        while self.body.left > 0 {
             self.buf.reserve(16 * 1024);
+            self.body.on_client = true;
             let read =
                 tokio::time::timeout(self.header_read_timeout, self.client.read_buf(self.buf))
                     .await;
+            self.body.on_client = false;
             match read {
                 Ok(Ok(n)) if n > 0 => {}
-                _ => return Err(Failure::Client),
+                Ok(_) => return Err(Failure::Client),
+                Err(_) => return Err(Failure::ClientStalled),
             }
-            let take = up_to(self.left, self.buf.len());
+            let take = up_to(self.body.left, self.buf.len());
             upstream
                 .write_all(&self.buf[..take])
                 .await
                 .map_err(|_| Failure::Upstream)?;
             self.buf.advance(take);
-            self.left -= take as u64;
+            self.body.left -= take as u64;
         }
         Ok(())
     }

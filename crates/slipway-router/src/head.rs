@@ -31,12 +31,15 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 /// Whether a header stays on its hop: a hop-by-hop one, or one the message's
-/// `Connection` header values (`connection`) name.
+/// `Connection` header values (`connection`) name. `Connection` never removes a framing
+/// header: the body after the head is framed by it, and a length dropped while its body
+/// goes on would make that body the next request (smuggling).
 pub(crate) fn is_hop_by_hop(name: &str, connection: &[&[u8]]) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-        || connection
-            .iter()
-            .any(|value| has_token(value, name.as_bytes()))
+        || (!name.eq_ignore_ascii_case("content-length")
+            && connection
+                .iter()
+                .any(|value| has_token(value, name.as_bytes())))
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
@@ -76,6 +79,72 @@ pub(crate) enum Parsed<'h, 'b> {
     Plain(RequestHead<'h, 'b>),
     /// Not for the plain path: hand the connection to hyper.
     Other,
+    /// A request no path serves (RFC 9112): answered 400, then the connection closes.
+    Bad(Malformed),
+}
+
+/// Why a request is refused before it is routed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    /// Two `Host` headers: which one routes is ambiguous.
+    TwoHosts,
+    /// An absolute-form target whose authority is not the `Host` header.
+    HostMismatch,
+    /// A target that is neither origin-form (`/…`), absolute-form nor `*` for OPTIONS.
+    Target,
+    /// `CONNECT`: the router does not open tunnels to arbitrary ports.
+    Connect,
+    /// A `Transfer-Encoding` other than one `chunked`, or beside a `Content-Length`.
+    TransferEncoding,
+    /// A `Content-Length` that is not one decimal number.
+    ContentLength,
+}
+
+impl Malformed {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Malformed::TwoHosts => "more than one Host header\n",
+            Malformed::HostMismatch => "the request target's authority is not the Host header\n",
+            Malformed::Target => "the request target must start with /\n",
+            Malformed::Connect => "CONNECT is not supported\n",
+            Malformed::TransferEncoding => {
+                "Transfer-Encoding must be chunked alone, without Content-Length\n"
+            }
+            Malformed::ContentLength => "Content-Length must be one decimal number\n",
+        }
+    }
+}
+
+/// What a `Transfer-Encoding` value (all of a request's such headers, in order) allows:
+/// only `chunked`, once and last (RFC 9112 §6.3); any other coding would be decoded by
+/// the router as chunked and forwarded without it.
+pub(crate) fn is_plain_chunked<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> bool {
+    let mut codings = values
+        .into_iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    codings
+        .next()
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+        && codings.next().is_none()
+}
+
+/// The authority of an absolute-form target (`http://authority/…`); `None` for any
+/// other form.
+pub(crate) fn authority_of(target: &str) -> Option<&str> {
+    let rest = target
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .map(|_| &target[7..])
+        .or_else(|| {
+            target
+                .get(..8)
+                .filter(|s| s.eq_ignore_ascii_case("https://"))
+                .map(|_| &target[8..])
+        })?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// Reads a request head from the start of `buf`.
@@ -89,35 +158,63 @@ pub(crate) fn parse_request<'h, 'b>(
         Ok(Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
-    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Parsed::Other;
     };
-    // Origin-form targets only; absolute-form and CONNECT take hyper's path.
-    if !(path.starts_with('/') || (path == "*" && method == "OPTIONS")) || method == "CONNECT" {
-        return Parsed::Other;
+    if method == "CONNECT" {
+        return Parsed::Bad(Malformed::Connect);
     }
     let headers: &'h [Header<'b>] = req.headers;
     let mut body = None;
     let mut close = false;
+    let mut host = None;
+    let mut encoded = false;
+    // Set for what hyper serves; a malformed head is refused first, whichever path.
+    let mut other = version != 1;
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
             match (parse_length(h.value), body) {
                 (Some(n), None) => body = Some(n),
                 (Some(n), Some(m)) if n == m => {}
-                _ => return Parsed::Other,
+                _ => return Parsed::Bad(Malformed::ContentLength),
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            if host.replace(h.value).is_some() {
+                return Parsed::Bad(Malformed::TwoHosts);
             }
         } else if name.eq_ignore_ascii_case("connection") {
-            if has_token(h.value, b"upgrade") {
-                return Parsed::Other;
-            }
+            other |= has_token(h.value, b"upgrade");
             close |= has_token(h.value, b"close");
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("upgrade")
-            || name.eq_ignore_ascii_case("expect")
-        {
-            return Parsed::Other;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            encoded = true;
+        } else if name.eq_ignore_ascii_case("upgrade") || name.eq_ignore_ascii_case("expect") {
+            other = true;
         }
+    }
+    if encoded {
+        let codings = headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+            .map(|h| h.value);
+        if body.is_some() || !is_plain_chunked(codings) {
+            return Parsed::Bad(Malformed::TransferEncoding);
+        }
+        other = true;
+    }
+    // Origin-form targets only; absolute-form takes hyper's path, which routes by its
+    // authority once it is the Host header.
+    if !(path.starts_with('/') || path == "*" && method == "OPTIONS") {
+        let Some(authority) = authority_of(path) else {
+            return Parsed::Bad(Malformed::Target);
+        };
+        if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority.as_bytes())) {
+            return Parsed::Bad(Malformed::HostMismatch);
+        }
+        other = true;
+    }
+    if other {
+        return Parsed::Other;
     }
     Parsed::Plain(RequestHead {
         method,
@@ -473,6 +570,15 @@ mod tests {
             Parsed::Plain(h) => (h.method.into(), h.path.into(), h.len, h.body, h.close),
             Parsed::Partial => panic!("partial"),
             Parsed::Other => panic!("other"),
+            Parsed::Bad(why) => panic!("bad: {why:?}"),
+        }
+    }
+
+    fn bad(raw: &[u8]) -> Option<Malformed> {
+        let mut slots = header_slots();
+        match parse_request(raw, &mut slots) {
+            Parsed::Bad(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -503,11 +609,9 @@ mod tests {
             &b"GET / HTTP/1.0\r\n\r\n"[..],
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             b"GET http://web/ HTTP/1.1\r\n\r\n",
-            b"CONNECT web:443 HTTP/1.1\r\n\r\n",
+            b"GET http://WEB:80/x HTTP/1.1\r\nHost: web:80\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked \r\n\r\n",
             b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
             b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
@@ -517,6 +621,58 @@ mod tests {
         }
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         assert!(is_other(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()));
+    }
+
+    #[test]
+    fn requests_no_path_serves_are_refused_with_the_reason() {
+        use Malformed::*;
+        for (raw, why) in [
+            (&b"CONNECT web:22 HTTP/1.1\r\nHost: web:22\r\n\r\n"[..], Connect),
+            (b"GET abc HTTP/1.1\r\nHost: web\r\n\r\n", Target),
+            (b"GET * HTTP/1.1\r\nHost: web\r\n\r\n", Target),
+            (b"GET http://api/ HTTP/1.1\r\nHost: web\r\n\r\n", HostMismatch),
+            (b"GET / HTTP/1.1\r\nHost: web\r\nhost: api\r\n\r\n", TwoHosts),
+            (b"GET / HTTP/1.0\r\nHost: web\r\nHost: web\r\n\r\n", TwoHosts),
+            (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", ContentLength),
+            (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", ContentLength),
+            (b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", ContentLength),
+            (b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", ContentLength),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: identity, chunked\r\n\r\n", TransferEncoding),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", TransferEncoding),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncoding),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", TransferEncoding),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", TransferEncoding),
+            (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncoding),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", TransferEncoding),
+        ] {
+            assert_eq!(bad(raw), Some(why), "{}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(bad(b"OPTIONS * HTTP/1.1\r\nHost: web\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn connection_never_drops_a_framing_header() {
+        let raw = b"POST / HTTP/1.1\r\nHost: web\r\nConnection: keep-alive, Content-Length\r\n\
+Content-Length: 4\r\n\r\nbody";
+        let mut slots = header_slots();
+        let Parsed::Plain(head) = parse_request(raw, &mut slots) else {
+            panic!("not plain");
+        };
+        assert_eq!(head.body, 4);
+        let mut out = Vec::new();
+        write_request(&mut out, &head, b"127.0.0.1");
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("Content-Length: 4\r\n"),
+            "the length went missing"
+        );
+        let (head, out) = response(
+            b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok",
+            PLAIN,
+        );
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(out.contains("Content-Length: 2\r\n"), "{out}");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Requests the plain path does not take, served through hyper: HTTP/2 clients,
-//! upgrades (WebSocket), chunked uploads, `Expect`, HTTP/1.0 and malformed heads (hyper
-//! answers those). The response streams back and is counted as on the plain path.
+//! upgrades (WebSocket), chunked uploads, `Expect`, HTTP/1.0, absolute-form targets and
+//! heads httparse refuses (hyper answers those). The response streams back and is
+//! counted as on the plain path. A request body that is malformed or stalls is the
+//! client's fault: 400 or 408, never an error of the release.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -17,7 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::RouterOptions;
-use crate::head::{has_token, is_hop_by_hop, is_idempotent};
+use crate::head::{Malformed, has_token, is_hop_by_hop, is_idempotent, is_plain_chunked};
 use crate::proxy::{Attempts, Failure, Refusal, Shared, guarded, route};
 use crate::upstream::{Conn, Instance, Lease};
 
@@ -28,14 +31,27 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     peer: HeaderValue,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
-    let uri_host = req.uri().host().map(str::as_bytes);
+    if let Err(why) = check(&req) {
+        return Ok(text(Refusal::Malformed(why)));
+    }
+    let uri_host = req.uri().authority().map(|a| a.as_str().as_bytes());
     let route = match route(&shared.snapshot.load(), req.headers(), uri_host) {
         Ok(route) => route,
         Err(refusal) => return Ok(text(refusal)),
     };
+    let (parts, body) = req.into_parts();
+    let waiting = (!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
+    let body = ClientBody {
+        body,
+        waiting: waiting.clone(),
+        timeout: shared.opts.header_read_timeout,
+        stall: None,
+        pending: false,
+    };
+    let mut req = Request::from_parts(parts, body);
     let cookie = route
         .cookie
         .and_then(|c| HeaderValue::from_maybe_shared(c).ok());
@@ -70,6 +86,13 @@ pub(crate) async fn handle(
                 return Ok(respond(res, conn, lease, cookie, upgrade, client_upgrade));
             }
             Err(failure) => {
+                // Out of time while hyper waited on the client's body: the client's fault.
+                let failure = match failure {
+                    Failure::Timeout if waiting.as_ref().is_some_and(|w| w.load(Relaxed)) => {
+                        Failure::ClientStalled
+                    }
+                    failure => failure,
+                };
                 let resendable = retryable && req.is_some();
                 if let Err(refusal) = attempts.failed(instance, failure, resendable, opts) {
                     return Ok(text(refusal));
@@ -85,7 +108,7 @@ pub(crate) async fn handle(
 async fn send(
     instance: &Instance,
     opts: &RouterOptions,
-    slot: &mut Option<Request<Incoming>>,
+    slot: &mut Option<Request<ClientBody>>,
     now: Instant,
 ) -> Result<(Response<Incoming>, Conn), Failure> {
     loop {
@@ -121,7 +144,16 @@ async fn send(
                     }
                 }
                 None => {
-                    tracing::debug!(error = %error.into_error(), addr = %instance.addr, "upstream failed");
+                    let error = error.into_error();
+                    // The request body, read from the client, failed: not the app's doing.
+                    if let Some(client) = client_error(&error) {
+                        tracing::debug!(%error, "client request body failed");
+                        return Err(match client {
+                            ClientBodyError::Stalled => Failure::ClientStalled,
+                            ClientBodyError::Broken => Failure::Client,
+                        });
+                    }
+                    tracing::debug!(%error, addr = %instance.addr, "upstream failed");
                     return Err(Failure::Upstream);
                 }
             },
@@ -186,7 +218,7 @@ async fn tunnel(
 
 /// Rewrites a client request for an HTTP/1.1 upstream. Returns the `Upgrade` protocol
 /// when the client asks for one (it must survive the hop-by-hop stripping).
-fn prepare_request(req: &mut Request<Incoming>, peer: HeaderValue) -> Option<HeaderValue> {
+fn prepare_request(req: &mut Request<ClientBody>, peer: HeaderValue) -> Option<HeaderValue> {
     let upgrade = (req.version() == Version::HTTP_11
         && req
             .headers()
@@ -196,7 +228,8 @@ fn prepare_request(req: &mut Request<Incoming>, peer: HeaderValue) -> Option<Hea
     .then(|| req.headers().get(header::UPGRADE).cloned())
     .flatten();
 
-    // HTTP/2 requests carry the authority in the URI; HTTP/1.1 upstreams want origin-form.
+    // HTTP/2 requests and absolute-form targets carry the authority in the URI (checked
+    // against any Host header); HTTP/1.1 upstreams want origin-form.
     if req.uri().authority().is_some() {
         let authority = req.uri().authority().map(|a| a.as_str().to_owned());
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -251,6 +284,45 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The checks of [`crate::head::parse_request`] for what reaches hyper (HTTP/1.0,
+/// HTTP/2, and what the plain path handed over): the same requests get the same 400.
+fn check<B>(req: &Request<B>) -> Result<(), Malformed> {
+    let uri = req.uri();
+    let headers = req.headers();
+    if req.method() == http::Method::CONNECT {
+        return Err(Malformed::Connect);
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Malformed::TwoHosts);
+    }
+    match (uri.scheme(), uri.authority()) {
+        // Authority-form (`GET abc`) is for CONNECT only.
+        (None, Some(_)) => return Err(Malformed::Target),
+        (Some(_), Some(authority))
+            if host.is_some_and(|h| {
+                !h.as_bytes()
+                    .eq_ignore_ascii_case(authority.as_str().as_bytes())
+            }) =>
+        {
+            return Err(Malformed::HostMismatch);
+        }
+        _ if uri.path() == "*" && req.method() != http::Method::OPTIONS => {
+            return Err(Malformed::Target);
+        }
+        _ => {}
+    }
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    if codings.peek().is_some()
+        && (headers.contains_key(header::CONTENT_LENGTH)
+            || !is_plain_chunked(codings.map(HeaderValue::as_bytes)))
+    {
+        return Err(Malformed::TransferEncoding);
+    }
+    Ok(())
+}
+
 fn text(refusal: Refusal) -> Response<ProxyBody> {
     let mut res = Response::new(ProxyBody::Full(Some(Bytes::from_static(
         refusal.message().as_bytes(),
@@ -260,7 +332,97 @@ fn text(refusal: Refusal) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if refusal.closes() {
+        // What the client sends after a refused request cannot be trusted to start one.
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res
+}
+
+/// A client's request body on its way upstream: its read stalls past `timeout` (the
+/// header read timeout, as on the plain path) fail it, and `waiting` says whether the
+/// router is waiting on the client for it.
+pub(crate) struct ClientBody {
+    body: Incoming,
+    /// `None` for a request without a body.
+    waiting: Option<Arc<AtomicBool>>,
+    timeout: Duration,
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The last poll was pending: the router is waiting on the client.
+    pending: bool,
+}
+
+/// How a client's request body failed.
+#[derive(Debug, thiserror::Error)]
+enum ClientBodyError {
+    #[error("the client's request body stalled")]
+    Stalled,
+    #[error("the client's request body is malformed or ended early")]
+    Broken,
+}
+
+/// The client's body error behind a failed upstream exchange, if that was the cause.
+fn client_error(error: &hyper::Error) -> Option<&ClientBodyError> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(client) = cause.downcast_ref::<ClientBodyError>() {
+            return Some(client);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Some(waiting) = &this.waiting {
+            waiting.store(polled.is_pending(), Relaxed);
+        }
+        let fresh_wait = !this.pending;
+        this.pending = polled.is_pending();
+        match polled {
+            Poll::Pending => {
+                // The clock starts when the wait on the client does: time hyper spent
+                // not asking (the app slow to read) is not the client's.
+                if fresh_wait || this.stall.is_none() {
+                    let deadline = tokio::time::Instant::now() + this.timeout;
+                    match &mut this.stall {
+                        Some(stall) => stall.as_mut().reset(deadline),
+                        None => this.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
+                }
+                if let Some(stall) = &mut this.stall
+                    && stall.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Some(Err(ClientBodyError::Stalled.into())));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(error))) => {
+                tracing::debug!(%error, "client request body failed");
+                Poll::Ready(Some(Err(ClientBodyError::Broken.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A response body: streamed from an instance, or a short text made by the router.

@@ -14,6 +14,8 @@ mod control;
 mod error;
 mod fast_path;
 mod head;
+#[cfg(test)]
+mod head_props;
 mod hyper_path;
 mod listener;
 mod proxy;
@@ -38,8 +40,11 @@ pub struct RouterOptions {
     /// A client must send a whole request head within this time (slow-loris guard); it
     /// also closes keep-alive connections idle that long.
     pub header_read_timeout: Duration,
-    /// Largest request head accepted; larger ones get 431.
+    /// Largest request head accepted; larger ones get 431. It also bounds the head
+    /// buffer of each client connection.
     pub max_header_bytes: usize,
+    /// Client connections one listener holds at once; more are closed as they arrive.
+    pub max_connections: usize,
     /// Bound on opening a TCP connection to an instance.
     pub connect_timeout: Duration,
     /// How long an instance that refused or broke a connection gets no new requests.
@@ -56,7 +61,8 @@ impl Default for RouterOptions {
     fn default() -> Self {
         RouterOptions {
             header_read_timeout: Duration::from_secs(15),
-            max_header_bytes: 64 * 1024,
+            max_header_bytes: 32 * 1024,
+            max_connections: 10_000,
             connect_timeout: Duration::from_secs(2),
             eject_duration: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(4),

@@ -1,7 +1,8 @@
 //! The accept loop of one listener. Each connection starts on the plain path
 //! ([`fast_path`]); the first request that needs more (HTTP/2, an upgrade, a chunked
-//! upload, a malformed head) hands it to hyper, with header limits and timeouts so one
-//! misbehaving client cannot hold others up.
+//! upload, HTTP/1.0) hands it to hyper, with header limits and timeouts so one
+//! misbehaving client cannot hold others up. A listener holds at most
+//! `RouterOptions::max_connections` connections.
 
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -46,12 +47,18 @@ pub(crate) async fn serve(
         .max_header_list_size(u32::try_from(shared.opts.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let mut connections = JoinSet::new();
+    let max_connections = shared.opts.max_connections.max(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Reap finished connection tasks so the set does not grow.
-                    while connections.try_join_next().is_some() {}
+                    if connections.len() >= max_connections {
+                        // Closed at once rather than left waiting in the backlog: the
+                        // client learns now, and holds nothing of ours.
+                        tracing::debug!(%peer, max_connections, "connection limit reached; closing");
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     connections.spawn(connection(
                         stream,
@@ -67,6 +74,9 @@ pub(crate) async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            // A finished connection's task is freed now, not at the next accept: its
+            // memory goes back, and the count above stays true.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stop.changed() => break,
         }
     }
@@ -137,6 +147,10 @@ impl AsyncRead for Replayed {
         let n = self.read.len().min(buf.remaining());
         buf.put_slice(&self.read[..n]);
         self.read.advance(n);
+        if self.read.is_empty() {
+            // Frees the plain path's buffer for the rest of the connection's life.
+            self.read = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
 use crate::RouterOptions;
+use crate::head::Malformed;
 use crate::routing::{Forced, Release, Snapshot, bucket_of};
 use crate::upstream::Instance;
 
@@ -72,8 +73,14 @@ pub(crate) enum Refusal {
     UpstreamClosed,
     Timeout,
     Drained,
-    /// The client stopped sending its body mid-request.
+    /// The client stopped sending its body mid-request, or sent a malformed one.
     ClientGone,
+    /// The client's body stalled past the read timeout.
+    ClientTimeout,
+    /// The request head is larger than the router accepts.
+    HeadTooLarge,
+    /// The request head breaks RFC 9112 in a way no path serves.
+    Malformed(Malformed),
 }
 
 impl Refusal {
@@ -83,7 +90,9 @@ impl Refusal {
             Refusal::NoRelease | Refusal::NoInstance => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::ConnectFailed | Refusal::UpstreamClosed => StatusCode::BAD_GATEWAY,
             Refusal::Timeout | Refusal::Drained => StatusCode::GATEWAY_TIMEOUT,
-            Refusal::ClientGone => StatusCode::BAD_REQUEST,
+            Refusal::ClientGone | Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
+            Refusal::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            Refusal::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -96,8 +105,23 @@ impl Refusal {
             Refusal::UpstreamClosed => "the app closed the connection\n",
             Refusal::Timeout => "the app did not answer in time\n",
             Refusal::Drained => "the app was removed before it answered\n",
-            Refusal::ClientGone => "the request ended early\n",
+            Refusal::ClientGone => "the request body ended early or is malformed\n",
+            Refusal::ClientTimeout => "the request body stalled\n",
+            Refusal::HeadTooLarge => "the request head is too large\n",
+            Refusal::Malformed(why) => why.message(),
         }
+    }
+
+    /// The client's fault: the connection closes after the answer, since what the
+    /// client sends next cannot be trusted to start a request.
+    pub(crate) fn closes(self) -> bool {
+        matches!(
+            self,
+            Refusal::ClientGone
+                | Refusal::ClientTimeout
+                | Refusal::HeadTooLarge
+                | Refusal::Malformed(_)
+        )
     }
 }
 
@@ -196,8 +220,11 @@ pub(crate) enum Failure {
     Drained,
     /// No response head within the request timeout.
     Timeout,
-    /// The client went away or stalled before its request body was through.
+    /// The client went away before its request body was through, or sent a malformed one.
     Client,
+    /// The client's request body stalled: no byte within the read timeout, or the
+    /// request's deadline passed while the router waited on the client.
+    ClientStalled,
 }
 
 /// The instances a request tries: one, and a second after a connection failure when the
@@ -248,8 +275,15 @@ impl<'r> Attempts<'r> {
             }
             Failure::Drained => Refusal::Drained,
             Failure::Timeout => Refusal::Timeout,
-            // Not the app's fault: nothing to eject, nothing to count.
-            Failure::Client => return Err(Refusal::ClientGone),
+            // Not the app's fault: nothing to eject, and not counted against the release.
+            Failure::Client => {
+                self.release.counters.record_client_error();
+                return Err(Refusal::ClientGone);
+            }
+            Failure::ClientStalled => {
+                self.release.counters.record_client_error();
+                return Err(Refusal::ClientTimeout);
+            }
         };
         Err(self.refuse(refusal))
     }

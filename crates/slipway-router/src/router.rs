@@ -224,8 +224,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 async fn drain_instance(instance: Arc<Instance>, drain: Duration) {
     instance.remove();
     let deadline = tokio::time::Instant::now() + drain;
-    while instance.outstanding() > 0 && tokio::time::Instant::now() < deadline {
+    // Sleep first: a request that picked the instance from the old snapshot takes its
+    // lease just after, and must not find it retired with nothing outstanding.
+    loop {
         tokio::time::sleep(Duration::from_millis(20).min(drain)).await;
+        if instance.outstanding() == 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
     }
     if instance.outstanding() > 0 {
         tracing::info!(addr = %instance.addr, "drain timeout reached; cutting in-flight requests");

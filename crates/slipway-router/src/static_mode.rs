@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::config::{ListenerConfig, ReleaseConfig, ServiceConfig};
-use crate::{Error, Result, Router};
+use crate::{Error, Result, Router, RouterOptions};
 
 /// Listener and service name used in static mode (and in its metrics).
 const STATIC_NAME: &str = "static";
@@ -126,9 +126,18 @@ fn parse_backend(arg: &str) -> Result<StaticBackend> {
     if !weight.is_finite() || weight < 0.0 {
         return Err(bad("weight must be a non-negative number"));
     }
-    let rest = if url.len() > 7 && url[..7].eq_ignore_ascii_case("http://") {
-        &url[7..]
-    } else if url.to_ascii_lowercase().starts_with("https://") {
+    // `get`: the URL may hold any character, and a byte index into it must not panic.
+    let rest = if let Some(rest) = url
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .and_then(|_| url.get(7..))
+        .filter(|rest| !rest.is_empty())
+    {
+        rest
+    } else if url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    {
         return Err(bad("https backends are not supported; use http://"));
     } else {
         return Err(bad("URL must start with http://"));
@@ -155,8 +164,8 @@ fn parse_backend(arg: &str) -> Result<StaticBackend> {
 
 /// Runs a static router until ctrl-c or SIGTERM, then drains it. Run it on [`runtime`],
 /// which gives one worker a current-thread runtime.
-pub async fn run_static(opts: StaticOptions) -> Result<()> {
-    let router = Router::new();
+pub async fn run_static(opts: StaticOptions, limits: RouterOptions) -> Result<()> {
+    let router = Router::with_options(limits);
     let addr = router
         .bind(STATIC_NAME, opts.listen, opts.listener_config())
         .await?;
@@ -266,6 +275,27 @@ mod tests {
                 "all weights are 0",
             ),
             ("127.0.0.1:80", vec![], "at least one --backend"),
+            // Regression: a byte index inside a multi-byte character panicked.
+            (
+                "127.0.0.1:80",
+                vec!["abcdeféx=1"],
+                "URL must start with http://",
+            ),
+            (
+                "127.0.0.1:80",
+                vec!["http:/é=1"],
+                "URL must start with http://",
+            ),
+            (
+                "127.0.0.1:80",
+                vec!["httpsé://x=1"],
+                "URL must start with http://",
+            ),
+            (
+                "127.0.0.1:80",
+                vec!["http://=1"],
+                "URL must start with http://",
+            ),
         ];
         for (listen, backends, expected) in cases {
             let error = parse(listen, &backends).unwrap_err().to_string();

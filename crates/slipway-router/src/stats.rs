@@ -133,6 +133,7 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
     router_errors: AtomicU64,
+    client_errors: AtomicU64,
     latency: [AtomicU64; BUCKETS],
     sum_micros: AtomicU64,
 }
@@ -145,6 +146,7 @@ impl Counters {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             router_errors: AtomicU64::new(0),
+            client_errors: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_micros: AtomicU64::new(0),
         }
@@ -167,6 +169,12 @@ impl Counters {
         self.router_errors.fetch_add(1, Relaxed);
     }
 
+    /// A request the router refused because of its client (a malformed or stalled
+    /// body): not a request of the release, so no error rate moves.
+    pub(crate) fn record_client_error(&self) {
+        self.client_errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, service: &str, release: &str) -> ReleaseStats {
         ReleaseStats {
             service: service.to_owned(),
@@ -174,6 +182,7 @@ impl Counters {
             requests: self.requests.load(Relaxed),
             errors: self.errors.load(Relaxed),
             router_errors: self.router_errors.load(Relaxed),
+            client_errors: self.client_errors.load(Relaxed),
             latency: Histogram {
                 counts: self.latency.iter().map(|c| c.load(Relaxed)).collect(),
                 sum_micros: self.sum_micros.load(Relaxed),
@@ -193,6 +202,10 @@ pub struct ReleaseStats {
     pub errors: u64,
     /// 502/503/504 produced by the router (instance unreachable, no instance, timeout).
     pub router_errors: u64,
+    /// Requests refused for their client's fault (malformed or stalled body); not in
+    /// `requests`.
+    #[serde(default)]
+    pub client_errors: u64,
     /// Time to the response head of app responses (router errors are not included).
     pub latency: Histogram,
 }
@@ -219,6 +232,11 @@ pub(crate) fn render_prometheus(out: &mut String, environment: &str, stats: &[Re
             out,
             "slipway_router_router_errors_total{{{labels}}} {}",
             s.router_errors
+        );
+        let _ = writeln!(
+            out,
+            "slipway_router_client_errors_total{{{labels}}} {}",
+            s.client_errors
         );
         for octave in PROMETHEUS_OCTAVES {
             let upper = 1u64 << octave;
@@ -253,6 +271,8 @@ pub(crate) const PROMETHEUS_HEADER: &str = "\
 # TYPE slipway_router_errors_total counter
 # HELP slipway_router_router_errors_total 502/503/504 responses produced by the router.
 # TYPE slipway_router_router_errors_total counter
+# HELP slipway_router_client_errors_total Requests refused for a malformed or stalled client body (not in requests_total).
+# TYPE slipway_router_client_errors_total counter
 # HELP slipway_router_request_duration_seconds Time to the response head from the app.
 # TYPE slipway_router_request_duration_seconds histogram
 ";

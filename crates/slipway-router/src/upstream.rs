@@ -10,8 +10,8 @@ use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::hyper_path::ClientBody;
 use bytes::BytesMut;
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -90,7 +90,7 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 /// An HTTP/1.1 connection to an instance, with its driver.
 pub(crate) struct Conn {
-    pub(crate) sender: SendRequest<Incoming>,
+    pub(crate) sender: SendRequest<ClientBody>,
     /// `None` once the connection has ended.
     driver: Option<Driver>,
     /// Came from the pool, so it may have been closed by the upstream meanwhile.

@@ -5,23 +5,7 @@ mod util;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use util::*;
-
-/// Reads one response with a `content-length` from a raw connection: (head, body).
-async fn read_response(stream: &mut TcpStream) -> (String, String) {
-    let head = read_head(stream).await;
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or_else(|| panic!("no content-length in {head}"));
-    let body = read_n(stream, length).await;
-    (head, body)
-}
 
 #[tokio::test]
 async fn request_bodies_small_and_large_reach_the_app_whole() {

@@ -262,3 +262,57 @@ async fn weight_steps_without_pauses_are_still_judged() {
     );
     s.stop().await;
 }
+
+/// Issue 14: malformed chunked bodies sent to the canary on purpose are the client's
+/// fault (400), never the release's: the healthy canary still passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_forced_to_the_canary_do_not_fail_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = TestServer::start(&canary_env(STEPS)).await;
+    s.deploy_and_wait("production", "v1", "success").await;
+    let addr = s.listener("production").await;
+    let load = Load::start(addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let attacker = tokio::spawn(async move {
+        let bodies: [&[u8]; 4] = [
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"-1\r\nx\r\n0\r\n\r\n",
+            b"5\nhello\n0\n\n",
+            b"10000000000000000\r\nhello\r\n0\r\n\r\n",
+        ];
+        let mut answers = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !flag.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+            let body = bodies[answers.len() % bodies.len()];
+            let mut request = b"POST / HTTP/1.1\r\nHost: web\r\nX-Slipway-Release: canary\r\n\
+Transfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+            request.extend_from_slice(body);
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(&request).await.unwrap();
+            let mut answer = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+            answers.push(String::from_utf8_lossy(&answer).into_owned());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        answers
+    });
+    let id = deploy(&s, "v2").await;
+    let d = s.wait_for(id, &["success", "failure", "error"]).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = attacker.await.unwrap();
+    let seen = load.finish().await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    assert!(answers.len() >= 10, "only {} attacks sent", answers.len());
+    let not_400: Vec<_> = answers
+        .iter()
+        .filter(|a| !a.starts_with("HTTP/1.1 400"))
+        .collect();
+    assert!(not_400.is_empty(), "{not_400:#?}");
+    let failed: Vec<_> = seen.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    s.stop().await;
+}

@@ -150,6 +150,19 @@ pub struct RouterArgs {
     /// Worker threads (default: TOKIO_WORKER_THREADS, else one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Largest request head in bytes; a larger one gets 431. It also bounds what each
+    /// client connection buffers.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..=1 << 20))]
+    pub max_header_bytes: u32,
+    /// Client connections each listener holds at once; more are closed as they arrive.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Time a client has to send a whole request head, or between two reads of its
+    /// body, e.g. 15s.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -85,6 +85,53 @@ fn the_api_token_is_not_taken_for_a_control_router_token() {
 }
 
 #[test]
+fn a_router_backend_with_a_multibyte_character_is_bad_input_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &[
+            "router",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "abcdeféx=1",
+        ][..],
+        &[
+            "router",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "http:/é=1",
+        ],
+        &[
+            "router",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "http://127.0.0.1:1=1",
+            "--max-header-bytes",
+            "10",
+        ],
+    ] {
+        let out = run(slipway(dir.path()).args(args));
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = run(slipway(dir.path()).args([
+        "router",
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "abcdeféx=1",
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains(r#"--backend "abcdeféx=1": URL must start with http://"#),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_unreachable_server_exits_3_and_says_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{}", free_port());

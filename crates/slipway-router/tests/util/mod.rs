@@ -350,3 +350,219 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// One request as a [`Recorder`] parsed it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn request_line(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+
+    /// Values of header `name` (case-insensitive), in order.
+    pub fn headers(&self, name: &str) -> Vec<String> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    }
+}
+
+/// A backend that records every byte it receives and every request it parses from
+/// them (strictly: Content-Length or chunked bodies, keep-alive), answering each with
+/// `seen N: <request line>` (N counts from 0 across connections).
+pub struct Recorder {
+    pub addr: SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    raw: Arc<std::sync::Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let raw = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, r) = (Arc::clone(&seen), Arc::clone(&raw));
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = socket.accept().await {
+                connections.spawn(record(stream, Arc::clone(&s), Arc::clone(&r)));
+            }
+        });
+        Recorder {
+            addr,
+            seen,
+            raw,
+            task,
+        }
+    }
+
+    /// Every request parsed so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Every byte received so far, all connections.
+    pub fn raw(&self) -> String {
+        String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
+    }
+}
+
+async fn record(
+    mut stream: TcpStream,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    raw: Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match parse_recorded(&buf) {
+            Some(Ok((used, request))) => {
+                buf.drain(..used);
+                let body = {
+                    let mut seen = seen.lock().unwrap();
+                    let body = format!("seen {}: {}", seen.len(), request.request_line());
+                    seen.push(request);
+                    body
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(Err(())) => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                return;
+            }
+            None => {}
+        }
+        match stream.read(&mut chunk).await {
+            Ok(n) if n > 0 => {
+                raw.lock().unwrap().extend_from_slice(&chunk[..n]);
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            _ => return,
+        }
+    }
+}
+
+/// One whole request from the start of `buf`: `None` while incomplete.
+fn parse_recorded(buf: &[u8]) -> Option<Result<(usize, Seen), ()>> {
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some(Err(())),
+    };
+    let mut length = None;
+    let mut chunked = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let Ok(n) = std::str::from_utf8(h.value).unwrap_or("x").parse::<usize>() else {
+                return Some(Err(()));
+            };
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.eq_ignore_ascii_case(b"chunked");
+            if !chunked {
+                return Some(Err(()));
+            }
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
+    let rest = &buf[head_len..];
+    let (used, body) = if chunked {
+        match dechunk(rest)? {
+            Ok(found) => found,
+            Err(()) => return Some(Err(())),
+        }
+    } else {
+        let n = length.unwrap_or(0);
+        if rest.len() < n {
+            return None;
+        }
+        (n, rest[..n].to_vec())
+    };
+    Some(Ok((head_len + used, Seen { head, body })))
+}
+
+/// Decodes a chunked body strictly (CRLF lines, hex sizes): (bytes used, data).
+fn dechunk(buf: &[u8]) -> Option<Result<(usize, Vec<u8>), ()>> {
+    let mut at = 0;
+    let mut data = Vec::new();
+    loop {
+        let line_end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        let line = std::str::from_utf8(&buf[at..line_end]).unwrap_or("x");
+        let size = line.split(';').next().unwrap_or("");
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return Some(Err(()));
+        };
+        at = line_end + 2;
+        if size == 0 {
+            // Trailers, up to the blank line.
+            loop {
+                let end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+                let empty = end == at;
+                at = end + 2;
+                if empty {
+                    return Some(Ok((at, data)));
+                }
+            }
+        }
+        if buf.len() < at + size + 2 {
+            return None;
+        }
+        data.extend_from_slice(&buf[at..at + size]);
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Some(Err(()));
+        }
+        at += size + 2;
+    }
+}
+
+/// Reads one response with a `content-length` from a raw connection: (head, body).
+pub async fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let head = read_head(stream).await;
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or_else(|| panic!("no content-length in {head}"));
+    let body = read_n(stream, length).await;
+    (head, body)
+}
+
+/// Reads until the peer closes, in time.
+pub async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all))
+        .await
+        .expect("the router closes the connection in time")
+        .ok();
+    String::from_utf8_lossy(&all).into_owned()
+}

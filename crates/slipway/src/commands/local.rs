@@ -28,7 +28,12 @@ pub async fn server(config: &Path) -> Result<u8> {
 }
 
 /// Which router the arguments ask for, checked before the runtime starts.
-pub enum Router {
+pub struct Router {
+    mode: Mode,
+    limits: slipway_router::RouterOptions,
+}
+
+enum Mode {
     Static(slipway_router::StaticOptions),
     Control { addr: SocketAddr, token: String },
 }
@@ -37,6 +42,20 @@ impl Router {
     /// `token` is the global `--token` only when it was typed for this command: the API
     /// token from SLIPWAY_TOKEN is not the router's.
     pub fn from_args(args: &RouterArgs, typed_token: Option<String>) -> Result<Router> {
+        let limits = slipway_router::RouterOptions {
+            max_header_bytes: args.max_header_bytes as usize,
+            max_connections: args.max_connections as usize,
+            header_read_timeout: args.header_timeout,
+            ..slipway_router::RouterOptions::default()
+        };
+        if args.header_timeout.is_zero() {
+            return Err(Error::Usage("--header-timeout must be positive".into()));
+        }
+        let mode = Self::mode(args, typed_token)?;
+        Ok(Router { mode, limits })
+    }
+
+    fn mode(args: &RouterArgs, typed_token: Option<String>) -> Result<Mode> {
         if let Some(control) = &args.control {
             let addr = control.parse().map_err(|e| {
                 Error::Usage(format!(
@@ -51,7 +70,7 @@ impl Router {
                         "a control router needs a token: --token T or SLIPWAY_ROUTER_TOKEN".into(),
                     )
                 })?;
-            return Ok(Router::Control { addr, token });
+            return Ok(Mode::Control { addr, token });
         }
         let listen = args.listen.as_deref().unwrap_or_default();
         if args.backends.is_empty() {
@@ -61,14 +80,16 @@ impl Router {
         }
         let opts = slipway_router::StaticOptions::parse(listen, &args.backends)
             .map_err(|e| Error::Usage(e.to_string()))?;
-        Ok(Router::Static(opts))
+        Ok(Mode::Static(opts))
     }
 
     pub async fn run(self) -> Result<u8> {
         init_logging();
-        match self {
-            Router::Static(opts) => slipway_router::run_static(opts).await?,
-            Router::Control { addr, token } => slipway_router::run_control(addr, token).await?,
+        match self.mode {
+            Mode::Static(opts) => slipway_router::run_static(opts, self.limits).await?,
+            Mode::Control { addr, token } => {
+                slipway_router::run_control(addr, token, self.limits).await?
+            }
         }
         Ok(0)
     }
