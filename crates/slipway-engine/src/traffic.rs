@@ -38,19 +38,16 @@ fn router_error(e: slipway_router::Error) -> Error {
 
 #[async_trait]
 impl TrafficRouter for slipway_router::Router {
-    /// The router's public API binds a listener with an empty configuration; the first
-    /// configuration follows at once, with no await between that another task could use.
+    /// The listener starts with its routes in place: no request sees an empty router.
     async fn open(
         &self,
         env: &str,
         addr: SocketAddr,
         config: ListenerConfig,
     ) -> Result<SocketAddr> {
-        let bound = self.add_listener(env, addr).await.map_err(|e| {
+        self.bind(env, addr, config).await.map_err(|e| {
             Error::Router(format!("environment {env}: cannot listen on {addr}: {e}"))
-        })?;
-        slipway_router::Router::configure(self, env, config).map_err(router_error)?;
-        Ok(bound)
+        })
     }
 
     async fn configure(

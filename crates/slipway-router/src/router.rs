@@ -68,8 +68,9 @@ impl Router {
         self.bind(name, addr, ListenerConfig::default()).await
     }
 
-    /// Binds a listener that starts with `config` already in place.
-    pub(crate) async fn bind(
+    /// Binds a listener that starts with `config` already in place, so its first request
+    /// is routed (a restarted server opens its listeners this way, never with a 404 gap).
+    pub async fn bind(
         &self,
         name: &str,
         addr: SocketAddr,

@@ -185,12 +185,9 @@ async fn a_canary_interrupted_by_a_restart_resumes_at_the_step_it_reached() {
 /// Issue 14 item 6: a restarted server's listener accepted requests before the routes
 /// were restored and answered them `404 no app by that name` (62 to 84 in three restarts
 /// here). The engine now restores the routes first (see the engine's
-/// `a_restarted_engine_opens_its_listener_with_the_routes_in_place`), but the in-process
-/// router can only bind a listener empty and configure it a moment later: about one
-/// request in three runs still lands in between. Ignored until the router can bind a
-/// listener with its first configuration in place (its `bind` is crate-private).
+/// `a_restarted_engine_opens_its_listener_with_the_routes_in_place`) and the router binds
+/// each listener with those routes already in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a router API that binds a listener with its first configuration"]
 async fn a_restarted_server_never_answers_404_while_its_routes_come_back() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};

@@ -281,6 +281,7 @@ impl TrafficRouter for FakeRouter {
                 requests: *requests,
                 errors: *errors,
                 router_errors: 0,
+                client_errors: 0,
                 latency: Histogram::default(),
             })
             .collect())
