@@ -161,10 +161,10 @@ pub(crate) enum Stopped {
 /// later line; the parser's own events say where the enclosing `{` or `[` began. `None`
 /// when the error is not a syntax error at `error_at` or no construct was open.
 pub(crate) fn unclosed_at(source: &str, error_at: Pos) -> Option<Unclosed> {
-    use granit_parser::{ErrorKind, Event, StructureStyle};
+    use serde_saphyr::granit_parser::{ErrorKind, Event, StructureStyle};
     // Flow collections open at each depth; block ones are `None` (their end is implied).
     let mut open: Vec<Option<(char, Pos)>> = Vec::new();
-    for item in granit_parser::Parser::new_from_str(source) {
+    for item in serde_saphyr::granit_parser::Parser::new_from_str(source) {
         let (event, span) = match item {
             Ok(event) => event,
             Err(error) => {
