@@ -95,25 +95,29 @@ fn file_kind(kind: std::fs::FileType) -> &'static str {
 /// `server.data_dir` is resolved against `base_dir`.
 pub fn parse(source: &str, file_name: &str, base_dir: &Path) -> Result<Config> {
     let tree = tree::parse_tree(source).map_err(|e| ConfigError {
-        diagnostics: vec![syntax_diagnostic(&e, file_name)],
+        diagnostics: vec![syntax_diagnostic(&e, source, file_name)],
     })?;
     validate::check(&tree, source, file_name, base_dir)
         .map_err(|diagnostics| ConfigError { diagnostics })
 }
 
 /// A YAML-level error (bad syntax, unknown anchor, resource limit) as a diagnostic.
-fn syntax_diagnostic(error: &serde_saphyr::Error, file_name: &str) -> Diagnostic {
-    let (line, column) = error
+///
+/// A syntax error inside a `{`, `[` or quote is placed where that construct began (an
+/// unclosed `{` is usually the mistake, the parser only notices it lines later), and the
+/// message says where the parser stopped.
+fn syntax_diagnostic(error: &serde_saphyr::Error, source: &str, file_name: &str) -> Diagnostic {
+    let stopped = error
         .location()
         .and_then(|at| {
-            Some((
-                usize::try_from(at.line()).ok()?,
-                usize::try_from(at.column()).ok()?,
-            ))
+            Some(tree::Pos {
+                line: usize::try_from(at.line()).ok()?,
+                column: usize::try_from(at.column()).ok()?,
+            })
         })
-        .filter(|(line, _)| *line > 0)
-        .unwrap_or((1, 1));
-    let (message, hint) = match error.without_snippet() {
+        .filter(|at| at.line > 0)
+        .unwrap_or(tree::Pos::START);
+    let (mut message, mut hint) = match error.without_snippet() {
         serde_saphyr::Error::MultipleDocuments { .. } => (
             "the file holds more than one YAML document".to_owned(),
             Some("keep one document: remove the extra `---` line".to_owned()),
@@ -126,10 +130,44 @@ fn syntax_diagnostic(error: &serde_saphyr::Error, file_name: &str) -> Diagnostic
             (message, hint)
         }
     };
+    let mut at = stopped;
+    if let Some(unclosed) = tree::unclosed_at(source, stopped) {
+        let (opener, closer) = match unclosed.opener {
+            '{' => ("{", '}'),
+            '[' => ("[", ']'),
+            '\'' => ("'", '\''),
+            _ => ("\"", '"'),
+        };
+        match unclosed.stopped {
+            tree::Stopped::At(stop) if stop == unclosed.at => {}
+            tree::Stopped::At(stop) => {
+                message = format!(
+                    "{message} at line {}, column {}, inside the `{opener}` that begins here",
+                    stop.line, stop.column
+                );
+                if stop.line > unclosed.at.line {
+                    hint = hint.or_else(|| {
+                        Some(format!(
+                            "is the `{opener}` of line {} missing its `{closer}`?",
+                            unclosed.at.line
+                        ))
+                    });
+                }
+            }
+            tree::Stopped::EndOfDocument(end) => {
+                message = format!(
+                    "{message}; the parser reached the end of the document at line {}, column {}, still looking for `{closer}`",
+                    end.line, end.column
+                );
+                hint = hint.or_else(|| Some(format!("add the `{closer}` that closes it")));
+            }
+        }
+        at = unclosed.at;
+    }
     Diagnostic {
         file: file_name.to_owned(),
-        line,
-        column,
+        line: at.line,
+        column: at.column,
         path: String::new(),
         message: format!("invalid YAML: {message}"),
         expected: None,

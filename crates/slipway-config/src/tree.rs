@@ -135,6 +135,120 @@ pub(crate) fn parse_tree(source: &str) -> Result<Spanned<Node>, serde_saphyr::Er
     serde_saphyr::from_str_with_options(source, options)
 }
 
+/// A construct still open where the YAML parser stopped: a flow collection or a quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unclosed {
+    /// `{`, `[`, `"` or `'`.
+    pub opener: char,
+    /// Where the construct began.
+    pub at: Pos,
+    pub stopped: Stopped,
+}
+
+/// Where the parser stopped, seen from the construct that was still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// Inside the construct, at a token it could not take.
+    At(Pos),
+    /// At the end of the document (the end of the file or a `---`/`...` line), still
+    /// looking for the closing character. The parser reports the opener itself then.
+    EndOfDocument(Pos),
+}
+
+/// The construct that was still open when parsing `source` failed at `error_at`.
+///
+/// serde-saphyr reports where the parser stopped, which for a missing `}` is often a
+/// later line; the parser's own events say where the enclosing `{` or `[` began. `None`
+/// when the error is not a syntax error at `error_at` or no construct was open.
+pub(crate) fn unclosed_at(source: &str, error_at: Pos) -> Option<Unclosed> {
+    use serde_saphyr::granit_parser::{ErrorKind, Event, StructureStyle};
+    // Flow collections open at each depth; block ones are `None` (their end is implied).
+    let mut open: Vec<Option<(char, Pos)>> = Vec::new();
+    for item in serde_saphyr::granit_parser::Parser::new_from_str(source) {
+        let (event, span) = match item {
+            Ok(event) => event,
+            Err(error) => {
+                let mark = error.marker();
+                let at = Pos {
+                    line: mark.line(),
+                    column: mark.col() + 1,
+                };
+                if at != error_at {
+                    return None;
+                }
+                return match error.kind() {
+                    ErrorKind::UnclosedFlowCollection { open } => Some(Unclosed {
+                        opener: *open,
+                        at,
+                        stopped: Stopped::EndOfDocument(end_of_document(source, at.line)),
+                    }),
+                    ErrorKind::UnclosedQuotedScalar
+                    | ErrorKind::DocumentIndicatorInQuotedScalar => Some(Unclosed {
+                        opener: source.chars().nth(mark.index()).unwrap_or('"'),
+                        at,
+                        stopped: Stopped::EndOfDocument(end_of_document(source, at.line)),
+                    }),
+                    _ => open
+                        .iter()
+                        .rev()
+                        .flatten()
+                        .next()
+                        .map(|&(opener, began)| Unclosed {
+                            opener,
+                            at: began,
+                            stopped: Stopped::At(at),
+                        }),
+                };
+            }
+        };
+        let flow = |opener: char| {
+            Some((
+                opener,
+                Pos {
+                    line: span.start.line(),
+                    column: span.start.col() + 1,
+                },
+            ))
+        };
+        match event {
+            Event::SequenceStart(style, ..) => {
+                open.push((style == StructureStyle::Flow).then(|| flow('[')).flatten())
+            }
+            Event::MappingStart(style, ..) => {
+                open.push((style == StructureStyle::Flow).then(|| flow('{')).flatten())
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The first document marker (`---`, `...`) after `line`, else the end of the text.
+fn end_of_document(source: &str, line: usize) -> Pos {
+    let marker = source.lines().enumerate().skip(line).find(|(_, text)| {
+        let rest = text
+            .strip_prefix("---")
+            .or_else(|| text.strip_prefix("..."));
+        rest.is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+    });
+    match marker {
+        Some((index, _)) => Pos {
+            line: index + 1,
+            column: 1,
+        },
+        None => {
+            let last = source.rsplit('\n').next().unwrap_or("");
+            Pos {
+                line: source.matches('\n').count() + 1,
+                column: last.chars().count() + 1,
+            }
+        }
+    }
+}
+
 /// The text of a node as written in the source (quotes included), when known.
 pub(crate) fn raw<'s>(source: &'s str, node: &Spanned<Node>) -> Option<&'s str> {
     let span = node.referenced.span();

@@ -306,7 +306,8 @@ environments:
   staging:
     listen: [127.0.0.1:8081
 "#,
-        r#"slipway.yaml:4:13: invalid YAML: unclosed bracket '['"#,
+        r#"slipway.yaml:4:13: invalid YAML: unclosed bracket '['; the parser reached the end of the document at line 5, column 1, still looking for `]`
+  hint: add the `]` that closes it"#,
     ),
     (
         "strategy map with two keys and bad step",
@@ -469,4 +470,83 @@ fn diagnostics_carry_their_fields() {
             .to_string()
             .starts_with("slipway.yaml:5:5: environments.staging.strategy: ")
     );
+}
+
+/// A config whose line 9 opens a `{` that is never closed; the parser stops on line 10.
+const UNCLOSED_BRACE: &str = r#"version: 1
+apps:
+  web:
+    run: app --port {port}
+environments:
+  staging:
+    listen: 127.0.0.1:8081
+    strategy: recreate
+    variables: { LOG_LEVEL: debug, REGION: eu
+    require_config: [LOG_LEVEL]
+"#;
+
+fn syntax_error(source: &str) -> slipway_config::Diagnostic {
+    let error = slipway_config::parse(source, "slipway.yaml", Path::new(".")).unwrap_err();
+    assert_eq!(error.diagnostics.len(), 1, "{error}");
+    error.diagnostics[0].clone()
+}
+
+#[test]
+fn unclosed_brace_is_reported_where_it_began_and_where_the_parser_stopped() {
+    let d = syntax_error(UNCLOSED_BRACE);
+    assert_eq!((d.line, d.column), (9, 16), "{d}");
+    assert_eq!(
+        d.message,
+        "invalid YAML: while parsing a flow mapping, did not find expected ',' or '}' \
+         at line 10, column 19, inside the `{` that begins here"
+    );
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("is the `{` of line 9 missing its `}`?")
+    );
+}
+
+#[test]
+fn unclosed_bracket_is_reported_where_it_began_and_where_the_parser_stopped() {
+    let source = "version: 1\nenvironments:\n  staging:\n    listen: 127.0.0.1:8081\n    requires: [qa, dev\n    strategy: recreate\n";
+    let d = syntax_error(source);
+    assert_eq!((d.line, d.column), (5, 15), "{d}");
+    assert!(
+        d.message
+            .ends_with("at line 6, column 13, inside the `[` that begins here"),
+        "{d}"
+    );
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("is the `[` of line 5 missing its `]`?")
+    );
+}
+
+#[test]
+fn unclosed_quote_is_reported_where_it_began_and_where_the_parser_stopped() {
+    for quote in ['"', '\''] {
+        let source = format!(
+            "version: 1\nenvironments:\n  staging:\n    listen: {quote}127.0.0.1:8081\n    strategy: recreate\nusers:\n  alice: {{ role: approver }}\n"
+        );
+        let d = syntax_error(&source);
+        assert_eq!((d.line, d.column), (4, 13), "{d}");
+        assert_eq!(
+            d.message,
+            format!(
+                "invalid YAML: unclosed quote; the parser reached the end of the document \
+                 at line 8, column 1, still looking for `{quote}`"
+            )
+        );
+    }
+}
+
+#[test]
+fn an_error_inside_a_closed_flow_collection_keeps_both_places() {
+    // The `{` is closed; the mistake is the missing comma. The report still names the
+    // mapping's start and the exact place the parser stopped, with no "missing" hint.
+    let source = "version: 1\nserver: { listen: 127.0.0.1:7700 tick: 1s }\n";
+    let d = syntax_error(source);
+    assert_eq!((d.line, d.column), (2, 9), "{d}");
+    assert!(d.message.contains("at line 2, column "), "{d}");
+    assert_eq!(d.hint, None);
 }
