@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod canary;
 pub mod civil;
 pub mod error;
+pub mod flags;
 pub mod gates;
 pub mod mask;
 pub mod model;
