@@ -7,6 +7,7 @@ pub mod admission;
 pub mod analysis;
 pub mod canary;
 pub mod civil;
+pub mod dora;
 pub mod error;
 pub mod flags;
 pub mod gates;
