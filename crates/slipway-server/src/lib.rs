@@ -5,7 +5,10 @@
 
 mod api;
 mod auth;
+mod dora;
 mod error;
+mod flags;
+mod ofrep;
 mod views;
 
 use std::fmt::Write as _;
@@ -29,6 +32,8 @@ pub use error::{ApiError, Error};
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub flags: Arc<flags::Flags>,
+    pub dora: Arc<dyn slipway_store::DoraStore>,
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
@@ -83,6 +88,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/users", post(api::create_user))
         .route("/api/v1/events", get(api::events))
+        .route("/api/v1/flags", get(flags::list))
+        .route("/api/v1/flags/{env}/{key}", get(flags::get).put(flags::put))
+        .route("/api/v1/flags/{env}/{key}/rollout", post(flags::rollout))
+        .route("/api/v1/flags/{env}/{key}/kill", post(flags::kill))
+        .route("/api/v1/metrics/dora", get(dora::report))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -109,7 +121,9 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         what: format!("cannot resolve data_dir {}", data_dir.display()),
         source,
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
+    let sqlite = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
+    let store: Arc<dyn Store> = sqlite.clone();
+    let flags = Arc::new(flags::Flags::load(sqlite.clone()).await?);
     let clock = Arc::new(SystemClock);
     let admin_token = auth::bootstrap(
         store.as_ref(),
@@ -145,6 +159,8 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
     })?;
     let app = routes(AppState {
         engine: engine.clone(),
+        flags,
+        dora: sqlite,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
@@ -298,6 +314,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         let _ = writeln!(out, "slipway_deployments{{status=\"{status}\"}} {n}");
     }
     out.push_str(&state.engine.router_metrics().await?);
+    dora::prometheus(&state, &mut out).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
