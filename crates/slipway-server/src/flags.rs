@@ -43,7 +43,16 @@ pub struct Flags {
     snapshot: ArcSwap<Snapshot>,
     /// Changes are read-modify-write (a rollout keeps the rest of the flag): one at a time.
     write: tokio::sync::Mutex<()>,
+    /// Hashes of tokens the store accepted lately, with when: OFREP evaluators poll hard,
+    /// and a database read per evaluation would cost more than the evaluation.
+    tokens: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long an accepted token is taken on trust by OFREP (so a replaced token stops
+/// working for evaluators within this time).
+const TOKEN_TRUST: std::time::Duration = std::time::Duration::from_secs(1);
+/// Entries the token cache holds before it starts over.
+const TOKEN_CACHE: usize = 10_000;
 
 // === impl Flags ===
 
@@ -62,7 +71,24 @@ impl Flags {
             store,
             snapshot: ArcSwap::from_pointee(snapshot),
             write: tokio::sync::Mutex::new(()),
+            tokens: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether the store accepted this token hash less than [`TOKEN_TRUST`] ago.
+    pub fn token_trusted(&self, hash: &str) -> bool {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < TOKEN_TRUST)
+    }
+
+    pub fn trust_token(&self, hash: String) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= TOKEN_CACHE {
+            tokens.clear();
+        }
+        tokens.insert(hash, std::time::Instant::now());
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
