@@ -638,3 +638,37 @@ async fn dora_figures_over_the_api_and_as_prometheus_gauges() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_replaced_token_stops_evaluating_within_a_second_or_two() {
+    let s = TestServer::start(ENVS).await;
+    let old = s.user("bob", "deployer").await;
+    put_flag(&s, &old, "production", "checkout", boolean(100)).await;
+    let o = Ofrep::new(&s);
+    let eval = |token: String| {
+        let o = &o;
+        async move {
+            o.post(
+                "/ofrep/v1/evaluate/flags/checkout",
+                Some(&token),
+                Some("production"),
+                &[],
+                "{}",
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(eval(old.clone()).await, 200);
+    let new = s.user("bob", "deployer").await;
+    let replaced = Instant::now();
+    while eval(old.clone()).await != 401 {
+        assert!(
+            replaced.elapsed() < Duration::from_secs(2),
+            "the old token still evaluates"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(eval(new).await, 200);
+    s.stop().await;
+}
