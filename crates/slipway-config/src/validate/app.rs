@@ -1,6 +1,6 @@
 //! Apps: driver, run, image, port, health check, smoke tests, hooks.
 
-use super::{Checker, Item};
+use super::{Checker, Fields, Item};
 use crate::model::*;
 use crate::tree::{Node, quote};
 
@@ -35,39 +35,7 @@ impl<'a> Checker<'a> {
             .get("port")
             .and_then(|i| self.uint(&i, 1, u16::MAX.into()))
             .and_then(|p| u16::try_from(p).ok());
-        match driver {
-            Some(DriverKind::Process) if f.get("run").is_none() => self.missing(
-                &f,
-                "run",
-                "the command that starts one instance",
-                Some(
-                    "the process driver needs `run`, like `run: \"my-app --port {port}\"`"
-                        .to_owned(),
-                ),
-            ),
-            Some(DriverKind::Docker) => {
-                if f.get("image").is_none() {
-                    self.missing(
-                        &f,
-                        "image",
-                        "the image repository, like registry.example.com/acme/web",
-                        Some(
-                            "the docker driver needs `image`; the release version is its tag"
-                                .to_owned(),
-                        ),
-                    );
-                }
-                if f.get("port").is_none() {
-                    self.missing(
-                        &f,
-                        "port",
-                        "the port the service listens on inside the container",
-                        Some("the docker driver needs `port`, like `port: 8080`".to_owned()),
-                    );
-                }
-            }
-            _ => {}
-        }
+        self.driver_needs(&f, driver);
         let health = match f.get("health") {
             Some(i) => self.health(&i),
             None => HealthCheck::default(),
@@ -81,15 +49,7 @@ impl<'a> Checker<'a> {
             None => Vec::new(),
         };
         let hooks = match f.get("hooks") {
-            Some(i) => {
-                let h = self.fields(&i, HOOK_KEYS);
-                let mut hook = |key: &str| h.get(key).and_then(|i| self.hook(&i));
-                Hooks {
-                    pre_deploy: hook("pre_deploy"),
-                    post_deploy: hook("post_deploy"),
-                    pre_rollback: hook("pre_rollback"),
-                }
-            }
+            Some(i) => self.hooks(&i),
             None => Hooks::default(),
         };
         App {
@@ -100,6 +60,53 @@ impl<'a> Checker<'a> {
             health,
             smoke,
             hooks,
+        }
+    }
+
+    /// The keys the chosen driver cannot do without.
+    fn driver_needs(&mut self, f: &Fields, driver: Option<DriverKind>) {
+        match driver {
+            Some(DriverKind::Process) if f.get("run").is_none() => self.missing(
+                f,
+                "run",
+                "the command that starts one instance",
+                Some(
+                    "the process driver needs `run`, like `run: \"my-app --port {port}\"`"
+                        .to_owned(),
+                ),
+            ),
+            Some(DriverKind::Docker) => {
+                if f.get("image").is_none() {
+                    self.missing(
+                        f,
+                        "image",
+                        "the image repository, like registry.example.com/acme/web",
+                        Some(
+                            "the docker driver needs `image`; the release version is its tag"
+                                .to_owned(),
+                        ),
+                    );
+                }
+                if f.get("port").is_none() {
+                    self.missing(
+                        f,
+                        "port",
+                        "the port the service listens on inside the container",
+                        Some("the docker driver needs `port`, like `port: 8080`".to_owned()),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn hooks(&mut self, item: &Item<'a>) -> Hooks {
+        let h = self.fields(item, HOOK_KEYS);
+        let mut hook = |key: &str| h.get(key).and_then(|i| self.hook(&i));
+        Hooks {
+            pre_deploy: hook("pre_deploy"),
+            post_deploy: hook("post_deploy"),
+            pre_rollback: hook("pre_rollback"),
         }
     }
 

@@ -7,10 +7,32 @@ use super::{Checker, Item, one_of};
 use crate::scalar::did_you_mean;
 use crate::tree::quote;
 
+/// Per environment (by index), the environments it requires, with the item naming each.
+type Edges<'e, 'a> = Vec<Vec<(usize, &'e Item<'a>)>>;
+
+/// Depth-first search state of one environment.
+#[derive(Clone, Copy, PartialEq)]
+enum Mark {
+    New,
+    OnPath,
+    Done,
+}
+
 impl<'a> Checker<'a> {
     pub(super) fn check_requires(&mut self, envs: &[(String, Vec<(String, Item<'a>)>)]) {
         let names: Vec<&str> = envs.iter().map(|(n, _)| n.as_str()).collect();
-        let mut edges: Vec<Vec<(usize, &Item<'a>)>> = vec![Vec::new(); envs.len()];
+        let edges = self.requires_edges(envs, &names);
+        self.report_cycles(&names, &edges);
+    }
+
+    /// Resolves each `requires` entry to an environment, reporting self, repeated and
+    /// unknown references.
+    fn requires_edges<'e>(
+        &mut self,
+        envs: &'e [(String, Vec<(String, Item<'a>)>)],
+        names: &[&str],
+    ) -> Edges<'e, 'a> {
+        let mut edges: Edges<'e, 'a> = vec![Vec::new(); envs.len()];
         for (from, (name, refs)) in envs.iter().enumerate() {
             let mut seen = HashSet::new();
             for (target, item) in refs {
@@ -35,34 +57,36 @@ impl<'a> Checker<'a> {
                 } else if let Some(to) = names.iter().position(|n| n == target) {
                     edges[from].push((to, item));
                 } else {
-                    let others: Vec<&str> = names.iter().copied().filter(|n| n != name).collect();
-                    let expected = if others.is_empty() {
-                        "another environment defined under `environments:`".to_owned()
-                    } else {
-                        one_of(&others)
-                    };
-                    let d = self
-                        .diag(
-                            item.pos,
-                            &item.path,
-                            format!("unknown environment {}", quote(target)),
-                        )
-                        .with_expected(expected)
-                        .with_hint(did_you_mean(target, others.iter().copied()));
-                    self.push(d);
+                    self.unknown_environment(item, target, name, names);
                 }
             }
         }
-        // Depth-first search in file order; each edge back into the current path closes
-        // a cycle, reported once at that edge.
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            OnPath,
-            Done,
-        }
-        let mut marks = vec![Mark::New; envs.len()];
-        for start in 0..envs.len() {
+        edges
+    }
+
+    fn unknown_environment(&mut self, item: &Item, target: &str, name: &str, names: &[&str]) {
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != name).collect();
+        let expected = if others.is_empty() {
+            "another environment defined under `environments:`".to_owned()
+        } else {
+            one_of(&others)
+        };
+        let d = self
+            .diag(
+                item.pos,
+                &item.path,
+                format!("unknown environment {}", quote(target)),
+            )
+            .with_expected(expected)
+            .with_hint(did_you_mean(target, others.iter().copied()));
+        self.push(d);
+    }
+
+    /// Depth-first search in file order; each edge back into the current path closes
+    /// a cycle, reported once at that edge.
+    fn report_cycles(&mut self, names: &[&str], edges: &Edges) {
+        let mut marks = vec![Mark::New; names.len()];
+        for start in 0..names.len() {
             if marks[start] != Mark::New {
                 continue;
             }

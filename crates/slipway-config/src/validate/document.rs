@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::{Checker, Item, Listener, one_of};
+use super::{Checker, Fields, Item, Listener, one_of};
 use crate::model::*;
 use crate::tree::{Node, Pos, describe, quote};
 
@@ -17,6 +17,23 @@ const USER_KEYS: &[&str] = &["role"];
 const ROLES: &[&str] = &["viewer", "deployer", "approver", "admin"];
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
 
+/// What an empty or broken file falls back to, so checking can carry on.
+fn default_config(base_dir: &Path) -> Config {
+    Config {
+        version: 1,
+        server: ServerConfig {
+            listen: DEFAULT_LISTEN,
+            data_dir: base_dir.join(".slipway"),
+            database: None,
+            tick: Duration::from_millis(100),
+            router_control: None,
+        },
+        apps: BTreeMap::new(),
+        environments: BTreeMap::new(),
+        users: BTreeMap::new(),
+    }
+}
+
 impl<'a> Checker<'a> {
     pub(super) fn config(&mut self, root: &'a Spanned<Node>, base_dir: &Path) -> Config {
         let root = Item {
@@ -24,19 +41,7 @@ impl<'a> Checker<'a> {
             path: String::new(),
             pos: Pos::START,
         };
-        let mut config = Config {
-            version: 1,
-            server: ServerConfig {
-                listen: DEFAULT_LISTEN,
-                data_dir: base_dir.join(".slipway"),
-                database: None,
-                tick: Duration::from_millis(100),
-                router_control: None,
-            },
-            apps: BTreeMap::new(),
-            environments: BTreeMap::new(),
-            users: BTreeMap::new(),
-        };
+        let mut config = default_config(base_dir);
         if matches!(root.node.value, Node::Null) {
             let d = self
                 .diag(Pos::START, "", "the file is empty")
@@ -51,26 +56,7 @@ impl<'a> Checker<'a> {
             return config;
         }
 
-        match top.get("version") {
-            None => self.missing(
-                &top,
-                "version",
-                "1",
-                Some("start with `version: 1`".to_owned()),
-            ),
-            Some(item) => {
-                if !matches!(item.node.value, Node::Int(1)) {
-                    let d = self
-                        .diag(
-                            item.pos,
-                            &item.path,
-                            format!("unsupported version {}", describe(self.source, item.node)),
-                        )
-                        .with_expected("1");
-                    self.push(d);
-                }
-            }
-        }
+        self.version(&top);
         if let Some(item) = top.get("server") {
             config.server = self.server(&item, base_dir);
         } else {
@@ -104,6 +90,29 @@ impl<'a> Checker<'a> {
         self.check_requires(&requires);
         self.check_listeners();
         config
+    }
+
+    fn version(&mut self, top: &Fields) {
+        match top.get("version") {
+            None => self.missing(
+                top,
+                "version",
+                "1",
+                Some("start with `version: 1`".to_owned()),
+            ),
+            Some(item) => {
+                if !matches!(item.node.value, Node::Int(1)) {
+                    let d = self
+                        .diag(
+                            item.pos,
+                            &item.path,
+                            format!("unsupported version {}", describe(self.source, item.node)),
+                        )
+                        .with_expected("1");
+                    self.push(d);
+                }
+            }
+        }
     }
 
     fn server(&mut self, item: &Item<'a>, base_dir: &Path) -> ServerConfig {

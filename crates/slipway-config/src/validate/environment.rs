@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::strategy::default_strategy;
-use super::{Checker, Item};
+use super::{Checker, Fields, Item};
 use crate::model::*;
 use crate::tree::{Node, quote, scalar_text};
 
@@ -29,18 +29,7 @@ impl<'a> Checker<'a> {
         users: &BTreeMap<String, User>,
     ) -> (Environment, Vec<(String, Item<'a>)>) {
         let f = self.fields(item, ENV_KEYS);
-        let listen = match f.get("listen") {
-            Some(i) => self.listener(&i),
-            None => {
-                self.missing(
-                    &f,
-                    "listen",
-                    "the router's address for this environment, like 127.0.0.1:8081",
-                    None,
-                );
-                None
-            }
-        };
+        let listen = self.env_listen(&f);
         let strategy = match f.get("strategy") {
             Some(i) => self.strategy(&i),
             None => default_strategy(),
@@ -57,14 +46,10 @@ impl<'a> Checker<'a> {
                 .collect(),
             None => Vec::new(),
         };
-        let mut refs = Vec::new();
-        if let Some(i) = f.get("requires") {
-            for target in self.list(&i, "environment names") {
-                if let Some(name) = self.nonempty_string(&target) {
-                    refs.push((name, target));
-                }
-            }
-        }
+        let refs = match f.get("requires") {
+            Some(i) => self.requires(&i),
+            None => Vec::new(),
+        };
         let protection = match f.get("protection") {
             Some(i) => self.protection(&i, users),
             None => Protection::default(),
@@ -94,6 +79,34 @@ impl<'a> Checker<'a> {
             drain_timeout,
         };
         (env, refs)
+    }
+
+    /// The router's address; every environment needs one.
+    fn env_listen(&mut self, f: &Fields) -> Option<SocketAddr> {
+        match f.get("listen") {
+            Some(i) => self.listener(&i),
+            None => {
+                self.missing(
+                    f,
+                    "listen",
+                    "the router's address for this environment, like 127.0.0.1:8081",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// The environments named under `requires`, with their items; `check_requires`
+    /// resolves them once every environment is known.
+    fn requires(&mut self, item: &Item<'a>) -> Vec<(String, Item<'a>)> {
+        let mut refs = Vec::new();
+        for target in self.list(item, "environment names") {
+            if let Some(name) = self.nonempty_string(&target) {
+                refs.push((name, target));
+            }
+        }
+        refs
     }
 
     fn variable_name(&mut self, item: &Item) -> Option<String> {

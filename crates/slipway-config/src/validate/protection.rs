@@ -23,72 +23,13 @@ impl<'a> Checker<'a> {
         users: &BTreeMap<String, User>,
     ) -> Protection {
         let f = self.fields(item, PROTECTION_KEYS);
-        let mut reviewers: Vec<String> = Vec::new();
-        if let Some(list) = f.get("reviewers") {
-            for reviewer in self.list(&list, "user names") {
-                let Some(name) = self.nonempty_string(&reviewer) else {
-                    continue;
-                };
-                if reviewers.contains(&name) {
-                    let d = self.diag(
-                        reviewer.pos,
-                        &reviewer.path,
-                        format!("reviewer {} is listed twice", quote(&name)),
-                    );
-                    self.push(d);
-                    continue;
-                }
-                if !users.contains_key(&name) {
-                    let expected = if users.is_empty() {
-                        "a user defined under `users:`".to_owned()
-                    } else {
-                        format!(
-                            "one of the users: {}",
-                            users
-                                .keys()
-                                .map(String::as_str)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    };
-                    let hint = did_you_mean(&name, users.keys().map(String::as_str))
-                        .or_else(|| Some(format!("add `{name}` under `users:`")));
-                    let d = self
-                        .diag(
-                            reviewer.pos,
-                            &reviewer.path,
-                            format!("unknown user {}", quote(&name)),
-                        )
-                        .with_expected(expected)
-                        .with_hint(hint);
-                    self.push(d);
-                }
-                reviewers.push(name);
-            }
-        }
+        let reviewers = match f.get("reviewers") {
+            Some(list) => self.reviewers(&list, users),
+            None => Vec::new(),
+        };
         let default_approvals = u32::from(!reviewers.is_empty());
         let required_approvals = match f.get("required_approvals") {
-            Some(i) => {
-                let n = self.u32(&i, 0).unwrap_or(default_approvals);
-                if !reviewers.is_empty() && n as usize > reviewers.len() {
-                    let count = reviewers.len();
-                    let d = self
-                        .diag(
-                            i.pos,
-                            &i.path,
-                            format!(
-                                "{n} approvals are required but only {count} reviewer{} listed",
-                                if count == 1 { " is" } else { "s are" }
-                            ),
-                        )
-                        .with_expected(format!("at most {count}"))
-                        .with_hint(Some(
-                            "add reviewers or lower `required_approvals`".to_owned(),
-                        ));
-                    self.push(d);
-                }
-                n
-            }
+            Some(i) => self.required_approvals(&i, &reviewers, default_approvals),
             None => default_approvals,
         };
         let prevent_self_review = f
@@ -108,20 +49,7 @@ impl<'a> Checker<'a> {
             Some(i) => self
                 .list(&i, "windows")
                 .iter()
-                .filter_map(|w| {
-                    let Node::Str(text) = &w.node.value else {
-                        self.wrong_type(
-                            w,
-                            "a window like `Mon-Thu 09:00-16:00 UTC`",
-                            Some(scalar::WINDOW_EXPECTED),
-                            None,
-                        );
-                        return None;
-                    };
-                    scalar::window(text)
-                        .map_err(|e| self.scalar_error(w, e, scalar::WINDOW_EXPECTED))
-                        .ok()
-                })
+                .filter_map(|w| self.window(w))
                 .collect(),
             None => Vec::new(),
         };
@@ -133,5 +61,92 @@ impl<'a> Checker<'a> {
             branches,
             windows,
         }
+    }
+
+    /// The reviewer names, each listed once; unknown users are reported but kept.
+    fn reviewers(&mut self, list: &Item<'a>, users: &BTreeMap<String, User>) -> Vec<String> {
+        let mut reviewers: Vec<String> = Vec::new();
+        for reviewer in self.list(list, "user names") {
+            let Some(name) = self.nonempty_string(&reviewer) else {
+                continue;
+            };
+            if reviewers.contains(&name) {
+                let d = self.diag(
+                    reviewer.pos,
+                    &reviewer.path,
+                    format!("reviewer {} is listed twice", quote(&name)),
+                );
+                self.push(d);
+                continue;
+            }
+            if !users.contains_key(&name) {
+                self.unknown_reviewer(&reviewer, &name, users);
+            }
+            reviewers.push(name);
+        }
+        reviewers
+    }
+
+    fn unknown_reviewer(&mut self, reviewer: &Item, name: &str, users: &BTreeMap<String, User>) {
+        let expected = if users.is_empty() {
+            "a user defined under `users:`".to_owned()
+        } else {
+            format!(
+                "one of the users: {}",
+                users
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let hint = did_you_mean(name, users.keys().map(String::as_str))
+            .or_else(|| Some(format!("add `{name}` under `users:`")));
+        let d = self
+            .diag(
+                reviewer.pos,
+                &reviewer.path,
+                format!("unknown user {}", quote(name)),
+            )
+            .with_expected(expected)
+            .with_hint(hint);
+        self.push(d);
+    }
+
+    fn required_approvals(&mut self, i: &Item, reviewers: &[String], default: u32) -> u32 {
+        let n = self.u32(i, 0).unwrap_or(default);
+        if !reviewers.is_empty() && n as usize > reviewers.len() {
+            let count = reviewers.len();
+            let d = self
+                .diag(
+                    i.pos,
+                    &i.path,
+                    format!(
+                        "{n} approvals are required but only {count} reviewer{} listed",
+                        if count == 1 { " is" } else { "s are" }
+                    ),
+                )
+                .with_expected(format!("at most {count}"))
+                .with_hint(Some(
+                    "add reviewers or lower `required_approvals`".to_owned(),
+                ));
+            self.push(d);
+        }
+        n
+    }
+
+    fn window(&mut self, w: &Item) -> Option<Window> {
+        let Node::Str(text) = &w.node.value else {
+            self.wrong_type(
+                w,
+                "a window like `Mon-Thu 09:00-16:00 UTC`",
+                Some(scalar::WINDOW_EXPECTED),
+                None,
+            );
+            return None;
+        };
+        scalar::window(text)
+            .map_err(|e| self.scalar_error(w, e, scalar::WINDOW_EXPECTED))
+            .ok()
     }
 }

@@ -102,47 +102,15 @@ impl<'a> Checker<'a> {
             }
             "rolling" => {
                 let f = fields(self, ROLLING_KEYS);
-                let mut get = |key: &str, min: u32, default: u32| {
-                    f.get(key)
-                        .and_then(|i| self.u32(&i, min))
-                        .unwrap_or(default)
-                };
-                let replicas = get("replicas", 1, 1);
-                let max_surge = get("max_surge", 0, 1);
-                let max_unavailable = get("max_unavailable", 0, 0);
-                if max_surge == 0 && max_unavailable == 0 {
-                    let d = self
-                        .diag(f.pos, &f.path, "max_surge and max_unavailable are both 0, so the rollout cannot progress")
-                        .with_hint(Some("set `max_surge: 1`".to_owned()));
-                    self.push(d);
-                }
-                Strategy::Rolling {
-                    replicas,
-                    max_surge,
-                    max_unavailable,
-                }
+                self.rolling(&f)
             }
             "blue-green" => {
                 let f = fields(self, BLUE_GREEN_KEYS);
-                Strategy::BlueGreen {
-                    preview: f.get("preview").and_then(|i| self.listener(&i)),
-                    scale_down_delay: f
-                        .get("scale_down_delay")
-                        .and_then(|i| self.duration(&i))
-                        .unwrap_or(DEFAULT_SCALE_DOWN_DELAY),
-                }
+                self.blue_green(&f)
             }
             "canary" => {
                 let f = fields(self, CANARY_KEYS);
-                let steps = match f.get("steps") {
-                    Some(i) => self.canary_steps(&i),
-                    None => default_canary_steps(),
-                };
-                let analysis = match f.get("analysis") {
-                    Some(i) => self.analysis(&i),
-                    None => Analysis::default(),
-                };
-                Strategy::Canary { steps, analysis }
+                self.canary(&f)
             }
             other => {
                 let pos = settings.map_or(at.pos, |s| s.pos);
@@ -154,6 +122,54 @@ impl<'a> Checker<'a> {
                 return None;
             }
         })
+    }
+
+    fn rolling(&mut self, f: &Fields) -> Strategy {
+        let mut get = |key: &str, min: u32, default: u32| {
+            f.get(key)
+                .and_then(|i| self.u32(&i, min))
+                .unwrap_or(default)
+        };
+        let replicas = get("replicas", 1, 1);
+        let max_surge = get("max_surge", 0, 1);
+        let max_unavailable = get("max_unavailable", 0, 0);
+        if max_surge == 0 && max_unavailable == 0 {
+            let d = self
+                .diag(
+                    f.pos,
+                    &f.path,
+                    "max_surge and max_unavailable are both 0, so the rollout cannot progress",
+                )
+                .with_hint(Some("set `max_surge: 1`".to_owned()));
+            self.push(d);
+        }
+        Strategy::Rolling {
+            replicas,
+            max_surge,
+            max_unavailable,
+        }
+    }
+
+    fn blue_green(&mut self, f: &Fields) -> Strategy {
+        Strategy::BlueGreen {
+            preview: f.get("preview").and_then(|i| self.listener(&i)),
+            scale_down_delay: f
+                .get("scale_down_delay")
+                .and_then(|i| self.duration(&i))
+                .unwrap_or(DEFAULT_SCALE_DOWN_DELAY),
+        }
+    }
+
+    fn canary(&mut self, f: &Fields<'a>) -> Strategy {
+        let steps = match f.get("steps") {
+            Some(i) => self.canary_steps(&i),
+            None => default_canary_steps(),
+        };
+        let analysis = match f.get("analysis") {
+            Some(i) => self.analysis(&i),
+            None => Analysis::default(),
+        };
+        Strategy::Canary { steps, analysis }
     }
 
     fn canary_steps(&mut self, item: &Item<'a>) -> Vec<CanaryStep> {
