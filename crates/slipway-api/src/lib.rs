@@ -292,7 +292,9 @@ pub struct DeploymentList {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogSource {
-    /// The engine: status changes, rollout steps, traffic moves.
+    /// A status change, as its `statuses[]` entry says it (`<status>: <reason>`).
+    Status,
+    /// The engine: rollout steps, traffic moves.
     Engine,
     /// The canary analysis's verdicts.
     Analysis,
@@ -309,6 +311,7 @@ pub enum LogSource {
 impl LogSource {
     pub fn as_str(self) -> &'static str {
         match self {
+            LogSource::Status => "status",
             LogSource::Engine => "engine",
             LogSource::Analysis => "analysis",
             LogSource::Health => "health",

@@ -50,7 +50,7 @@ impl Inner {
         };
         let updated = self.store.transition(d.id, d.status, change).await?;
         self.outbox_written();
-        self.log(d.id, "engine", &format!("{to}: {reason}")).await;
+        self.log(d.id, "status", &format!("{to}: {reason}")).await;
         tracing::info!(deployment = d.id, app = %d.app, env = %d.environment, version = %d.release.version, status = %to, %reason);
         let _ = self.events.send(StatusEvent {
             deployment_id: d.id,

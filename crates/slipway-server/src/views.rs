@@ -165,6 +165,7 @@ pub fn deployment(
 
 pub fn log_line(l: LogLine) -> api::LogLine {
     let source = match l.source.as_str() {
+        "status" => api::LogSource::Status,
         "engine" => api::LogSource::Engine,
         "analysis" => api::LogSource::Analysis,
         "health" => api::LogSource::Health,

@@ -145,7 +145,7 @@ pub fn report_in_order(
     logs: &[LogLine],
     obs: &mut dyn Observer,
 ) {
-    let logs: Vec<&LogLine> = logs.iter().filter(|l| !mirrors_status(d, l)).collect();
+    let logs: Vec<&LogLine> = logs.iter().filter(|l| !mirrors_status(l)).collect();
     let (mut i, mut j) = (0, 0);
     loop {
         match (statuses.get(i), logs.get(j)) {
@@ -166,14 +166,9 @@ pub fn report_in_order(
     }
 }
 
-fn mirrors_status(d: &Deployment, line: &LogLine) -> bool {
-    line.source == LogSource::Engine
-        && d.statuses.iter().any(|s| {
-            line.message
-                .strip_prefix(s.status.as_str())
-                .and_then(|rest| rest.strip_prefix(": "))
-                == Some(s.reason.as_str())
-        })
+/// The log line every status change writes; the status itself is shown instead.
+fn mirrors_status(line: &LogLine) -> bool {
+    line.source == LogSource::Status
 }
 
 async fn poll(
@@ -550,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn engine_lines_that_repeat_a_status_change_are_left_out() {
+    fn status_lines_of_the_log_are_left_out_for_the_statuses_themselves() {
         struct Seen(Vec<String>);
         impl Observer for Seen {
             fn status(&mut self, _d: &Deployment, c: &StatusEntry) {
@@ -561,20 +556,32 @@ mod tests {
             }
         }
         let d = deployment("waiting", "approval: waiting for alice");
-        let line = |seq, at: &str, message: &str| LogLine {
+        let line = |seq, at: &str, source, message: &str| LogLine {
             seq,
             at: at.into(),
-            source: LogSource::Engine,
+            source,
             message: message.into(),
         };
         let logs = [
-            line(1, "2026-11-24T09:59:59.000Z", "deployment created by bob"),
+            line(
+                1,
+                "2026-11-24T09:59:59.000Z",
+                LogSource::Engine,
+                "deployment created by bob",
+            ),
+            // Its text no longer matters: the source says it is a status change.
             line(
                 2,
                 "2026-11-24T10:00:00.001Z",
-                "waiting: approval: waiting for alice",
+                LogSource::Status,
+                "waiting: approval: waiting for alice (reworded)",
             ),
-            line(3, "2026-11-24T10:00:01.000Z", "approved by carol"),
+            line(
+                3,
+                "2026-11-24T10:00:01.000Z",
+                LogSource::Engine,
+                "approved by carol",
+            ),
         ];
         let mut seen = Seen(Vec::new());
         report_in_order(&d, &d.statuses, &logs, &mut seen);
