@@ -74,7 +74,7 @@ const ADDRESS_EXPECTED: &str = "an IP address and port, like 127.0.0.1:8081";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
 const DEFAULT_SCALE_DOWN_DELAY: Duration = Duration::from_secs(30);
 
-/// The steps of `strategy: canary` when none are written (the DESIGN example).
+/// The steps of `strategy: canary` when none are written (the default in docs/config.md).
 fn default_canary_steps() -> Vec<CanaryStep> {
     vec![
         CanaryStep::Weight(10.0),
