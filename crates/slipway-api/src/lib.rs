@@ -1,4 +1,4 @@
-//! The wire types of slipway's HTTP API (`/api/v1`, DESIGN §6): what the server sends and
+//! The wire types of slipway's HTTP API (`/api/v1`, docs/api.md): what the server sends and
 //! accepts, and what its clients (the CLI, later the console) read and send. Serde and
 //! OpenAPI schemas only: no I/O, nothing of the engine. The server maps its domain types
 //! onto these; a client never parses free text to learn what the API can say in a field.
@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// The status of a deployment (DESIGN §2).
+/// The status of a deployment (docs/concepts.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -93,7 +93,7 @@ impl Phase {
     }
 }
 
-/// What holds a `waiting` deployment (DESIGN §6 `waiting_on`).
+/// What holds a `waiting` deployment (docs/api.md `waiting_on`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitingOn {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use slipway_config::*;
 
-/// The example of DESIGN §4, plus the users it names.
-const DESIGN_EXAMPLE: &str = include_str!("data/design.yaml");
+/// A full configuration (the keys of docs/config.md), plus the users it names.
+const FULL_EXAMPLE: &str = include_str!("data/design.yaml");
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -23,7 +23,7 @@ fn parse_ok(source: &str) -> Config {
 
 #[test]
 fn design_example_parses_to_the_expected_model() {
-    let config = parse_ok(DESIGN_EXAMPLE);
+    let config = parse_ok(FULL_EXAMPLE);
     assert_eq!(config.version, 1);
     assert_eq!(
         config.server,
@@ -298,7 +298,7 @@ fn load_reads_the_file_and_resolves_data_dir_next_to_it() {
     let dir = std::env::temp_dir().join(format!("slipway-config-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("slipway.yaml");
-    std::fs::write(&path, DESIGN_EXAMPLE).unwrap();
+    std::fs::write(&path, FULL_EXAMPLE).unwrap();
     let config = load(&path);
     let missing = load(&dir.join("nope.yaml"));
     std::fs::remove_dir_all(&dir).unwrap();

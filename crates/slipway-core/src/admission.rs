@@ -1,4 +1,4 @@
-//! Checks made when a deployment is created (DESIGN §2, gate order): branch/tag policy,
+//! Checks made when a deployment is created (docs/concepts.md, gate order): branch/tag policy,
 //! required config, required environments, mutable tags. Each failure is a 422 refusal;
 //! all of them are reported at once so the user fixes everything in one go.
 

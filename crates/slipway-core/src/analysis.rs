@@ -1,4 +1,4 @@
-//! Canary analysis (DESIGN §3): judge the new release's counters against the limits and
+//! Canary analysis (docs/concepts.md): judge the new release's counters against the limits and
 //! the stable release, then decide over successive checks whether to go on or abort.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The canary strategy as a list of actions (DESIGN §3): weights and pauses as
+//! The canary strategy as a list of actions (docs/concepts.md): weights and pauses as
 //! configured, always ending with all traffic on the new release.
 
 use std::time::Duration;

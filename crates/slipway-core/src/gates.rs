@@ -1,4 +1,4 @@
-//! The gates a created deployment waits at, in DESIGN §2 order: deployment window (or
+//! The gates a created deployment waits at, in the order of docs/concepts.md: deployment window (or
 //! freeze) → required approvals → wait timer. [`evaluate`] is called on every engine tick
 //! with the current time; it never changes anything, it says what holds the deployment.
 
@@ -77,7 +77,7 @@ pub fn evaluate(env: &Environment, d: &Deployment, now: Millis) -> GateOutcome {
     }
 
     // A rollback restores a known-good release while something is broken: a freeze must
-    // not hold it (DESIGN §2: an urgent rollback never waits in line).
+    // not hold it (docs/concepts.md: an urgent rollback never waits in line).
     if d.kind == Kind::Deploy
         && !p.windows.is_empty()
         && d.force.is_none()

@@ -8,7 +8,7 @@ pub type Millis = i64;
 
 pub type DeploymentId = i64;
 
-/// Status of a deployment (DESIGN §2). The names are stable: they appear in the API.
+/// Status of a deployment (docs/concepts.md). The names are stable: they appear in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

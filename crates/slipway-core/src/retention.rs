@@ -1,4 +1,4 @@
-//! Which kept releases to let go (DESIGN §2: instances of the last `keep_releases`
+//! Which kept releases to let go (docs/concepts.md: instances of the last `keep_releases`
 //! releases stay around so a rollback needs no rebuild or pull).
 
 /// Releases, given newest first, beyond the `keep` newest. A version listed twice is one

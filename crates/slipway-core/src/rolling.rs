@@ -1,4 +1,4 @@
-//! The rolling strategy as batches (DESIGN §3): replace `replicas` instances while never
+//! The rolling strategy as batches (docs/concepts.md): replace `replicas` instances while never
 //! running more than `replicas + max_surge` nor fewer than `replicas - max_unavailable`
 //! available ones.
 

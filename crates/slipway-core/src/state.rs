@@ -1,4 +1,4 @@
-//! The deployment state machine of DESIGN §2: which status may follow which.
+//! The deployment state machine of docs/concepts.md: which status may follow which.
 
 use crate::model::Status;
 

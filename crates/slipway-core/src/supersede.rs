@@ -1,4 +1,4 @@
-//! Which waiting deployments a newer one replaces (DESIGN §2): a deployment that has not
+//! Which waiting deployments a newer one replaces (docs/concepts.md): a deployment that has not
 //! started yet is pointless once a newer release is queued behind it for the same place.
 
 use crate::model::{Deployment, DeploymentId, Kind};

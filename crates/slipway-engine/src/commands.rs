@@ -26,7 +26,7 @@ pub struct DeployRequest {
     pub reason: Option<String>,
 }
 
-/// What holds a waiting deployment (DESIGN §6 `waiting_on`).
+/// What holds a waiting deployment (docs/api.md `waiting_on`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitingOn {
     Approval,
@@ -238,7 +238,7 @@ impl Engine {
         Ok(self.inner.store.get_deployment(created.id).await?)
     }
 
-    /// The admission rules for a new release (DESIGN §2), with what the store knows of
+    /// The admission rules for a new release (docs/concepts.md), with what the store knows of
     /// the required environments.
     async fn admit(
         &self,
@@ -655,7 +655,7 @@ async fn log_created(inner: &Inner, d: &Deployment) {
 }
 
 /// Cancels the pending deployments of the same app and environment that `newer`
-/// supersedes (DESIGN §2: a newer waiting deployment replaces an older one).
+/// supersedes (docs/concepts.md: a newer waiting deployment replaces an older one).
 async fn supersede_pending(inner: &Inner, newer: &Deployment) -> Result<()> {
     let pending: Vec<Deployment> = inner
         .store

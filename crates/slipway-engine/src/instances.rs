@@ -88,7 +88,7 @@ pub(crate) async fn start(inner: &Inner, d: &Deployment, app: &App) -> Result<In
     Ok(inst)
 }
 
-/// `slipway-<app>-<env>-<version>-<n>` (DESIGN §7) with the smallest `n` not taken. A
+/// `slipway-<app>-<env>-<version>-<n>` with the smallest `n` not taken. A
 /// version keeps only the characters a container name allows.
 pub(crate) fn instance_name(d: &Deployment, taken: &[String]) -> String {
     let version = d.release.version.replace(
@@ -139,7 +139,7 @@ fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<Instance
     })
 }
 
-/// The labels DESIGN §7 gives a container (`slipway.digest` when the release has one).
+/// The labels a container gets (`slipway.digest` when the release has one).
 fn labels(d: &Deployment) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         ("slipway.app".into(), d.app.clone()),
@@ -162,7 +162,7 @@ fn log_path(inner: &Inner, name: &str, deployment: i64) -> PathBuf {
         .join(format!("{name}.{deployment}.log"))
 }
 
-/// Waits until `inst` passes its health check (DESIGN §2 readiness).
+/// Waits until `inst` passes its health check (readiness, docs/concepts.md).
 pub(crate) async fn wait_healthy(
     inner: &Inner,
     d: &Deployment,

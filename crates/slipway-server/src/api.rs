@@ -1,4 +1,4 @@
-//! The handlers of `/api/v1` (DESIGN §6). Each one authenticates, calls the engine, and
+//! The handlers of `/api/v1` (docs/api.md). Each one authenticates, calls the engine, and
 //! renders a view; every failure is an `ApiError`.
 
 use std::collections::HashMap;
@@ -580,7 +580,7 @@ mod tests {
 #[openapi(
     info(
         title = "slipway",
-        description = "The slipway continuous-delivery API (DESIGN §6). Every operation takes `Authorization: Bearer <token>`."
+        description = "The slipway continuous-delivery API (docs/api.md). Every operation takes `Authorization: Bearer <token>`."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -74,7 +74,7 @@ fn api_message(status: &StatusCode, code: &str, message: &str, details: &Option<
 }
 
 impl ClientError {
-    /// The exit code of DESIGN §5: 2 for bad input (400, 404, 422), 3 when the server
+    /// The exit code of docs/cli.md: 2 for bad input (400, 404, 422), 3 when the server
     /// cannot be reached, 1 for everything that is an operation failing (409, 401, 403…).
     pub fn exit_code(&self) -> u8 {
         match self {

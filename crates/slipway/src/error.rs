@@ -1,4 +1,4 @@
-//! The binary's error type. Every failure ends here and becomes one exit code (DESIGN §5):
+//! The binary's error type. Every failure ends here and becomes one exit code (docs/cli.md):
 //! 1 the operation failed, 2 bad usage or bad input, 3 cannot reach the server.
 
 use crate::client::ClientError;

@@ -31,7 +31,7 @@ pub(super) fn default_strategy() -> Strategy {
     }
 }
 
-/// The steps of `strategy: canary` when none are written (the DESIGN example).
+/// The steps of `strategy: canary` when none are written (the default in docs/config.md).
 fn default_canary_steps() -> Vec<CanaryStep> {
     vec![
         CanaryStep::Weight(10.0),

@@ -25,7 +25,7 @@ pub(crate) struct Canary<'a> {
 
 #[async_trait]
 impl Step for Canary<'_> {
-    /// A first release has nothing to compare with (DESIGN §3) and a rollback restores
+    /// A first release has nothing to compare with (docs/concepts.md) and a rollback restores
     /// a known-good one: both switch at once. So does a redeploy of what serves, or one
     /// whose stable release has no running instance left.
     async fn shift(&self, r: &Rollout<'_>) -> Result<(), Stop> {

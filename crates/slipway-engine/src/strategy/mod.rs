@@ -1,4 +1,4 @@
-//! The strategies (DESIGN §3), each in its own module behind one small step interface:
+//! The strategies (docs/concepts.md), each in its own module behind one small step interface:
 //! [`Step::start`] brings the new release up (phase `starting`), [`Step::shift`] moves
 //! traffic to it (phase `shifting`). The rollout persists the phase around each call, so
 //! a step must be idempotent: a restarted server calls it again. A new strategy is one
