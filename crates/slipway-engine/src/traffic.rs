@@ -45,9 +45,9 @@ impl TrafficRouter for slipway_router::Router {
         addr: SocketAddr,
         config: ListenerConfig,
     ) -> Result<SocketAddr> {
-        self.bind(env, addr, config).await.map_err(|e| {
-            Error::Router(format!("environment {env}: cannot listen on {addr}: {e}"))
-        })
+        self.bind(env, addr, config)
+            .await
+            .map_err(|e| Error::Router(format!("environment {env}: cannot listen on {addr}: {e}")))
     }
 
     async fn configure(
