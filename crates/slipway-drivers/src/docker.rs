@@ -795,6 +795,37 @@ impl Driver for DockerDriver {
             .filter_map(|c| Some((c.labels.get(LABEL_INSTANCE)?.clone(), c.handle)))
             .collect()
     }
+
+    /// The image ID the tag resolves to (pulling as the policy says).
+    async fn pin(&self, workload: &Workload, version: &str) -> crate::Result<Option<String>> {
+        let Workload::Container { image, .. } = workload else {
+            return Err(crate::Error::WrongWorkload(workload.kind()));
+        };
+        Ok(Some(
+            self.resolve(image, version, PullPolicy::default()).await?,
+        ))
+    }
+
+    async fn remove(&self, handle: &str) -> crate::Result<()> {
+        Ok(DockerDriver::remove(self, handle).await?)
+    }
+
+    async fn start_again(&self, handle: &str) -> crate::Result<Option<Started>> {
+        Ok(Some(DockerDriver::start_again(self, handle).await?.started))
+    }
+
+    async fn output(&self, handle: &str, lines: usize) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        self.copy_logs(handle, 0, false, &mut out).await.ok()?;
+        let text = String::from_utf8_lossy(&out);
+        let all: Vec<&str> = text.lines().collect();
+        Some(
+            all[all.len().saturating_sub(lines)..]
+                .iter()
+                .map(|l| (*l).to_owned())
+                .collect(),
+        )
+    }
 }
 
 /// The [`ContainerSpec`] of a container workload, and the digest the engine pinned it to.
