@@ -1,5 +1,6 @@
 //! Broken config files and the exact report a user sees for each: file, line, column,
 //! key path, message, what was expected and a hint.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::path::Path;
 

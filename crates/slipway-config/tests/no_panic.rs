@@ -1,5 +1,6 @@
 //! No input makes the parser panic: many mangled variants of valid and broken files all
 //! end in `Ok` or in located diagnostics.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::path::Path;
 

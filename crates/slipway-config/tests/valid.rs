@@ -1,4 +1,5 @@
 //! Valid files parse to the expected model; omitted keys take their documented defaults.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::net::SocketAddr;
 use std::path::Path;

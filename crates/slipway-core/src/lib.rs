@@ -7,6 +7,8 @@ pub mod admission;
 pub mod analysis;
 pub mod canary;
 pub mod civil;
+pub mod dora;
+pub mod flags;
 pub mod gates;
 pub mod mask;
 pub mod model;

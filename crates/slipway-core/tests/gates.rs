@@ -1,4 +1,5 @@
 //! The gates a deployment waits at: windows, approvals, wait timer, and who may decide.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::collections::BTreeMap;
 use std::time::Duration;

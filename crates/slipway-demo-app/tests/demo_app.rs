@@ -1,4 +1,5 @@
 //! Runs the built `slipway-demo-app` binary and talks plain HTTP/1.1 to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

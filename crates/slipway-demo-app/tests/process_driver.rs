@@ -1,5 +1,6 @@
 //! The demo app as the process driver runs it for `run: "slipway-demo-app --port {port}
 //! --release {version}"`: the path `slipway demo` takes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -5,6 +5,7 @@
 //! inspecting the started container.
 //!
 //! Run: `bench/docker-start.sh` (or `cargo bench -p slipway-drivers --bench docker_start`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 #[path = "../tests/util/mod.rs"]
 mod util;

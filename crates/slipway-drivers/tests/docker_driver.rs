@@ -1,6 +1,7 @@
 //! The docker driver against the real Docker Engine, with the demo images built FROM
 //! scratch by `bench/docker-images.sh` (no registry is reachable). Every test removes the
 //! containers it made, also when it fails (`util::Scope`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

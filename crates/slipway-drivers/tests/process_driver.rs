@@ -1,4 +1,5 @@
 //! The process driver against real processes (Linux /proc, /bin/sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! The standalone router's control API, driven through `ControlClient`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -3,6 +3,7 @@
 //! the backend saw — never two requests made of one, never one user's bytes in another's
 //! request. Tests are named after the hole they keep shut (issue 14) or the attack that
 //! must keep failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! The hand-written HTTP/1.1 path over real loopback connections: bodies both ways,
 //! every response framing, pipelining, and the hand-over to hyper mid-connection.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

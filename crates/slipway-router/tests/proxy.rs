@@ -1,4 +1,5 @@
 //! The router over real loopback HTTP, against small hyper backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -13,6 +13,7 @@
 //!    canaries' own 500s (body `error release=…`) are expected and counted apart.
 //!
 //! Run: `cargo bench -p slipway-server --bench canary` (or `bench/canary.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 #[path = "../tests/util/mod.rs"]
 mod util;

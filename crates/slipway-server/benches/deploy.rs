@@ -8,6 +8,7 @@
 //!    deployments and 50 rollbacks. Target 0.
 //!
 //! Run: `cargo bench -p slipway-server --bench deploy` (or `bench/deploy.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 #[path = "../tests/util/mod.rs"]
 mod util;

@@ -12,13 +12,14 @@ use slipway_store::SqliteStore;
 
 use crate::Error;
 
-/// The real parts, and the in-process router when the server runs its own (it is shut
-/// down with the server).
+/// The real parts, the in-process router when the server runs its own (it is shut down
+/// with the server), and the SQLite store itself, which also keeps flags and DORA facts.
 pub(crate) async fn real_parts(
     config: Config,
     data_dir: PathBuf,
-) -> Result<(Parts, Option<slipway_router::Router>), Error> {
-    let store = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
+) -> Result<(Parts, Option<slipway_router::Router>, Arc<SqliteStore>), Error> {
+    let sqlite = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
+    let store = sqlite.clone();
     let (router, traffic) = traffic_router(&config)?;
     let drivers = Drivers::new().with(
         DriverKind::Process,
@@ -41,7 +42,7 @@ pub(crate) async fn real_parts(
         // The caller adds the secrets it knows once the admin token exists.
         secrets: slipway_core::Masker::default(),
     };
-    Ok((parts, router))
+    Ok((parts, router, sqlite))
 }
 
 /// The docker driver for `DOCKER_HOST` (else the default socket). It connects on first

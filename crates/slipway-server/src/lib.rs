@@ -6,13 +6,17 @@
 mod api;
 mod auth;
 mod compose;
+mod dora;
 mod error;
+mod flags;
+mod ofrep;
 mod preflight;
 mod views;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -30,6 +34,8 @@ pub use preflight::preflight;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub flags: Arc<flags::Flags>,
+    pub dora: Arc<dyn slipway_store::DoraStore>,
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
@@ -84,6 +90,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/users", post(api::create_user))
         .route("/api/v1/events", get(api::events))
+        .route("/api/v1/flags", get(flags::list))
+        .route("/api/v1/flags/{env}/{key}", get(flags::get).put(flags::put))
+        .route("/api/v1/flags/{env}/{key}/rollout", post(flags::rollout))
+        .route("/api/v1/flags/{env}/{key}/kill", post(flags::kill))
+        .route("/api/v1/metrics/dora", get(dora::report))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -123,7 +136,8 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         path: data_dir.clone(),
         source,
     })?;
-    let (mut parts, router) = compose::real_parts(config, data_dir.clone()).await?;
+    let (mut parts, router, sqlite) = compose::real_parts(config, data_dir.clone()).await?;
+    let flags = Arc::new(flags::Flags::load(sqlite.clone()).await?);
     let admin_token = auth::bootstrap(parts.store.as_ref(), &data_dir, parts.clock.now()).await?;
     // `vars()` would panic on a variable that is not UTF-8; such a one is no token we print.
     let server_env = std::env::vars_os()
@@ -132,6 +146,8 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
     let engine = Engine::start(parts).await?;
     let app = routes(AppState {
         engine: engine.clone(),
+        flags,
+        dora: sqlite,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
@@ -273,6 +289,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         let _ = writeln!(out, "slipway_deployments{{status=\"{status}\"}} {n}");
     }
     out.push_str(&state.engine.router_metrics().await?);
+    dora::prometheus(&state, &mut out).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 

@@ -1,5 +1,6 @@
 //! Blue-green with a preview listener and a scale-down delay: the new set is smoke-tested
 //! on the preview before it takes live traffic, and the old set stops after the delay.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

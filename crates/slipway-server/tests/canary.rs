@@ -1,5 +1,6 @@
 //! Canary rollouts under real traffic through the router: a good release walks its steps,
 //! a bad one is reverted by the analysis, and a manual pause waits for `promote`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

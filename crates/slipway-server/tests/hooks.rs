@@ -2,6 +2,7 @@
 //! its shell does (a background child neither holds the deployment nor outlives it), is
 //! killed with its children on its `timeout:`, and its output is in the deployment log as
 //! it comes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

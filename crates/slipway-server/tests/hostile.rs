@@ -1,5 +1,6 @@
 //! The control plane against hostile or careless input (issue 14, item 8): oversized
 //! bodies and fields, the bearer scheme in any case, the last admin, private files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! The life of a deployment through the API, on the embedded default: real SQLite, real
 //! app processes, real HTTP through the environments' routers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! A server that stops in the middle of a rollout: the next one re-adopts the running
 //! instances, restores the routes, and finishes what was persisted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

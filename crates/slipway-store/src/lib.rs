@@ -5,10 +5,14 @@
 //! can sit beside [`SqliteStore`] without touching the callers.
 #![forbid(unsafe_code)]
 
+mod dora;
 mod error;
+mod flags;
 mod sqlite;
 
+pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
+pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
 pub use sqlite::SqliteStore;
 
 use slipway_config::Role;

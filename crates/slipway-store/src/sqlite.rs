@@ -31,7 +31,7 @@ const IDS_PER_QUERY: usize = 1000;
 /// Write transactions take the write lock up front: a deferred transaction that reads
 /// first and writes later fails at once with SQLITE_BUSY when another writer got in
 /// between, instead of waiting for the busy timeout.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 macro_rules! deployment_columns {
     () => {
@@ -46,7 +46,7 @@ const SELECT_DEPLOYMENTS: &str = concat!("SELECT ", deployment_columns!(), " FRO
 /// The SQLite [`Store`]: one database file in WAL mode, migrated on open.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 /// Creates the database file readable by this user only (it holds deployments, logs and

@@ -1,6 +1,7 @@
 //! The SQLite store: the `Store` contract against a database file (one temporary
 //! directory per test) and against an in-memory database, then what only SQLite has
 //! (files, migrations, damage done behind the store's back).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod contract;
 

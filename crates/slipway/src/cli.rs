@@ -122,6 +122,16 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Feature flags: list, set, roll out, kill.
+    Flags {
+        #[command(subcommand)]
+        command: crate::commands::flags::FlagsCommand,
+    },
+    /// Delivery metrics.
+    Metrics {
+        #[command(subcommand)]
+        command: crate::commands::metrics::MetricsCommand,
+    },
     /// Manage API users.
     User {
         #[command(subcommand)]

@@ -173,7 +173,7 @@ impl Client {
         })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -333,7 +333,7 @@ impl Client {
 }
 
 /// Names come from the user: keep them one path segment even if they hold `/` or `?`.
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -1,4 +1,5 @@
 //! The real `slipway` binary: exit codes, messages and `--json` output as a user sees them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -1,4 +1,5 @@
 //! `slipway demo` end to end: the real binary, a real server, real processes and traffic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

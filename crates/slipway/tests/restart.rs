@@ -1,6 +1,7 @@
 //! `slipway server` killed with SIGKILL, then started again, on the real binaries: a
 //! rollout caught mid-way completes on the re-adopted instance, and a standalone router
 //! (`slipway router --control`) keeps serving through the restart without a failed request.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

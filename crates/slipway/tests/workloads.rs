@@ -1,6 +1,7 @@
 //! What a workload can see of the server, on the real binaries: instances and hooks run in
 //! a built environment (the server's own tokens are not in `/proc/<pid>/environ`), and a
 //! hook or an instance printing secrets leaves none in `slipway logs` or the stored log.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 

@@ -2,8 +2,10 @@
 //! code it earned; errors go back to `main`, which reports them.
 
 pub mod deploy;
+pub mod flags;
 pub mod follow;
 pub mod local;
+pub mod metrics;
 pub mod read;
 pub mod user;
 
@@ -40,6 +42,8 @@ pub async fn run_client(global: &GlobalArgs, command: ClientCommand) -> Result<u
         ClientCommand::User {
             command: UserCommand::Add { name, role },
         } => user::add(&client, &name, &role).await,
+        ClientCommand::Flags { command } => flags::run(&client, command).await,
+        ClientCommand::Metrics { command } => metrics::run(&client, command).await,
     }
 }
 
