@@ -798,12 +798,10 @@ impl Driver for DockerDriver {
 
     /// The image ID the tag resolves to (pulling as the policy says).
     async fn pin(&self, workload: &Workload, version: &str) -> crate::Result<Option<String>> {
-        let Workload::Container { image, .. } = workload else {
+        let Workload::Container { image, pull, .. } = workload else {
             return Err(crate::Error::WrongWorkload(workload.kind()));
         };
-        Ok(Some(
-            self.resolve(image, version, PullPolicy::default()).await?,
-        ))
+        Ok(Some(self.resolve(image, version, *pull).await?))
     }
 
     async fn remove(&self, handle: &str) -> crate::Result<()> {
@@ -834,6 +832,11 @@ fn container_spec(spec: &InstanceSpec) -> crate::Result<(ContainerSpec, Option<S
         image,
         port,
         labels,
+        pull,
+        memory,
+        cpus,
+        restart,
+        args,
     } = &spec.workload
     else {
         return Err(crate::Error::WrongWorkload(spec.workload.kind()));
@@ -857,11 +860,11 @@ fn container_spec(spec: &InstanceSpec) -> crate::Result<(ContainerSpec, Option<S
         image: image.clone(),
         port: *port,
         env: spec.env.clone(),
-        pull: PullPolicy::default(),
-        memory: None,
-        cpus: None,
-        restart: Restart::default(),
-        args: Vec::new(),
+        pull: *pull,
+        memory: *memory,
+        cpus: *cpus,
+        restart: *restart,
+        args: args.clone(),
     };
     // The engine's instance id is the container's name: one name for both.
     if container.container_name() != spec.instance_id {
@@ -1107,11 +1110,26 @@ mod tests {
             image: "slipway-demo".into(),
             port: 8080,
             labels,
+            pull: PullPolicy::Never,
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            restart: Restart::Always,
+            args: vec!["--error-rate".into(), "0.5".into()],
         };
         let (c, digest) = container_spec(&instance(workload.clone())).unwrap();
         assert_eq!(c.container_name(), "slipway-web-staging-v1-3");
         assert_eq!((c.ordinal, c.deployment.as_str()), (3, "12"));
         assert_eq!(c.env["A"], "1");
+        assert_eq!(
+            (c.pull, c.memory, c.cpus, c.restart),
+            (
+                PullPolicy::Never,
+                Some(64 << 20),
+                Some(0.5),
+                Restart::Always
+            )
+        );
+        assert_eq!(c.args, ["--error-rate", "0.5"]);
         assert_eq!(digest.as_deref(), Some("sha256:feed"));
 
         let mut other = instance(workload);

@@ -103,7 +103,7 @@ pub trait Driver: Send + Sync {
 }
 
 /// What to start, whatever runs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceSpec {
     /// Unique name of the instance, `slipway-<app>-<env>-<version>-<n>` (a container's
     /// name); a process carries it as `SLIPWAY_INSTANCE`.
@@ -121,7 +121,7 @@ pub struct InstanceSpec {
 }
 
 /// What a driver runs: the part of a spec that depends on the kind of driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Workload {
     /// A local process (`driver: process`).
     Process {
@@ -139,6 +139,14 @@ pub enum Workload {
         port: u16,
         /// `slipway.app`, `slipway.environment`, `slipway.release`, `slipway.deployment`, …
         labels: BTreeMap<String, String>,
+        pull: PullPolicy,
+        /// Memory limit in bytes.
+        memory: Option<u64>,
+        /// CPU limit in cores.
+        cpus: Option<f64>,
+        restart: Restart,
+        /// Replaces the image's `CMD` when not empty.
+        args: Vec<String>,
     },
 }
 

@@ -450,6 +450,11 @@ async fn driver_start_runs_a_container_workload_by_its_pinned_digest() {
                 // The tag says v1; the engine resolved (and pinned) v2's image.
                 ("slipway.digest".into(), images()["v2"].clone()),
             ]),
+            pull: PullPolicy::Never,
+            memory: Some(64 << 20),
+            cpus: None,
+            restart: Restart::No,
+            args: Vec::new(),
         },
     };
     let started = driver.start(&spec).await.unwrap();
@@ -466,6 +471,7 @@ async fn driver_start_runs_a_container_workload_by_its_pinned_digest() {
     assert_eq!(c["Name"], format!("/{name}"));
     assert_eq!(c["Config"]["Labels"]["slipway.instance"], name.as_str());
     assert_eq!(c["Config"]["Labels"]["slipway.deployment"], "9");
+    assert_eq!(c["HostConfig"]["Memory"], 64 << 20);
     assert_eq!(
         driver.instances(&t.scope).await,
         vec![(name, started.handle.clone())]

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use slipway_config::{App, DriverKind};
+use slipway_config::{App, DriverKind, Pull, RestartPolicy};
 use slipway_core::{Deployment, Instance, InstanceState};
-use slipway_drivers::{InstanceSpec, Workload};
+use slipway_drivers::{InstanceSpec, PullPolicy, Restart, Workload};
 
 use crate::error::{Error, Result, Stop};
 use crate::{Inner, STOP_GRACE};
@@ -183,6 +183,20 @@ fn workload(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<Work
                 .port
                 .ok_or_else(|| Error::Unsupported(format!("app {} has no `port`", d.app)))?,
             labels: labels(d),
+            pull: match app.container.pull {
+                Pull::Never => PullPolicy::Never,
+                Pull::IfMissing => PullPolicy::IfMissing,
+                Pull::Always => PullPolicy::Always,
+            },
+            memory: app.container.memory,
+            cpus: app.container.cpus,
+            restart: match app.container.restart {
+                RestartPolicy::No => Restart::No,
+                RestartPolicy::OnFailure => Restart::OnFailure { max_retries: None },
+                RestartPolicy::UnlessStopped => Restart::UnlessStopped,
+                RestartPolicy::Always => Restart::Always,
+            },
+            args: app.container.args.clone(),
         },
     })
 }

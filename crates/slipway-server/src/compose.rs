@@ -45,12 +45,18 @@ pub(crate) async fn real_parts(
     Ok((parts, router, sqlite))
 }
 
-/// The docker driver for `DOCKER_HOST` (else the default socket). It connects on first
-/// use, so a server without docker apps starts with no daemon; a `DOCKER_HOST` it cannot
-/// use stops only a server that has docker apps.
+/// The docker driver for `server.docker_host`, else `DOCKER_HOST`, else the default
+/// socket. It connects on first use, so a server without docker apps starts with no
+/// daemon; a host it cannot use stops only a server that has docker apps.
 fn docker_driver(config: &Config) -> Result<Option<slipway_drivers::DockerDriver>, Error> {
-    match slipway_drivers::DockerDriver::from_env() {
-        Ok(driver) => Ok(Some(driver)),
+    let host = match &config.server.docker_host {
+        Some(url) => url.parse(),
+        None => slipway_drivers::DockerHost::from_env_value(
+            std::env::var("DOCKER_HOST").ok().as_deref(),
+        ),
+    };
+    match host {
+        Ok(host) => Ok(Some(slipway_drivers::DockerDriver::new(host))),
         Err(e) if config.apps.values().any(|a| a.driver == DriverKind::Docker) => {
             Err(Error::Setup(e.to_string()))
         }

@@ -3,6 +3,7 @@
 //! strategies, rollback reusing kept containers, re-adoption, and the errors that must
 //! change nothing. Environment names are unique per test, because container names
 //! (`slipway-<app>-<env>-<version>-<n>`) are global on the Docker host.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod util;
 
@@ -76,6 +77,8 @@ const APP: &str = r#"  web:
     driver: docker
     image: slipway-demo
     port: 8080
+    pull: never
+    memory: 64m
     health: { path: /health, interval: 100ms, timeout: 1s, start_period: 2s, unhealthy_threshold: 2 }
     smoke:
       - { get: /health, expect_status: 200 }
@@ -84,10 +87,15 @@ const APP: &str = r#"  web:
 impl DockerServer {
     /// `envs` is the YAML of the `environments:` map.
     async fn start(envs: &str) -> DockerServer {
+        DockerServer::start_with(envs, "").await
+    }
+
+    /// With `server` lines (indented by two spaces) added to the server section.
+    async fn start_with(envs: &str, server: &str) -> DockerServer {
         images();
         let server = TestServer::start_yaml(|dir| {
             format!(
-                "version: 1\nserver:\n  listen: 127.0.0.1:0\n  data_dir: {}\n  tick: 50ms\napps:\n{APP}environments:\n{envs}\nusers:\n  alice: {{ role: approver }}\n",
+                "version: 1\nserver:\n  listen: 127.0.0.1:0\n  data_dir: {}\n  tick: 50ms\n{server}apps:\n{APP}environments:\n{envs}\nusers:\n  alice: {{ role: approver }}\n",
                 dir.join("data").display()
             )
         })
@@ -319,8 +327,44 @@ async fn a_missing_image_ends_the_deployment_error_and_changes_nothing() {
 
     let d = s.deploy_and_wait(&env, "v9-missing", "error").await;
     let reason = TestServer::last_reason(&d);
-    assert!(reason.contains("slipway-demo:v9-missing"), "{reason}");
+    assert!(
+        reason.contains("image slipway-demo:v9-missing is not on the Docker host")
+            && reason.contains("`pull: never`"),
+        "{reason}"
+    );
     assert_eq!(s.body(&env).await, "ok release=v1");
     assert_eq!(s.containers(), before);
     assert_eq!(s.instance_states(&env, "v1").await, ["running"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_docker_host_ends_the_deployment_error_naming_it() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = unique("stg");
+    let s = DockerServer::start_with(
+        &blue_green(&env),
+        &format!("  docker_host: tcp://127.0.0.1:{port}\n"),
+    )
+    .await;
+    let d = s.deploy_and_wait(&env, "v1", "error").await;
+    let reason = TestServer::last_reason(&d);
+    assert!(
+        reason.contains(&format!(
+            "cannot reach the Docker daemon at tcp://127.0.0.1:{port}"
+        )),
+        "{reason}"
+    );
+    assert_eq!(d["digest"], Value::Null);
+    assert_eq!(
+        s.through_router(&env).await.0,
+        503,
+        "no release takes traffic"
+    );
+    assert!(s.containers().is_empty());
+    assert!(s.instance_states(&env, "v1").await.is_empty());
 }
