@@ -299,6 +299,38 @@ async fn a_manual_rollback_reuses_the_kept_container() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_starts_the_kept_stopped_container_again() {
+    let env = unique("stg");
+    let s = DockerServer::start(&format!(
+        "    {env}:\n      listen: 127.0.0.1:0\n      strategy: {{ blue-green: {{ scale_down_delay: 200ms }} }}\n"
+    ))
+    .await;
+    s.deploy_and_wait(&env, "v1", "success").await;
+    s.deploy_and_wait(&env, "v2", "success").await;
+    wait_until("v1 to scale down", || async {
+        s.instance_states(&env, "v1").await == ["stopped"]
+    })
+    .await;
+    let v1 = format!("slipway-web-{env}-v1-1");
+    assert!(!s.running_names().contains(&v1));
+    let before = s.containers();
+    assert_eq!(before.len(), 2, "the stopped v1 container is kept");
+
+    let rb = s.rollback(&env, None).await;
+    let rb = s.ends(&rb, "success").await;
+    assert_eq!(s.body(&env).await, "ok release=v1");
+    assert!(s.running_names().contains(&v1));
+    assert_eq!(s.containers(), before, "the same container, started again");
+    let lines = s.log_lines(rb["id"].as_i64().unwrap()).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("started kept instance {v1} again"))),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_are_adopted_again_after_the_server_restarts() {
     let env = unique("stg");
     let mut s = DockerServer::start(&blue_green(&env)).await;
