@@ -16,19 +16,38 @@ const APP_LOG_TAIL: usize = 20;
 
 /// Resolves the release's version to what the app's driver will run (an image digest)
 /// and records it on the deployment, before anything is stopped: a missing image or an
-/// unreachable daemon ends the deployment here, with nothing changed.
-pub(crate) async fn pin(inner: &Inner, d: &Deployment) -> Result<Option<String>> {
+/// unreachable daemon ends the deployment here, with nothing changed. The digest must be
+/// the one that succeeded in every required environment (DESIGN §1): a tag moved since
+/// fails the deployment.
+pub(crate) async fn pin(inner: &Inner, d: &Deployment) -> Result<Option<String>, Stop> {
     let app = inner.app(d)?;
     if app.driver != DriverKind::Docker {
         return Ok(None);
     }
+    // A container workload does not use the instance name.
     let workload = workload(inner, d, app, "")?;
     let driver = inner.driver_of(&d.app)?;
-    let Some(digest) = driver.pin(&workload, &d.release.version).await? else {
+    let Some(digest) = driver
+        .pin(&workload, &d.release.version)
+        .await
+        .map_err(Error::from)?
+    else {
         return Ok(None);
     };
+    let version = &d.release.version;
+    for required in &inner.env(d)?.requires {
+        let same = inner
+            .store
+            .release_succeeded_in(&d.app, required, version, Some(&digest))
+            .await?;
+        if !same {
+            return Err(Stop::Failed(format!(
+                "{version} resolves to {digest} now, which is not the image that succeeded in {required}: the tag moved since"
+            )));
+        }
+    }
     inner.store.set_digest(d.id, &digest).await?;
-    let line = format!("{} resolved to {digest}", d.release.version);
+    let line = format!("{version} resolved to {digest}");
     inner.log(d.id, "engine", &line).await;
     Ok(Some(digest))
 }

@@ -71,6 +71,8 @@ fn unique(prefix: &str) -> String {
 struct DockerServer {
     server: Option<TestServer>,
     scope: String,
+    /// Image tags the test made, removed at the end.
+    tags: Vec<String>,
 }
 
 const APP: &str = r#"  web:
@@ -107,6 +109,7 @@ impl DockerServer {
         DockerServer {
             server: Some(server),
             scope,
+            tags: Vec::new(),
         }
     }
 
@@ -126,6 +129,16 @@ impl DockerServer {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Points `slipway-demo:<tag>` at the image of `source`, until the test ends.
+    fn tag(&mut self, source: &str, tag: &str) {
+        docker(&[
+            "tag",
+            &format!("slipway-demo:{source}"),
+            &format!("slipway-demo:{tag}"),
+        ]);
+        self.tags.push(format!("slipway-demo:{tag}"));
     }
 
     async fn body(&self, env: &str) -> String {
@@ -165,6 +178,10 @@ impl Drop for DockerServer {
                 .args(["rm", "-f", "-v"])
                 .args(&ids)
                 .output();
+        }
+        for tag in &self.tags {
+            // Only the tag: the image stays for the other tags that name it.
+            let _ = Command::new("docker").args(["rmi", tag]).output();
         }
     }
 }
@@ -256,6 +273,31 @@ async fn a_docker_app_goes_through_staging_into_production_by_its_digest() {
     assert_eq!(labels["slipway.release"], "v2");
     assert_eq!(labels["slipway.deployment"], d["id"].to_string().as_str());
     assert_eq!(labels["slipway.digest"], image_id("v2").as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_a_tag_moved_since_staging_ran_it() {
+    let (stg, prd) = (unique("stg"), unique("prd"));
+    let mut s = DockerServer::start(&format!("{}{}", blue_green(&stg), canary(&prd, &stg))).await;
+    let version = unique("rc");
+    s.tag("v1", &version);
+    let d = s.deploy_and_wait(&stg, &version, "success").await;
+    assert_eq!(digest(&d), image_id("v1"));
+
+    // Someone re-pushes the tag: production would run another image than staging tested.
+    s.tag("v2", &version);
+    let d = s.deploy_and_wait(&prd, &version, "failure").await;
+    let reason = TestServer::last_reason(&d);
+    assert!(
+        reason.contains(&format!(
+            "not the image that succeeded in {stg}: the tag moved since"
+        )),
+        "{reason}"
+    );
+    assert!(s.instance_states(&prd, &version).await.is_empty());
+    assert_eq!(s.through_router(&prd).await.0, 503, "nothing takes traffic");
+    // Staging still runs what it tested, by digest.
+    assert_eq!(s.body(&stg).await, "ok release=v1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
