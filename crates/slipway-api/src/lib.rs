@@ -183,6 +183,10 @@ pub struct Deployment {
     pub commit: Option<String>,
     #[schema(format = DateTime)]
     pub committed_at: Option<String>,
+    /// The image ID (`sha256:…`) a docker app's version resolved to when its rollout
+    /// began, which its containers run. Null for process apps and before the rollout.
+    #[serde(default)]
+    pub digest: Option<String>,
     pub kind: Kind,
     pub status: Status,
     pub phase: Phase,

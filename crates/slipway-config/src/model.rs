@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// environments' listeners instead of the in-process router, so the routers outlive a
     /// restart of the server. Its token comes from `SLIPWAY_ROUTER_TOKEN`.
     pub router_control: Option<SocketAddr>,
+    /// The Docker Engine API of docker apps (`unix:///…` or `tcp://host:port`); `None`
+    /// means `DOCKER_HOST`, else `/var/run/docker.sock`.
+    pub docker_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +50,44 @@ pub struct App {
     pub image: Option<String>,
     /// Port inside the container (docker driver).
     pub port: Option<u16>,
+    /// How the docker driver runs the containers (defaults for a process app).
+    pub container: ContainerOptions,
     pub health: HealthCheck,
     pub smoke: Vec<SmokeTest>,
     pub hooks: Hooks,
+}
+
+/// `pull`, `memory`, `cpus`, `restart` and `args` of a docker app.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerOptions {
+    pub pull: Pull,
+    /// Memory limit in bytes (`memory: 512m`).
+    pub memory: Option<u64>,
+    /// CPU limit in cores (`cpus: 0.5`).
+    pub cpus: Option<f64>,
+    pub restart: RestartPolicy,
+    /// Replace the image's `CMD` when not empty.
+    pub args: Vec<String>,
+}
+
+/// When the image is pulled (`pull:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pull {
+    Never,
+    #[default]
+    IfMissing,
+    Always,
+}
+
+/// Docker's restart policy for the containers (`restart:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// slipway itself replaces a dead instance.
+    #[default]
+    No,
+    OnFailure,
+    UnlessStopped,
+    Always,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -28,7 +28,7 @@ server:
   lisen: 127.0.0.1:7700
 "#,
         r#"slipway.yaml:3:3: server.lisen: unknown key `lisen`
-  expected: one of listen, data_dir, database, tick, router_control
+  expected: one of listen, data_dir, database, tick, router_control, docker_host
   hint: did you mean `listen`?"#,
     ),
     (
@@ -432,6 +432,57 @@ apps:
         r#"slipway.yaml:6:42: apps.web.hooks.pre_deploy.timeout: must be longer than 0
   expected: a whole number with a unit ms, s, m or h, such as 250ms, 30s, 5m, 2h or 1m30s
 slipway.yaml:7:7: apps.web.hooks.post_deploy: expected a string, got a list"#,
+    ),
+    (
+        "bad docker options",
+        r#"version: 1
+apps:
+  web:
+    driver: docker
+    image: acme/web
+    port: 8080
+    pull: sometimes
+    memory: 512x
+    cpus: 0
+    restart: never
+    args: --verbose
+"#,
+        r#"slipway.yaml:7:5: apps.web.pull: unknown pull policy `sometimes`
+  expected: one of never, if-missing, always
+slipway.yaml:8:5: apps.web.memory: bad memory limit `512x`
+  expected: a size like 512m or 1g (b, k, m, g), at least 6m
+slipway.yaml:9:5: apps.web.cpus: bad CPU limit `0`
+  expected: a number of CPU cores above 0, like 0.5 or 2
+slipway.yaml:10:5: apps.web.restart: unknown restart policy `never`
+  expected: one of no, on-failure, unless-stopped, always
+slipway.yaml:11:5: apps.web.args: expected a list of arguments, got `--verbose`
+  hint: write a list, like `[--verbose]`"#,
+    ),
+    (
+        "bad docker host",
+        r#"version: 1
+server:
+  docker_host: https://docker.example.com:2376
+"#,
+        r#"slipway.yaml:3:3: server.docker_host: unsupported Docker host `https://docker.example.com:2376`
+  expected: unix:///path/to/docker.sock or tcp://host:port
+  hint: leave `docker_host` out to use DOCKER_HOST, else /var/run/docker.sock"#,
+    ),
+    (
+        "docker keys on a process app",
+        r#"version: 1
+apps:
+  web:
+    run: app --port {port}
+    image: acme/web
+    memory: 1m
+"#,
+        r#"slipway.yaml:5:5: apps.web.image: `image` is a key of docker apps
+  hint: add `driver: docker`, or remove it: the process driver runs `run`
+slipway.yaml:6:5: apps.web.memory: `memory` is a key of docker apps
+  hint: add `driver: docker`, or remove it: the process driver runs `run`
+slipway.yaml:6:5: apps.web.memory: bad memory limit `1m`
+  expected: a size like 512m or 1g (b, k, m, g), at least 6m"#,
     ),
 ];
 

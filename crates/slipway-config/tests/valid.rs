@@ -33,6 +33,7 @@ fn design_example_parses_to_the_expected_model() {
             database: None,
             tick: Duration::from_millis(100),
             router_control: None,
+            docker_host: None,
         }
     );
 
@@ -291,6 +292,51 @@ apps:
     assert_eq!(api.port, Some(3000));
     assert_eq!(api.health.path, "/ready");
     assert_eq!(api.health.interval, Duration::from_millis(500));
+    assert_eq!(api.container, ContainerOptions::default());
+    assert_eq!(
+        api.container.pull,
+        Pull::IfMissing,
+        "the default pull policy"
+    );
+}
+
+#[test]
+fn docker_apps_take_pull_limits_restart_and_args() {
+    let config = parse_ok(
+        r#"version: 1
+apps:
+  api:
+    driver: docker
+    image: acme/api
+    port: 3000
+    pull: never
+    memory: 512m
+    cpus: 0.5
+    restart: on-failure
+    args: ["--port", "3000", "--error-rate", "0"]
+  worker:
+    driver: docker
+    image: acme/worker
+    port: 9000
+    pull: always
+    memory: 1G
+    cpus: 2
+    restart: unless-stopped
+"#,
+    );
+    assert_eq!(config.server.docker_host, None);
+    let api = &config.apps["api"].container;
+    assert_eq!(api.pull, Pull::Never);
+    assert_eq!(api.memory, Some(512 << 20));
+    assert_eq!(api.cpus, Some(0.5));
+    assert_eq!(api.restart, RestartPolicy::OnFailure);
+    assert_eq!(api.args, ["--port", "3000", "--error-rate", "0"]);
+    let worker = &config.apps["worker"].container;
+    assert_eq!(worker.pull, Pull::Always);
+    assert_eq!(worker.memory, Some(1 << 30));
+    assert_eq!(worker.cpus, Some(2.0));
+    assert_eq!(worker.restart, RestartPolicy::UnlessStopped);
+    assert!(worker.args.is_empty());
 }
 
 #[test]

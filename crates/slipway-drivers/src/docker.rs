@@ -26,7 +26,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 use crate::process::free_port;
-use crate::{Driver, InstanceSpec, Started};
+use crate::{Driver, InstanceSpec, Started, Workload};
 
 pub const LABEL_APP: &str = "slipway.app";
 pub const LABEL_ENVIRONMENT: &str = "slipway.environment";
@@ -95,9 +95,9 @@ pub enum DockerError {
     #[error("container {id} publishes no loopback port")]
     NoPort { id: String },
     #[error(
-        "the docker driver starts a container from a ContainerSpec (image, port); app `{app}` came with a process spec"
+        "instance `{instance}` is not named slipway-<app>-<env>-<version>-<n> for its app, environment and version"
     )]
-    NeedsContainerSpec { app: String },
+    BadInstanceName { instance: String },
     #[error("cannot write the output of container {id}: {source}")]
     Sink { id: String, source: std::io::Error },
 }
@@ -527,8 +527,17 @@ impl DockerDriver {
     /// Resolves the image, then creates and starts the container on a loopback port
     /// picked by slipway. A container that cannot start is removed again.
     pub async fn run(&self, spec: &ContainerSpec) -> Result<StartedContainer> {
+        self.run_by(spec, None).await
+    }
+
+    /// [`DockerDriver::run`], by `digest` when one is given (resolved earlier, before
+    /// anything was stopped) instead of resolving the tag again.
+    async fn run_by(&self, spec: &ContainerSpec, digest: Option<&str>) -> Result<StartedContainer> {
         spec.validate()?;
-        let digest = self.resolve(&spec.image, &spec.version, spec.pull).await?;
+        let digest = match digest {
+            Some(d) => d.to_owned(),
+            None => self.resolve(&spec.image, &spec.version, spec.pull).await?,
+        };
         let api = self.api().await?;
         let name = spec.container_name();
         let mut attempt = 0;
@@ -734,13 +743,12 @@ impl DockerDriver {
 
 #[async_trait::async_trait]
 impl Driver for DockerDriver {
-    /// A container needs an image and a port, which a process spec does not carry: the
-    /// engine calls [`DockerDriver::run`] with a [`ContainerSpec`].
+    /// Runs a [`Workload::Container`] spec as the container named by its instance id, by
+    /// the digest in its `slipway.digest` label when the engine resolved one (else by
+    /// what the tag resolves to now).
     async fn start(&self, spec: &InstanceSpec) -> crate::Result<Started> {
-        Err(DockerError::NeedsContainerSpec {
-            app: spec.app.clone(),
-        }
-        .into())
+        let (container, digest) = container_spec(spec)?;
+        Ok(self.run_by(&container, digest.as_deref()).await?.started)
     }
 
     /// `docker stop` with `grace` as its timeout (whole seconds, rounded up): SIGTERM (or
@@ -787,6 +795,82 @@ impl Driver for DockerDriver {
             .filter_map(|c| Some((c.labels.get(LABEL_INSTANCE)?.clone(), c.handle)))
             .collect()
     }
+
+    /// The image ID the tag resolves to (pulling as the policy says).
+    async fn pin(&self, workload: &Workload, version: &str) -> crate::Result<Option<String>> {
+        let Workload::Container { image, pull, .. } = workload else {
+            return Err(crate::Error::WrongWorkload(workload.kind()));
+        };
+        Ok(Some(self.resolve(image, version, *pull).await?))
+    }
+
+    async fn remove(&self, handle: &str) -> crate::Result<()> {
+        Ok(DockerDriver::remove(self, handle).await?)
+    }
+
+    async fn start_again(&self, handle: &str) -> crate::Result<Option<Started>> {
+        Ok(Some(DockerDriver::start_again(self, handle).await?.started))
+    }
+
+    async fn output(&self, handle: &str, lines: usize) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        self.copy_logs(handle, 0, false, &mut out).await.ok()?;
+        let text = String::from_utf8_lossy(&out);
+        let all: Vec<&str> = text.lines().collect();
+        Some(
+            all[all.len().saturating_sub(lines)..]
+                .iter()
+                .map(|l| (*l).to_owned())
+                .collect(),
+        )
+    }
+}
+
+/// The [`ContainerSpec`] of a container workload, and the digest the engine pinned it to.
+fn container_spec(spec: &InstanceSpec) -> crate::Result<(ContainerSpec, Option<String>)> {
+    let Workload::Container {
+        image,
+        port,
+        labels,
+        pull,
+        memory,
+        cpus,
+        restart,
+        args,
+    } = &spec.workload
+    else {
+        return Err(crate::Error::WrongWorkload(spec.workload.kind()));
+    };
+    let bad_name = || DockerError::BadInstanceName {
+        instance: spec.instance_id.clone(),
+    };
+    let ordinal = spec
+        .instance_id
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(bad_name)?;
+    let container = ContainerSpec {
+        instance_id: spec.instance_id.clone(),
+        scope: spec.scope.clone(),
+        app: spec.app.clone(),
+        environment: spec.environment.clone(),
+        version: spec.version.clone(),
+        deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
+        ordinal,
+        image: image.clone(),
+        port: *port,
+        env: spec.env.clone(),
+        pull: *pull,
+        memory: *memory,
+        cpus: *cpus,
+        restart: *restart,
+        args: args.clone(),
+    };
+    // The engine's instance id is the container's name: one name for both.
+    if container.container_name() != spec.instance_id {
+        return Err(bad_name().into());
+    }
+    Ok((container, labels.get(LABEL_DIGEST).cloned()))
 }
 
 fn create_body(spec: &ContainerSpec, digest: &str, host_port: u16) -> ContainerCreateBody {
@@ -992,27 +1076,66 @@ mod tests {
         assert!(refused(|s| s.app = "we b".into()).contains("field `app`"));
     }
 
-    #[tokio::test]
-    async fn a_process_spec_is_refused_without_touching_the_daemon() {
-        let driver = DockerDriver::new("tcp://192.0.2.1:2375".parse().unwrap());
-        let spec = InstanceSpec {
-            instance_id: "web-1".into(),
+    fn instance(workload: crate::Workload) -> InstanceSpec {
+        InstanceSpec {
+            instance_id: "slipway-web-staging-v1-3".into(),
             scope: "s".into(),
             app: "web".into(),
             environment: "staging".into(),
             version: "v1".into(),
-            env: BTreeMap::new(),
-            workload: crate::Workload::Process {
-                command: "web --port {port}".into(),
-                log_path: "web.log".into(),
-                workdir: ".".into(),
-            },
-        };
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            workload,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_process_spec_is_refused_without_touching_the_daemon() {
+        let driver = DockerDriver::new("tcp://192.0.2.1:2375".parse().unwrap());
+        let spec = instance(crate::Workload::Process {
+            command: "web --port {port}".into(),
+            log_path: "web.log".into(),
+            workdir: ".".into(),
+        });
         let e = driver.start(&spec).await.unwrap_err();
-        assert!(
-            matches!(&e, crate::Error::Docker(DockerError::NeedsContainerSpec { app }) if app == "web"),
-            "{e}"
+        assert!(matches!(&e, crate::Error::WrongWorkload("process")), "{e}");
+    }
+
+    #[test]
+    fn a_container_workload_keeps_the_instance_id_as_name_and_the_pinned_digest() {
+        let labels = BTreeMap::from([
+            (LABEL_DEPLOYMENT.to_owned(), "12".to_owned()),
+            (LABEL_DIGEST.to_owned(), "sha256:feed".to_owned()),
+        ]);
+        let workload = crate::Workload::Container {
+            image: "slipway-demo".into(),
+            port: 8080,
+            labels,
+            pull: PullPolicy::Never,
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            restart: Restart::Always,
+            args: vec!["--error-rate".into(), "0.5".into()],
+        };
+        let (c, digest) = container_spec(&instance(workload.clone())).unwrap();
+        assert_eq!(c.container_name(), "slipway-web-staging-v1-3");
+        assert_eq!((c.ordinal, c.deployment.as_str()), (3, "12"));
+        assert_eq!(c.env["A"], "1");
+        assert_eq!(
+            (c.pull, c.memory, c.cpus, c.restart),
+            (
+                PullPolicy::Never,
+                Some(64 << 20),
+                Some(0.5),
+                Restart::Always
+            )
         );
+        assert_eq!(c.args, ["--error-rate", "0.5"]);
+        assert_eq!(digest.as_deref(), Some("sha256:feed"));
+
+        let mut other = instance(workload);
+        other.instance_id = "web-1".into();
+        let e = container_spec(&other).unwrap_err();
+        assert!(e.to_string().contains("`web-1`"), "{e}");
     }
 
     #[test]

@@ -75,10 +75,35 @@ pub trait Driver: Send + Sync {
     /// (instance id, handle), whether or not anyone recorded it: a server that died
     /// between starting an instance and recording it finds it here.
     async fn instances(&self, scope: &str) -> Vec<(String, String)>;
+
+    /// What `version` of `workload` stands for now, immutably (a container image's
+    /// digest), checked before anything is stopped: a missing image or an unreachable
+    /// daemon shows here. `None` when the driver has no such identity.
+    async fn pin(&self, _workload: &Workload, _version: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Removes what a stopped instance leaves behind (a container), so its name can be
+    /// reused. Removing one that is gone is Ok.
+    async fn remove(&self, _handle: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Starts a kept, stopped instance again at its address; `None` when the driver
+    /// cannot (a process that exited is gone).
+    async fn start_again(&self, _handle: &str) -> Result<Option<Started>> {
+        Ok(None)
+    }
+
+    /// The last `lines` lines the instance printed, when the driver keeps them (a
+    /// container's log); `None` when it does not (a process writes its log file).
+    async fn output(&self, _handle: &str, _lines: usize) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// What to start, whatever runs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InstanceSpec {
     /// Unique name of the instance, `slipway-<app>-<env>-<version>-<n>` (a container's
     /// name); a process carries it as `SLIPWAY_INSTANCE`.
@@ -96,7 +121,7 @@ pub struct InstanceSpec {
 }
 
 /// What a driver runs: the part of a spec that depends on the kind of driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Workload {
     /// A local process (`driver: process`).
     Process {
@@ -114,6 +139,14 @@ pub enum Workload {
         port: u16,
         /// `slipway.app`, `slipway.environment`, `slipway.release`, `slipway.deployment`, …
         labels: BTreeMap<String, String>,
+        pull: PullPolicy,
+        /// Memory limit in bytes.
+        memory: Option<u64>,
+        /// CPU limit in cores.
+        cpus: Option<f64>,
+        restart: Restart,
+        /// Replaces the image's `CMD` when not empty.
+        args: Vec<String>,
     },
 }
 

@@ -427,3 +427,53 @@ async fn container_output_streams_into_a_sink_until_it_stops() {
         "slipway-demo-app v1 listening on 0.0.0.0:8080\n"
     );
 }
+
+/// The engine's way in: `Driver::start` with a container workload names the container
+/// by the instance id and runs the digest the engine pinned, not what the tag says now.
+#[tokio::test]
+async fn driver_start_runs_a_container_workload_by_its_pinned_digest() {
+    let t = Scope::new();
+    let driver = driver();
+    let name = format!("slipway-{}-staging-v1-2", t.app);
+    let spec = slipway_drivers::InstanceSpec {
+        instance_id: name.clone(),
+        scope: t.scope.clone(),
+        app: t.app.clone(),
+        environment: "staging".into(),
+        version: "v1".into(),
+        env: BTreeMap::from([("GREETING".into(), "hi".into())]),
+        workload: slipway_drivers::Workload::Container {
+            image: "slipway-demo".into(),
+            port: 8080,
+            labels: BTreeMap::from([
+                ("slipway.deployment".into(), "9".into()),
+                // The tag says v1; the engine resolved (and pinned) v2's image.
+                ("slipway.digest".into(), images()["v2"].clone()),
+            ]),
+            pull: PullPolicy::Never,
+            memory: Some(64 << 20),
+            cpus: None,
+            restart: Restart::No,
+            args: Vec::new(),
+        },
+    };
+    let started = driver.start(&spec).await.unwrap();
+    t.track(&started.handle);
+    let (_, body) = eventually("/health", async || {
+        get(started.addr, "/health").filter(|(s, _)| *s == 200)
+    })
+    .await;
+    assert!(
+        body.contains(r#""release":"v2""#),
+        "runs the pinned digest: {body}"
+    );
+    let c = inspect(&started.handle["docker:".len()..]);
+    assert_eq!(c["Name"], format!("/{name}"));
+    assert_eq!(c["Config"]["Labels"]["slipway.instance"], name.as_str());
+    assert_eq!(c["Config"]["Labels"]["slipway.deployment"], "9");
+    assert_eq!(c["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(
+        driver.instances(&t.scope).await,
+        vec![(name, started.handle.clone())]
+    );
+}

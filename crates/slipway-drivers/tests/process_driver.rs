@@ -382,6 +382,11 @@ async fn a_container_workload_is_refused_without_starting_anything() {
         image: "registry.example.com/web".into(),
         port: 8080,
         labels: BTreeMap::from([("slipway.app".into(), "web".into())]),
+        pull: slipway_drivers::PullPolicy::Never,
+        memory: None,
+        cpus: None,
+        restart: slipway_drivers::Restart::No,
+        args: Vec::new(),
     };
     let driver = ProcessDriver::new();
     let err = driver.start(&spec).await.unwrap_err();

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use slipway_config::{App, DriverKind};
+use slipway_config::{App, DriverKind, Pull, RestartPolicy};
 use slipway_core::{Deployment, Instance, InstanceState};
-use slipway_drivers::{InstanceSpec, Workload};
+use slipway_drivers::{InstanceSpec, PullPolicy, Restart, Workload};
 
 use crate::error::{Error, Result, Stop};
 use crate::{Inner, STOP_GRACE};
@@ -14,8 +14,47 @@ use crate::{Inner, STOP_GRACE};
 /// How many lines of an instance's own output are copied into the deployment log.
 const APP_LOG_TAIL: usize = 20;
 
-/// At least `count` running instances of `d`'s release, reusing those that run (a
-/// rollback finds its kept ones).
+/// Resolves the release's version to what the app's driver will run (an image digest)
+/// and records it on the deployment, before anything is stopped: a missing image or an
+/// unreachable daemon ends the deployment here, with nothing changed. The digest must be
+/// the one that succeeded in every required environment (DESIGN §1): a tag moved since
+/// fails the deployment.
+pub(crate) async fn pin(inner: &Inner, d: &Deployment) -> Result<Option<String>, Stop> {
+    let app = inner.app(d)?;
+    if app.driver != DriverKind::Docker {
+        return Ok(None);
+    }
+    // A container workload does not use the instance name.
+    let workload = workload(inner, d, app, "")?;
+    let driver = inner.driver_of(&d.app)?;
+    let Some(digest) = driver
+        .pin(&workload, &d.release.version)
+        .await
+        .map_err(Error::from)?
+    else {
+        return Ok(None);
+    };
+    let version = &d.release.version;
+    for required in &inner.env(d)?.requires {
+        let same = inner
+            .store
+            .release_succeeded_in(&d.app, required, version, Some(&digest))
+            .await?;
+        if !same {
+            return Err(Stop::Failed(format!(
+                "{version} resolves to {digest} now, which is not the image that succeeded in {required}: the tag moved since"
+            )));
+        }
+    }
+    inner.store.set_digest(d.id, &digest).await?;
+    let line = format!("{version} resolved to {digest}");
+    inner.log(d.id, "engine", &line).await;
+    Ok(Some(digest))
+}
+
+/// At least `count` running instances of `d`'s release, reusing those that run and
+/// starting kept, stopped ones again where the driver can (a rollback finds its kept
+/// ones).
 pub(crate) async fn ensure(
     inner: &Inner,
     d: &Deployment,
@@ -26,6 +65,30 @@ pub(crate) async fn ensure(
     for inst in &running {
         let line = format!("using running instance {} ({})", inst.id, inst.addr);
         inner.log(d.id, "engine", &line).await;
+    }
+    if running.len() < count {
+        let driver = inner.driver_of(&d.app)?;
+        for mut inst in inner
+            .store
+            .instances(Some(&d.app), Some(&d.environment))
+            .await?
+        {
+            if running.len() >= count
+                || inst.version != d.release.version
+                || inst.state != InstanceState::Stopped
+            {
+                continue;
+            }
+            let Ok(Some(started)) = driver.start_again(&inst.handle).await else {
+                continue;
+            };
+            inst.addr = started.addr.to_string();
+            inst.state = InstanceState::Running;
+            inner.store.put_instance(&inst).await?;
+            let line = format!("started kept instance {} again ({})", inst.id, inst.addr);
+            inner.log(d.id, "engine", &line).await;
+            running.push(inst);
+        }
     }
     while running.len() < count {
         running.push(start(inner, d, app).await?);
@@ -104,7 +167,20 @@ pub(crate) fn instance_name(d: &Deployment, taken: &[String]) -> String {
 
 /// What the app's driver needs to run one instance.
 fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<InstanceSpec> {
-    let workload = match app.driver {
+    Ok(InstanceSpec {
+        instance_id: name.to_string(),
+        scope: inner.scope(),
+        app: d.app.clone(),
+        environment: d.environment.clone(),
+        version: d.release.version.clone(),
+        env: inner.instance_env(d),
+        workload: workload(inner, d, app, name)?,
+    })
+}
+
+/// The driver-specific part of an instance's spec; `name` is the instance's.
+fn workload(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<Workload> {
+    Ok(match app.driver {
         DriverKind::Process => {
             let command = app
                 .run
@@ -126,16 +202,21 @@ fn spec(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<Instance
                 .port
                 .ok_or_else(|| Error::Unsupported(format!("app {} has no `port`", d.app)))?,
             labels: labels(d),
+            pull: match app.container.pull {
+                Pull::Never => PullPolicy::Never,
+                Pull::IfMissing => PullPolicy::IfMissing,
+                Pull::Always => PullPolicy::Always,
+            },
+            memory: app.container.memory,
+            cpus: app.container.cpus,
+            restart: match app.container.restart {
+                RestartPolicy::No => Restart::No,
+                RestartPolicy::OnFailure => Restart::OnFailure { max_retries: None },
+                RestartPolicy::UnlessStopped => Restart::UnlessStopped,
+                RestartPolicy::Always => Restart::Always,
+            },
+            args: app.container.args.clone(),
         },
-    };
-    Ok(InstanceSpec {
-        instance_id: name.to_string(),
-        scope: inner.scope(),
-        app: d.app.clone(),
-        environment: d.environment.clone(),
-        version: d.release.version.clone(),
-        env: inner.instance_env(d),
-        workload,
     })
 }
 
@@ -199,12 +280,11 @@ pub(crate) async fn wait_healthy(
     }
 }
 
-/// Stops one instance and forgets it.
+/// Stops one instance, removes what it left (a container) and forgets it.
 pub(crate) async fn stop(inner: &Inner, inst: &Instance) -> Result<()> {
-    inner
-        .driver_of(&inst.app)?
-        .stop(&inst.handle, STOP_GRACE)
-        .await?;
+    let driver = inner.driver_of(&inst.app)?;
+    driver.stop(&inst.handle, STOP_GRACE).await?;
+    driver.remove(&inst.handle).await?;
     inner.store.delete_instance(&inst.id).await?;
     Ok(())
 }
@@ -239,13 +319,25 @@ pub(crate) async fn copy_output(inner: &Inner, d: &Deployment) {
     else {
         return;
     };
+    let Ok(driver) = inner.driver_of(&d.app) else {
+        return;
+    };
     for inst in instances.iter().filter(|i| i.version == d.release.version) {
-        let path = log_path(inner, &inst.id, inst.deployment_id);
-        let Ok(text) = tokio::fs::read_to_string(&path).await else {
-            continue;
+        let lines = match driver.output(&inst.handle, APP_LOG_TAIL).await {
+            Some(lines) => lines,
+            None => {
+                let path = log_path(inner, &inst.id, inst.deployment_id);
+                let Ok(text) = tokio::fs::read_to_string(&path).await else {
+                    continue;
+                };
+                let all: Vec<&str> = text.lines().collect();
+                all[all.len().saturating_sub(APP_LOG_TAIL)..]
+                    .iter()
+                    .map(|l| (*l).to_owned())
+                    .collect()
+            }
         };
-        let lines: Vec<&str> = text.lines().collect();
-        for line in &lines[lines.len().saturating_sub(APP_LOG_TAIL)..] {
+        for line in &lines {
             inner.log(d.id, "app", line).await;
         }
     }

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use crate::error::{Error, Result, Stop};
 use crate::finish::{Outcome, finish};
 use crate::strategy::{self, Rollout};
-use crate::{Inner, Live, RolloutControl};
+use crate::{Inner, Live, RolloutControl, instances};
 
 /// Starts the rollout task of an in-progress deployment unless it already runs.
 pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
@@ -83,7 +83,10 @@ async fn steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Outcom
 
 /// The phases in order, each skipped when the persisted phase is past it.
 async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Result<String, Stop> {
-    let d = inner.store.get_deployment(id).await?;
+    let mut d = inner.store.get_deployment(id).await?;
+    if matches!(d.phase, Phase::Pending | Phase::Starting) && d.release.digest.is_none() {
+        d.release.digest = instances::pin(inner, &d).await?;
+    }
     let stable = inner
         .store
         .latest_with_status(&d.app, &d.environment, &[Status::Success])

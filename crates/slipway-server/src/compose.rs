@@ -1,5 +1,5 @@
 //! The one place that chooses the real parts of a server: the SQLite store in
-//! `data_dir`, the process driver, the in-process (or standalone) router, HTTP probes,
+//! `data_dir`, the process and docker drivers, the in-process (or standalone) router, HTTP probes,
 //! shell hooks and the system clock. `slipway server` and `slipway demo` both start here;
 //! tests hand the engine other parts.
 
@@ -21,13 +21,18 @@ pub(crate) async fn real_parts(
     let sqlite = Arc::new(SqliteStore::open(&data_dir.join("slipway.db")).await?);
     let store = sqlite.clone();
     let (router, traffic) = traffic_router(&config)?;
+    let drivers = Drivers::new().with(
+        DriverKind::Process,
+        Arc::new(slipway_drivers::ProcessDriver::new()),
+    );
+    let drivers = match docker_driver(&config)? {
+        Some(docker) => drivers.with(DriverKind::Docker, Arc::new(docker)),
+        None => drivers,
+    };
     let parts = Parts {
         config,
         store,
-        drivers: Drivers::new().with(
-            DriverKind::Process,
-            Arc::new(slipway_drivers::ProcessDriver::new()),
-        ),
+        drivers,
         router: traffic,
         prober: Arc::new(HttpProber::new()),
         hooks: Arc::new(ShellHooks),
@@ -38,6 +43,25 @@ pub(crate) async fn real_parts(
         secrets: slipway_core::Masker::default(),
     };
     Ok((parts, router, sqlite))
+}
+
+/// The docker driver for `server.docker_host`, else `DOCKER_HOST`, else the default
+/// socket. It connects on first use, so a server without docker apps starts with no
+/// daemon; a host it cannot use stops only a server that has docker apps.
+fn docker_driver(config: &Config) -> Result<Option<slipway_drivers::DockerDriver>, Error> {
+    let host = match &config.server.docker_host {
+        Some(url) => url.parse(),
+        None => slipway_drivers::DockerHost::from_env_value(
+            std::env::var("DOCKER_HOST").ok().as_deref(),
+        ),
+    };
+    match host {
+        Ok(host) => Ok(Some(slipway_drivers::DockerDriver::new(host))),
+        Err(e) if config.apps.values().any(|a| a.driver == DriverKind::Docker) => {
+            Err(Error::Setup(e.to_string()))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// The in-process router, or a client of the standalone one named by

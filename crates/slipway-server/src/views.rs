@@ -125,6 +125,7 @@ pub fn deployment(
         git_ref: d.release.git_ref,
         commit: d.release.commit,
         committed_at: d.release.committed_at.map(rfc3339),
+        digest: d.release.digest,
         kind: kind(d.kind),
         status: status(d.status),
         phase: phase(d.phase),

@@ -65,6 +65,9 @@ pub trait Store: Send + Sync {
 
     async fn set_force(&self, id: DeploymentId, force: Force) -> Result<()>;
 
+    /// Records the digest the release's version resolved to when the rollout began.
+    async fn set_digest(&self, id: DeploymentId, digest: &str) -> Result<()>;
+
     /// Records a decision. Whether it is allowed (self-approval, a finished deployment) is
     /// the caller's rule, not the store's.
     async fn add_approval(&self, id: DeploymentId, approval: Approval) -> Result<Deployment>;

@@ -282,6 +282,15 @@ impl Store for SqliteStore {
         found(id, updated.rows_affected())
     }
 
+    async fn set_digest(&self, id: DeploymentId, digest: &str) -> Result<()> {
+        let updated = sqlx::query("UPDATE deployments SET digest = ? WHERE id = ?")
+            .bind(digest)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        found(id, updated.rows_affected())
+    }
+
     async fn set_force(&self, id: DeploymentId, force: Force) -> Result<()> {
         let updated =
             sqlx::query("UPDATE deployments SET force_by = ?, force_reason = ? WHERE id = ?")

@@ -1,10 +1,19 @@
-//! Apps: driver, run, image, port, health check, smoke tests, hooks.
+//! Apps: driver, run, image, port, container options, health check, smoke tests, hooks.
 
 use super::{Checker, Fields, Item};
 use crate::model::*;
-use crate::tree::{Node, quote};
+use crate::tree::{Node, describe, quote, scalar_text};
 
-const APP_KEYS: &[&str] = &["driver", "run", "image", "port", "health", "smoke", "hooks"];
+const APP_KEYS: &[&str] = &[
+    "driver", "run", "image", "port", "pull", "memory", "cpus", "restart", "args", "health",
+    "smoke", "hooks",
+];
+/// Keys only a docker app has.
+const DOCKER_KEYS: &[&str] = &["image", "pull", "memory", "cpus", "restart", "args"];
+const PULLS: &[&str] = &["never", "if-missing", "always"];
+const RESTARTS: &[&str] = &["no", "on-failure", "unless-stopped", "always"];
+/// Docker refuses a memory limit below 6 MiB.
+const MIN_MEMORY: u64 = 6 << 20;
 const HEALTH_KEYS: &[&str] = &[
     "path",
     "interval",
@@ -36,6 +45,7 @@ impl<'a> Checker<'a> {
             .and_then(|i| self.uint(&i, 1, u16::MAX.into()))
             .and_then(|p| u16::try_from(p).ok());
         self.driver_needs(&f, driver);
+        let container = self.container(&f);
         let health = match f.get("health") {
             Some(i) => self.health(&i),
             None => HealthCheck::default(),
@@ -57,6 +67,7 @@ impl<'a> Checker<'a> {
             run,
             image,
             port,
+            container,
             health,
             smoke,
             hooks,
@@ -96,7 +107,125 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
-            _ => {}
+            Some(DriverKind::Process) => {
+                for key in DOCKER_KEYS {
+                    if let Some(item) = f.get(key) {
+                        let d = self
+                            .diag(
+                                item.pos,
+                                &item.path,
+                                format!("`{key}` is a key of docker apps"),
+                            )
+                            .with_hint(Some(
+                                "add `driver: docker`, or remove it: the process driver runs `run`"
+                                    .to_owned(),
+                            ));
+                        self.push(d);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// `pull`, `memory`, `cpus`, `restart`, `args`.
+    fn container(&mut self, f: &Fields<'a>) -> ContainerOptions {
+        let pull = match f
+            .get("pull")
+            .and_then(|i| self.choice(&i, "pull policy", PULLS))
+        {
+            Some("never") => Pull::Never,
+            Some("always") => Pull::Always,
+            _ => Pull::IfMissing,
+        };
+        let restart = match f
+            .get("restart")
+            .and_then(|i| self.choice(&i, "restart policy", RESTARTS))
+        {
+            Some("on-failure") => RestartPolicy::OnFailure,
+            Some("unless-stopped") => RestartPolicy::UnlessStopped,
+            Some("always") => RestartPolicy::Always,
+            _ => RestartPolicy::No,
+        };
+        let args = match f.get("args") {
+            Some(i) => self
+                .list(&i, "arguments")
+                .iter()
+                .filter_map(|a| self.string(a))
+                .collect(),
+            None => Vec::new(),
+        };
+        ContainerOptions {
+            pull,
+            memory: f.get("memory").and_then(|i| self.memory(&i)),
+            cpus: f.get("cpus").and_then(|i| self.cpus(&i)),
+            restart,
+            args,
+        }
+    }
+
+    /// `512m`, `1g`, `65536k` or bytes: at least Docker's minimum.
+    fn memory(&mut self, item: &Item) -> Option<u64> {
+        const EXPECTED: &str = "a size like 512m or 1g (b, k, m, g), at least 6m";
+        let text = match &item.node.value {
+            Node::Str(_) | Node::Int(_) => scalar_text(self.source, item.node).unwrap_or_default(),
+            _ => {
+                self.wrong_type(item, "a memory size", Some(EXPECTED), None);
+                return None;
+            }
+        };
+        let lower = text.trim().to_ascii_lowercase();
+        let split = lower
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(lower.len());
+        let (digits, unit) = lower.split_at(split);
+        let shift = match unit {
+            "" | "b" => Some(0),
+            "k" | "kb" => Some(10),
+            "m" | "mb" => Some(20),
+            "g" | "gb" => Some(30),
+            _ => None,
+        };
+        let bytes = digits
+            .parse::<u64>()
+            .ok()
+            .zip(shift)
+            .and_then(|(n, shift)| n.checked_mul(1 << shift));
+        match bytes {
+            Some(b) if b >= MIN_MEMORY => Some(b),
+            _ => {
+                let d = self
+                    .diag(
+                        item.pos,
+                        &item.path,
+                        format!("bad memory limit {}", quote(&text)),
+                    )
+                    .with_expected(EXPECTED);
+                self.push(d);
+                None
+            }
+        }
+    }
+
+    /// A positive number of cores, like `0.5` or `2`.
+    fn cpus(&mut self, item: &Item) -> Option<f64> {
+        const EXPECTED: &str = "a number of CPU cores above 0, like 0.5 or 2";
+        let value = match &item.node.value {
+            Node::Str(_) | Node::Int(_) | Node::Float(_) => {
+                scalar_text(self.source, item.node).and_then(|t| t.trim().parse::<f64>().ok())
+            }
+            _ => None,
+        };
+        match value {
+            Some(v) if v.is_finite() && v > 0.0 && v <= 1024.0 => Some(v),
+            _ => {
+                let message = format!("bad CPU limit {}", describe(self.source, item.node));
+                let d = self
+                    .diag(item.pos, &item.path, message)
+                    .with_expected(EXPECTED);
+                self.push(d);
+                None
+            }
         }
     }
 

@@ -12,7 +12,14 @@ use crate::model::*;
 use crate::tree::{Node, Pos, describe, quote};
 
 const TOP_KEYS: &[&str] = &["version", "server", "apps", "environments", "users"];
-const SERVER_KEYS: &[&str] = &["listen", "data_dir", "database", "tick", "router_control"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "tick",
+    "router_control",
+    "docker_host",
+];
 const USER_KEYS: &[&str] = &["role"];
 const ROLES: &[&str] = &["viewer", "deployer", "approver", "admin"];
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
@@ -27,6 +34,7 @@ fn default_config(base_dir: &Path) -> Config {
             database: None,
             tick: Duration::from_millis(100),
             router_control: None,
+            docker_host: None,
         },
         apps: BTreeMap::new(),
         environments: BTreeMap::new(),
@@ -159,8 +167,28 @@ impl<'a> Checker<'a> {
         // The control API of a standalone `slipway router --control`: a listening address
         // like any other, so it must not clash with the environments' listeners.
         let router_control = f.get("router_control").and_then(|i| self.listener(&i));
+        let docker_host = f.get("docker_host").and_then(|i| {
+            let url = self.nonempty_string(&i)?;
+            if url.starts_with("unix:///") || url.starts_with("tcp://") {
+                return Some(url);
+            }
+            let d = self
+                .diag(
+                    i.pos,
+                    &i.path,
+                    format!("unsupported Docker host {}", quote(&url)),
+                )
+                .with_expected("unix:///path/to/docker.sock or tcp://host:port")
+                .with_hint(Some(
+                    "leave `docker_host` out to use DOCKER_HOST, else /var/run/docker.sock"
+                        .to_owned(),
+                ));
+            self.push(d);
+            None
+        });
         ServerConfig {
             router_control,
+            docker_host,
             listen,
             // Relative to the config file, not to wherever the server was started.
             data_dir: base_dir.join(data_dir),

@@ -411,11 +411,14 @@ async fn a_container_app_gets_a_container_spec_with_the_labels_design_names() {
         image,
         port,
         labels,
+        pull,
+        ..
     } = &spec.workload
     else {
         panic!("{spec:#?}");
     };
     assert_eq!((image.as_str(), *port), ("registry.example.com/web", 8080));
+    assert_eq!(*pull, slipway_drivers::PullPolicy::IfMissing, "the default");
     let expected = [
         ("slipway.app", "web".to_string()),
         ("slipway.environment", "staging".to_string()),
