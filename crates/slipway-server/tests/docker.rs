@@ -5,55 +5,21 @@
 //! (`slipway-<app>-<env>-<version>-<n>`) are global on the Docker host.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
+#[path = "../../slipway-drivers/tests/util/images.rs"]
+mod images;
 mod util;
 
 use std::collections::BTreeSet;
 use std::ops::{Deref, DerefMut};
-use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use images::{docker, images};
 use serde_json::Value;
 use util::{TestServer, wait_until};
 
-/// The demo images' IDs by tag, built once per test process (a no-op when current).
-fn images() -> &'static Vec<(String, String)> {
-    static IMAGES: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    IMAGES.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/docker-images.sh");
-        let out = Command::new("bash").arg(&script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "these tests need a Docker daemon that answers; {} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(tag, id)| (tag.to_owned(), id.to_owned()))
-            .collect()
-    })
-}
-
 fn image_id(tag: &str) -> String {
-    images()
-        .iter()
-        .find(|(t, _)| t == tag)
-        .map(|(_, id)| id.clone())
-        .unwrap()
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    images()[tag].clone()
 }
 
 /// A name no other test (or test process) uses.
