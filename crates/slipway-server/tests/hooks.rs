@@ -6,7 +6,6 @@
 
 mod util;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use util::{TestServer, demo_app};
@@ -14,6 +13,11 @@ use util::{TestServer, demo_app};
 /// A server whose `web` app has `hooks` (YAML of the hooks mapping, `{dir}` replaced by
 /// the test's dir) and one environment, `staging`.
 async fn server_with_hooks(hooks: &str) -> TestServer {
+    server_with_hooks_and_variables(hooks, "{}").await
+}
+
+/// The same, with `variables` (a YAML mapping) for `staging`.
+async fn server_with_hooks_and_variables(hooks: &str, variables: &str) -> TestServer {
     TestServer::start_yaml(|dir| {
         format!(
             r#"version: 1
@@ -30,6 +34,7 @@ environments:
   staging:
     listen: 127.0.0.1:0
     strategy: recreate
+    variables: {variables}
 "#,
             data = dir.join("data").display(),
             app = demo_app().display(),
@@ -151,29 +156,8 @@ async fn hook_output_is_in_the_log_while_the_hook_still_runs() {
 
 #[tokio::test]
 async fn a_hook_runs_with_the_environments_variables_only() {
-    let s = TestServer::start_yaml(|dir: &Path| {
-        format!(
-            r#"version: 1
-server:
-  listen: 127.0.0.1:0
-  data_dir: {data}
-  tick: 50ms
-apps:
-  web:
-    run: "{app} --port {{port}} --release {{version}}"
-    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
-    hooks: {{ pre_deploy: "env" }}
-environments:
-  staging:
-    listen: 127.0.0.1:0
-    strategy: recreate
-    variables: {{ LOG_LEVEL: debug }}
-"#,
-            data = dir.join("data").display(),
-            app = demo_app().display(),
-        )
-    })
-    .await;
+    let s =
+        server_with_hooks_and_variables(r#"{ pre_deploy: "env" }"#, "{ LOG_LEVEL: debug }").await;
     // Set for this test process, which is the server here, by cargo.
     assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
     let d = s.deploy_and_wait("staging", "v1", "success").await;
