@@ -14,6 +14,8 @@ pub struct Config {
     pub apps: BTreeMap<String, App>,
     pub environments: BTreeMap<String, Environment>,
     pub users: BTreeMap<String, User>,
+    /// Webhooks told of deployments and runs, in the order written.
+    pub notifications: Vec<Webhook>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -299,4 +301,114 @@ impl Role {
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub role: Role,
+}
+
+/// A place in the config file, kept for what can only be checked where the server runs
+/// (an environment variable named there), so that error still names line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// Key path, like `notifications[0].secret.env`.
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// What a webhook can be told of (`events:`); `"*"` in the file stands for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotificationEvent {
+    RunStarted,
+    RunSucceeded,
+    RunFailed,
+    DeploymentStarted,
+    DeploymentWaiting,
+    DeploymentApproved,
+    DeploymentRejected,
+    DeploymentSucceeded,
+    DeploymentFailed,
+    DeploymentRolledBack,
+}
+
+impl NotificationEvent {
+    pub const ALL: [NotificationEvent; 10] = [
+        NotificationEvent::RunStarted,
+        NotificationEvent::RunSucceeded,
+        NotificationEvent::RunFailed,
+        NotificationEvent::DeploymentStarted,
+        NotificationEvent::DeploymentWaiting,
+        NotificationEvent::DeploymentApproved,
+        NotificationEvent::DeploymentRejected,
+        NotificationEvent::DeploymentSucceeded,
+        NotificationEvent::DeploymentFailed,
+        NotificationEvent::DeploymentRolledBack,
+    ];
+
+    /// The stable name of docs/config.md, also the `event` of a webhook's body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::RunStarted => "run.started",
+            NotificationEvent::RunSucceeded => "run.succeeded",
+            NotificationEvent::RunFailed => "run.failed",
+            NotificationEvent::DeploymentStarted => "deployment.started",
+            NotificationEvent::DeploymentWaiting => "deployment.waiting",
+            NotificationEvent::DeploymentApproved => "deployment.approved",
+            NotificationEvent::DeploymentRejected => "deployment.rejected",
+            NotificationEvent::DeploymentSucceeded => "deployment.succeeded",
+            NotificationEvent::DeploymentFailed => "deployment.failed",
+            NotificationEvent::DeploymentRolledBack => "deployment.rolled_back",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NotificationEvent> {
+        NotificationEvent::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for NotificationEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a webhook's body is written (`format:`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NotificationFormat {
+    /// `{ event, at, deployment | run }` with the API's objects.
+    #[default]
+    Json,
+    /// `{ text }`: one line for people, as Slack's incoming webhooks (and look-alikes) take.
+    Slack,
+}
+
+/// A secret the config names but does not hold: the environment variable it is read from
+/// when the server starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSecret {
+    pub env: String,
+    /// Where `env` is written.
+    pub at: Place,
+}
+
+/// Defaults of a webhook's delivery: each attempt may take `timeout`, the wait before the
+/// next one doubles from `backoff`, and after `attempts` the entry is given up.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_WEBHOOK_ATTEMPTS: u32 = 5;
+pub const DEFAULT_WEBHOOK_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One target of `notifications:`: a URL that is sent the events it subscribed to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Names the target in the notification log and keeps its place in the outbox.
+    /// Default: the URL's host (and port), so the log never shows a URL's secret path.
+    pub name: String,
+    /// `http://` or `https://`, without a user name or password.
+    pub url: String,
+    /// Each subscribed event once, in [`NotificationEvent::ALL`] order.
+    pub events: Vec<NotificationEvent>,
+    pub format: NotificationFormat,
+    /// The key the body's `X-Slipway-Signature-256` HMAC is made with.
+    pub secret: Option<EnvSecret>,
+    pub timeout: Duration,
+    /// At least 1.
+    pub attempts: u32,
+    pub backoff: Duration,
 }

@@ -9,6 +9,7 @@ const SEEDS: &[&str] = &[
     "version: 1\nenvironments:\n  a: {listen: '127.0.0.1:1', requires: [b], strategy: {canary: {steps: [{weight: 5}, {pause: manual}]}}}\n  b: {listen: '127.0.0.1:2', requires: [a], protection: {reviewers: [x], windows: ['Mon-Fri 09:00-17:00']}}\n",
     "version: 1\napps: {w: {driver: docker, image: r/w, port: 80, smoke: [{get: /}], health: {interval: 1s}}}\nusers: {x: {role: admin}}\nserver: {listen: '[::1]:7', tick: 1m30s}\n",
     "a: &x [1, *x]\n",
+    "version: 1\nnotifications:\n  - {url: 'https://h.example/x', events: ['*'], format: slack, secret: {env: K}, attempts: 3, backoff: 1s}\n  - url: http://127.0.0.1:1\n    events: [run.failed, deployment.rolled_back]\n",
 ];
 
 /// Characters that change YAML structure the most.

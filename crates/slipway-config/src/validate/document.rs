@@ -11,7 +11,14 @@ use super::{Checker, Fields, Item, Listener, one_of};
 use crate::model::*;
 use crate::tree::{Node, Pos, describe, quote};
 
-const TOP_KEYS: &[&str] = &["version", "server", "apps", "environments", "users"];
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "server",
+    "apps",
+    "environments",
+    "users",
+    "notifications",
+];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -39,6 +46,7 @@ fn default_config(base_dir: &Path) -> Config {
         apps: BTreeMap::new(),
         environments: BTreeMap::new(),
         users: BTreeMap::new(),
+        notifications: Vec::new(),
     }
 }
 
@@ -94,6 +102,9 @@ impl<'a> Checker<'a> {
                 requires.push((name.clone(), refs));
                 config.environments.insert(name, env);
             }
+        }
+        if let Some(item) = top.get("notifications") {
+            config.notifications = self.notifications(&item);
         }
         self.check_requires(&requires);
         self.check_listeners();
