@@ -12,6 +12,7 @@ pub mod flags;
 pub mod gates;
 pub mod mask;
 pub mod model;
+pub mod notify;
 pub mod retention;
 pub mod rolling;
 pub mod state;
