@@ -190,7 +190,9 @@ fn each_mistake_is_reported_with_its_place() {
     for (what, list, expected) in CASES {
         let got = errors(&format!("version: 1\nnotifications:\n{list}"));
         if got != *expected {
-            failures.push(format!("{what}:\n--- expected\n{expected}\n--- got\n{got}\n"));
+            failures.push(format!(
+                "{what}:\n--- expected\n{expected}\n--- got\n{got}\n"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

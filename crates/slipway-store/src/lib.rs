@@ -8,14 +8,17 @@
 mod dora;
 mod error;
 mod flags;
+mod notifications;
 mod sqlite;
 
 pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
+pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
 pub use sqlite::SqliteStore;
 
 use slipway_config::Role;
+use slipway_core::notify::RunEvent;
 use slipway_core::{
     Approval, Deployment, DeploymentId, Force, Instance, Kind, LogLine, Millis, Phase, Release,
     Status, StatusChange, UserRecord,
@@ -68,8 +71,9 @@ pub trait Store: Send + Sync {
     /// Records the digest the release's version resolved to when the rollout began.
     async fn set_digest(&self, id: DeploymentId, digest: &str) -> Result<()>;
 
-    /// Records a decision. Whether it is allowed (self-approval, a finished deployment) is
-    /// the caller's rule, not the store's.
+    /// Records a decision, and its outbox entry in the same transaction. Whether it is
+    /// allowed (self-approval, a finished deployment) is the caller's rule, not the
+    /// store's.
     async fn add_approval(&self, id: DeploymentId, approval: Approval) -> Result<Deployment>;
 
     /// Latest deployment of (app, env) with one of the statuses, newest first.
@@ -145,9 +149,10 @@ pub trait Store: Send + Sync {
     /// (for `/metrics`, where a series should not vanish when it drops to zero).
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>>;
 
-    /// Status changes after `after_seq` in the order they were written (creation's
-    /// `queued` included), at most `limit` (capped at [`MAX_LOG_LIMIT`]). Each is written
-    /// in the same transaction as the change itself.
+    /// Outbox entries after `after_seq` in the order they were written, at most `limit`
+    /// (capped at [`MAX_LOG_LIMIT`]): every status change (creation's `queued` included)
+    /// and every decision, each written in the same transaction as the change itself, and
+    /// the runs' starts and ends ([`NotificationStore::append_run_event`]).
     async fn outbox_after(&self, after_seq: i64, limit: u32) -> Result<Vec<OutboxEntry>>;
 
     /// The last outbox `seq` the notifier `name` took; 0 when it never took one.
@@ -185,14 +190,60 @@ pub struct DeploymentFilter {
     pub limit: Option<u32>,
 }
 
-/// One status change as the outbox holds it, for notifiers.
+/// One entry of the outbox, for notifiers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
     /// Global delivery order.
     pub seq: i64,
-    pub deployment_id: DeploymentId,
+    pub event: OutboxEvent,
+}
+
+/// What an outbox entry tells.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxEvent {
+    /// A deployment's status changed.
+    Status {
+        deployment: OutboxDeployment,
+        change: StatusChange,
+    },
+    /// A reviewer approved or rejected a deployment.
+    Decision {
+        deployment: OutboxDeployment,
+        approval: Approval,
+    },
+    /// A pipeline run started or ended.
+    Run(RunEvent),
+}
+
+/// The deployment an outbox entry is about, and how much of its history it had then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxDeployment {
+    pub id: DeploymentId,
     pub app: String,
     pub environment: String,
     pub version: String,
-    pub change: StatusChange,
+    /// Status changes and decisions the deployment had once the entry was written
+    /// (`slipway_core::notify::as_it_was` shows it so).
+    pub statuses: usize,
+    pub approvals: usize,
+}
+
+impl OutboxEntry {
+    pub fn at(&self) -> Millis {
+        match &self.event {
+            OutboxEvent::Status { change, .. } => change.at,
+            OutboxEvent::Decision { approval, .. } => approval.at,
+            OutboxEvent::Run(run) => run.at,
+        }
+    }
+
+    /// The deployment it is about; `None` for a run's entry.
+    pub fn deployment(&self) -> Option<&OutboxDeployment> {
+        match &self.event {
+            OutboxEvent::Status { deployment, .. } | OutboxEvent::Decision { deployment, .. } => {
+                Some(deployment)
+            }
+            OutboxEvent::Run(_) => None,
+        }
+    }
 }

@@ -322,6 +322,7 @@ impl Store for SqliteStore {
         .bind(approval.at)
         .execute(&mut *tx)
         .await?;
+        crate::notifications::outbox_decision(&mut tx, id, &approval).await?;
         let deployment = load_one(&mut tx, id).await?;
         tx.commit().await?;
         Ok(deployment)
@@ -571,16 +572,7 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_after(&self, after_seq: i64, limit: u32) -> Result<Vec<OutboxEntry>> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "SELECT o.seq, o.deployment_id, d.app, d.environment, d.version, o.status, o.at, \
-             o.actor, o.reason FROM outbox o JOIN deployments d ON d.id = o.deployment_id \
-             WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
-        )
-        .bind(after_seq)
-        .bind(i64::from(limit.min(MAX_LOG_LIMIT)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(OutboxRow::into_entry).collect()
+        crate::notifications::outbox_after(&self.pool, after_seq, limit.min(MAX_LOG_LIMIT)).await
     }
 
     async fn outbox_cursor(&self, name: &str) -> Result<i64> {
@@ -629,17 +621,7 @@ async fn append_status(
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO outbox (deployment_id, status, at, actor, reason) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(change.status.as_str())
-    .bind(change.at)
-    .bind(&change.actor)
-    .bind(&change.reason)
-    .execute(conn)
-    .await?;
-    Ok(())
+    crate::notifications::outbox_status(conn, id, change).await
 }
 
 async fn load_one(conn: &mut SqliteConnection, id: DeploymentId) -> Result<Deployment> {
@@ -896,38 +878,6 @@ impl UserRow {
             name: self.name,
             role,
             created_at: self.created_at,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct OutboxRow {
-    seq: i64,
-    deployment_id: DeploymentId,
-    app: String,
-    environment: String,
-    version: String,
-    status: String,
-    at: Millis,
-    actor: String,
-    reason: String,
-}
-
-impl OutboxRow {
-    fn into_entry(self) -> Result<OutboxEntry> {
-        let status = parse_field(self.deployment_id, "status", &self.status, Status::parse)?;
-        Ok(OutboxEntry {
-            seq: self.seq,
-            deployment_id: self.deployment_id,
-            app: self.app,
-            environment: self.environment,
-            version: self.version,
-            change: StatusChange {
-                status,
-                at: self.at,
-                actor: self.actor,
-                reason: self.reason,
-            },
         })
     }
 }

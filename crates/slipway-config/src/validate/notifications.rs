@@ -79,8 +79,12 @@ impl<'a> Checker<'a> {
             }),
             None => Some(NotificationFormat::Json),
         };
-        let secret = f.get("secret").and_then(|i| noted(&mut bad, self.env_secret(&i)));
-        let name = f.get("name").and_then(|i| noted(&mut bad, self.target_name(&i)));
+        let secret = f
+            .get("secret")
+            .and_then(|i| noted(&mut bad, self.env_secret(&i)));
+        let name = f
+            .get("name")
+            .and_then(|i| noted(&mut bad, self.target_name(&i)));
         let timeout = match f.get("timeout") {
             Some(i) => noted(&mut bad, self.positive_duration(&i)),
             None => Some(DEFAULT_WEBHOOK_TIMEOUT),
@@ -149,7 +153,9 @@ impl<'a> Checker<'a> {
             let d = self
                 .diag(item.pos, &item.path, "subscribes to no event")
                 .with_expected(one_of(&names))
-                .with_hint(Some("`events: [\"*\"]` subscribes to every event".to_owned()));
+                .with_hint(Some(
+                    "`events: [\"*\"]` subscribes to every event".to_owned(),
+                ));
             self.push(d);
             return None;
         }
