@@ -299,6 +299,7 @@ impl Engine {
                 },
             )
             .await?;
+        self.inner.outbox_written();
         let said = comment.map(|c| format!(": {c}")).unwrap_or_default();
         match decision {
             Decision::Approve => {

@@ -64,7 +64,8 @@ impl Inner {
         Ok(updated)
     }
 
-    /// Wakes the notifiers: the store wrote a status change (and its outbox entry).
+    /// Wakes the notifiers: the store wrote a status change or a decision (and its outbox
+    /// entry).
     pub(crate) fn outbox_written(&self) {
         self.outbox
             .send_modify(|written| *written = written.wrapping_add(1));

@@ -45,7 +45,7 @@ pub use hooks::ShellHooks;
 pub use notify::Notifier;
 pub use ports::{Drivers, HookOutput, HookRun, HookRunner, Prober};
 pub use probe::HttpProber;
-pub use slipway_store::OutboxEntry;
+pub use slipway_store::{OutboxDeployment, OutboxEntry, OutboxEvent};
 pub use traffic::{EnvLimits, ReleaseRoute, TrafficRouter};
 
 /// Grace between SIGTERM and SIGKILL when an instance is stopped.
@@ -83,8 +83,8 @@ pub struct Parts {
     pub prober: Arc<dyn Prober>,
     pub hooks: Arc<dyn HookRunner>,
     pub clock: Arc<dyn Clock>,
-    /// Told of every status change, from the store's outbox: in order per deployment, at
-    /// least once, also across restarts.
+    /// Told of every status change and decision (and the runs' starts and ends), from the
+    /// store's outbox: in order, at least once, also across restarts.
     pub notifiers: Vec<Arc<dyn Notifier>>,
     /// Where instance logs go (`<data_dir>/logs`); also names this server's instances.
     pub data_dir: PathBuf,

@@ -1,8 +1,9 @@
-//! Notifications: every status change reaches each [`Notifier`] from the store's outbox,
-//! which the store writes in the same transaction as the change. Each notifier has its
-//! own cursor in the store, advanced only after a delivery succeeded: at least once, in
-//! order (so in order per deployment), across restarts, and a slow notifier only falls
-//! behind — it never loses an entry.
+//! Notifications: every status change and decision reaches each [`Notifier`] from the
+//! store's outbox, which the store writes in the same transaction as the change (and a
+//! pipeline run's start and end, which runs append). Each notifier has its own cursor in
+//! the store, advanced only after a delivery succeeded: at least once, in order (so in
+//! order per deployment), across restarts, and a slow notifier only falls behind — it
+//! never loses an entry, nor holds up a rollout or another notifier.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,9 @@ const RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Entries read from the outbox at a time.
 const BATCH: u32 = 100;
+/// How often the outbox is read when nothing woke the delivery: entries appended without
+/// telling the engine (a run, another process) still go out.
+const POLL: Duration = Duration::from_secs(1);
 
 /// Told of status changes (webhooks, chat, e-mail).
 #[async_trait]
@@ -39,11 +43,18 @@ pub(crate) async fn deliver(inner: Arc<Inner>, notifier: Arc<dyn Notifier>) {
         }
         // Before reading: a change written while this delivery runs wakes the next one.
         written.mark_unchanged();
-        match deliver_pending(&inner, notifier.as_ref()).await {
+        // A notifier may take long (retries with backoff): stopping does not wait for it,
+        // and the entry it was at is offered again after the restart.
+        let delivered = tokio::select! {
+            delivered = deliver_pending(&inner, notifier.as_ref()) => delivered,
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        };
+        match delivered {
             Ok(()) => {
                 retry = RETRY;
                 tokio::select! {
                     _ = written.changed() => {}
+                    _ = tokio::time::sleep(POLL) => {}
                     _ = shutdown.changed() => {}
                 }
             }

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use slipway_core::Status;
+use slipway_core::{Decision, Status, StatusChange};
+use slipway_engine::OutboxEvent;
 use slipway_store::Store;
 
 use crate::util::{Harness, STAGING, wait_until};
@@ -28,9 +29,9 @@ async fn histories(h: &Harness) -> (BTreeMap<i64, Vec<Status>>, BTreeMap<i64, Ve
     }
     let mut got: BTreeMap<i64, Vec<Status>> = BTreeMap::new();
     for e in h.world.lock().notified.iter() {
-        got.entry(e.deployment_id)
-            .or_default()
-            .push(e.change.status);
+        if let OutboxEvent::Status { deployment, change } = &e.event {
+            got.entry(deployment.id).or_default().push(change.status);
+        }
     }
     (stored, got)
 }
@@ -62,8 +63,9 @@ async fn every_status_change_is_notified_in_order() {
     let seqs: Vec<i64> = h.world.lock().notified.iter().map(|e| e.seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let e = h.world.lock().notified[2].clone();
+    let d = e.deployment().unwrap();
     assert_eq!(
-        (e.app.as_str(), e.environment.as_str(), e.version.as_str()),
+        (d.app.as_str(), d.environment.as_str(), d.version.as_str()),
         ("web", "staging", "v1")
     );
 }
@@ -125,16 +127,71 @@ async fn the_outbox_is_written_with_the_status_change() {
     let h = Harness::start(STAGING).await;
     let d = h.deploy_and_wait("staging", "v1", Status::Success).await;
     let entries = h.store.outbox_after(0, 100).await.unwrap();
-    let mine: Vec<_> = entries.iter().filter(|e| e.deployment_id == d.id).collect();
-    assert_eq!(mine.len(), d.statuses.len());
-    for (e, s) in mine.iter().zip(&d.statuses) {
-        assert_eq!(&e.change, s);
-    }
+    let mine: Vec<&StatusChange> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            OutboxEvent::Status { deployment, change } if deployment.id == d.id => Some(change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mine, d.statuses.iter().collect::<Vec<_>>());
     assert!(
         h.store
             .outbox_after(entries.last().unwrap().seq, 100)
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_decision_reaches_the_notifiers_between_the_status_changes_around_it() {
+    let h = Harness::start(&format!(
+        "{STAGING}    production:\n      listen: 127.0.0.1:0\n      protection: {{ reviewers: [alice], required_approvals: 1 }}\n"
+    ))
+    .await;
+    let d = h.deploy("production", "v1").await;
+    h.wait_status(d.id, Status::Waiting).await;
+    h.engine
+        .decide(
+            d.id,
+            &Harness::alice(),
+            Decision::Approve,
+            Some("go".into()),
+        )
+        .await
+        .unwrap();
+    h.wait_status(d.id, Status::Success).await;
+    all_delivered(&h).await;
+    wait_until("the approval to be notified", || async {
+        h.world
+            .lock()
+            .notified
+            .iter()
+            .any(|e| matches!(e.event, OutboxEvent::Decision { .. }))
+    })
+    .await;
+    let told: Vec<String> = h
+        .world
+        .lock()
+        .notified
+        .iter()
+        .map(|e| match &e.event {
+            OutboxEvent::Status { change, .. } => change.status.to_string(),
+            OutboxEvent::Decision { approval, .. } => {
+                format!("{} by {}", approval.decision.as_str(), approval.user)
+            }
+            OutboxEvent::Run(run) => run.kind.as_str().to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            "queued",
+            "waiting",
+            "approve by alice",
+            "in_progress",
+            "success"
+        ]
     );
 }
