@@ -540,6 +540,155 @@ pub struct StatusQuery {
     pub environment: Option<String>,
 }
 
+// === notifications ===
+
+/// What a webhook target is told of (docs/config.md `notifications:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum NotificationEvent {
+    #[serde(rename = "run.started")]
+    RunStarted,
+    #[serde(rename = "run.succeeded")]
+    RunSucceeded,
+    #[serde(rename = "run.failed")]
+    RunFailed,
+    #[serde(rename = "deployment.started")]
+    DeploymentStarted,
+    #[serde(rename = "deployment.waiting")]
+    DeploymentWaiting,
+    #[serde(rename = "deployment.approved")]
+    DeploymentApproved,
+    #[serde(rename = "deployment.rejected")]
+    DeploymentRejected,
+    #[serde(rename = "deployment.succeeded")]
+    DeploymentSucceeded,
+    #[serde(rename = "deployment.failed")]
+    DeploymentFailed,
+    #[serde(rename = "deployment.rolled_back")]
+    DeploymentRolledBack,
+}
+
+impl NotificationEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationEvent::RunStarted => "run.started",
+            NotificationEvent::RunSucceeded => "run.succeeded",
+            NotificationEvent::RunFailed => "run.failed",
+            NotificationEvent::DeploymentStarted => "deployment.started",
+            NotificationEvent::DeploymentWaiting => "deployment.waiting",
+            NotificationEvent::DeploymentApproved => "deployment.approved",
+            NotificationEvent::DeploymentRejected => "deployment.rejected",
+            NotificationEvent::DeploymentSucceeded => "deployment.succeeded",
+            NotificationEvent::DeploymentFailed => "deployment.failed",
+            NotificationEvent::DeploymentRolledBack => "deployment.rolled_back",
+        }
+    }
+}
+
+impl std::fmt::Display for NotificationEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body a webhook target of format `json` is sent (`POST`, `application/json`),
+/// signed in `X-Slipway-Signature-256: sha256=<hex>` when the target has a `secret`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookBody {
+    pub event: NotificationEvent,
+    /// When it happened.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// For `deployment.*`: the deployment as it was at the event. `traffic` is empty and
+    /// `analysis`, `paused` and `waiting_on` are null here; the last `statuses[]` entry's
+    /// reason says what holds a waiting one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
+    /// For `run.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunNotice>,
+}
+
+/// A pipeline run as a `run.*` notification shows it. Provisional: it becomes the API's
+/// run object once runs have one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunNotice {
+    #[schema(format = Int64, minimum = 1)]
+    pub id: i64,
+    pub pipeline: String,
+    /// `in_progress` (run.started), `success` or `failure`.
+    pub status: String,
+    pub commit: Option<String>,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// It failed; another attempt follows after a backoff.
+    Retrying,
+    /// It failed and was the last attempt: the event is given up for this target, and
+    /// delivery goes on with the next one.
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retrying => "retrying",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One attempt to deliver a notification to a webhook target.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NotificationAttempt {
+    #[schema(format = Int64, minimum = 1)]
+    pub id: i64,
+    /// The target's `name` (its URL is never shown: a chat webhook's URL is a secret).
+    pub target: String,
+    /// The event's place in the outbox, also sent as `X-Slipway-Delivery`: the same for
+    /// every attempt and every target, so a receiver can drop a repeat.
+    #[schema(format = Int64, minimum = 1)]
+    pub seq: i64,
+    pub event: NotificationEvent,
+    pub deployment_id: Option<i64>,
+    pub run_id: Option<i64>,
+    /// 1 for the first attempt.
+    #[schema(minimum = 1)]
+    pub attempt: u32,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The receiver's answer, when it answered.
+    pub http_status: Option<u16>,
+    /// Why the attempt failed, when it did.
+    pub error: Option<String>,
+    #[schema(minimum = 0)]
+    pub duration_ms: u64,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NotificationAttempts {
+    /// Newest first.
+    pub attempts: Vec<NotificationAttempt>,
+}
+
+/// The query of `GET /api/v1/notifications`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationQuery {
+    /// At most this many, newest first (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +717,23 @@ mod tests {
         assert_eq!(
             body,
             serde_json::json!({"app":"web","environment":"staging","version":"v1"})
+        );
+    }
+
+    #[test]
+    fn notification_events_are_their_dotted_names() {
+        let json = serde_json::to_value([
+            NotificationEvent::DeploymentRolledBack,
+            NotificationEvent::RunStarted,
+        ])
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!(["deployment.rolled_back", "run.started"])
+        );
+        assert_eq!(
+            NotificationEvent::DeploymentRolledBack.as_str(),
+            "deployment.rolled_back"
         );
     }
 

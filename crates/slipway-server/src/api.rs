@@ -94,7 +94,7 @@ async fn optional_body<T: DeserializeOwned + Default>(req: Request) -> Result<T,
 
 /// A query's parameters by name; a name given twice is refused rather than one of its
 /// values silently dropped.
-fn query_map(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, ApiError> {
+pub(crate) fn query_map(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, ApiError> {
     let mut map = HashMap::with_capacity(pairs.len());
     for (name, value) in pairs {
         if map.contains_key(&name) {
@@ -106,6 +106,19 @@ fn query_map(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, Ap
         map.insert(name, value);
     }
     Ok(map)
+}
+
+/// The `limit` parameter of a listing, from 1 to 1000 when given.
+pub(crate) fn limit(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
+    q.get("limit")
+        .map(|l| match l.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a number from 1 to 1000, got `{l}`"),
+            )),
+        })
+        .transpose()
 }
 
 fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
@@ -268,16 +281,7 @@ pub async fn list_deployments(
             })
         })
         .transpose()?;
-    let limit = q
-        .get("limit")
-        .map(|l| match l.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_request(
-                "invalid_limit",
-                format!("limit must be a number from 1 to 1000, got `{l}`"),
-            )),
-        })
-        .transpose()?;
+    let limit = limit(&q)?;
     let filter = DeploymentFilter {
         app: q.get("app").cloned(),
         environment: q.get("environment").cloned(),
@@ -597,7 +601,8 @@ mod tests {
         env_status,
         status,
         create_user,
-        events
+        events,
+        crate::notifications::log
     ),
     components(schemas(
         ErrorBody,
@@ -611,7 +616,9 @@ mod tests {
         LogLines,
         EnvStatusView,
         StatusList,
-        StatusEvent
+        StatusEvent,
+        slipway_api::NotificationAttempts,
+        slipway_api::WebhookBody
     ))
 )]
 pub struct ApiDoc;

@@ -1,6 +1,6 @@
 //! The one place that chooses the real parts of a server: the SQLite store in
 //! `data_dir`, the process and docker drivers, the in-process (or standalone) router, HTTP probes,
-//! shell hooks and the system clock. `slipway server` and `slipway demo` both start here;
+//! shell hooks, the webhook notifiers and the system clock. `slipway server` and `slipway demo` both start here;
 //! tests hand the engine other parts.
 
 use std::path::PathBuf;
@@ -29,6 +29,8 @@ pub(crate) async fn real_parts(
         Some(docker) => drivers.with(DriverKind::Docker, Arc::new(docker)),
         None => drivers,
     };
+    let clock: Arc<dyn slipway_engine::Clock> = Arc::new(SystemClock);
+    let notifiers = crate::webhook::webhooks(&config, sqlite.clone(), clock.clone()).await?;
     let parts = Parts {
         config,
         store,
@@ -36,8 +38,8 @@ pub(crate) async fn real_parts(
         router: traffic,
         prober: Arc::new(HttpProber::new()),
         hooks: Arc::new(ShellHooks),
-        clock: Arc::new(SystemClock),
-        notifiers: Vec::new(),
+        clock,
+        notifiers,
         data_dir,
         // The caller adds the secrets it knows once the admin token exists.
         secrets: slipway_core::Masker::default(),

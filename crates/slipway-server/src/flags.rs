@@ -189,7 +189,8 @@ pub struct FlagList {
     pub flags: Vec<FlagView>,
 }
 
-fn require_deployer(actor: &Actor) -> Result<(), ApiError> {
+/// `what` (a gerund phrase) is allowed to deployers and the roles above.
+pub(crate) fn require_deployer(actor: &Actor, what: &str) -> Result<(), ApiError> {
     if actor.role >= Role::Deployer {
         return Ok(());
     }
@@ -197,7 +198,7 @@ fn require_deployer(actor: &Actor) -> Result<(), ApiError> {
         StatusCode::FORBIDDEN,
         "forbidden",
         format!(
-            "{} is a {}; changing flags needs the deployer role or higher",
+            "{} is a {}; {what} needs the deployer role or higher",
             actor.name,
             actor.role.as_str()
         ),
@@ -286,7 +287,7 @@ pub async fn put(
     Path((env, key)): Path<(String, String)>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<Json<FlagView>, ApiError> {
-    require_deployer(&actor)?;
+    require_deployer(&actor, "changing flags")?;
     known_environment(&state, &env)?;
     let object = body
         .as_object_mut()
@@ -325,7 +326,7 @@ pub async fn rollout(
     Path((env, key)): Path<(String, String)>,
     ApiJson(body): ApiJson<RolloutBody>,
 ) -> Result<Json<FlagView>, ApiError> {
-    require_deployer(&actor)?;
+    require_deployer(&actor, "changing flags")?;
     known_environment(&state, &env)?;
     let stored = state
         .flags
@@ -358,7 +359,7 @@ pub async fn kill(
     Path((env, key)): Path<(String, String)>,
     ApiJson(body): ApiJson<KillBody>,
 ) -> Result<Json<FlagView>, ApiError> {
-    require_deployer(&actor)?;
+    require_deployer(&actor, "changing flags")?;
     known_environment(&state, &env)?;
     let action = if body.killed { "kill" } else { "revive" };
     let stored = state

@@ -9,9 +9,11 @@ mod compose;
 mod dora;
 mod error;
 mod flags;
+mod notifications;
 mod ofrep;
 mod preflight;
 mod views;
+mod webhook;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ pub struct AppState {
     pub engine: Engine,
     pub flags: Arc<flags::Flags>,
     pub dora: Arc<dyn slipway_store::DoraStore>,
+    pub notifications: Arc<dyn slipway_store::NotificationStore>,
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
@@ -95,6 +98,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/flags/{env}/{key}/rollout", post(flags::rollout))
         .route("/api/v1/flags/{env}/{key}/kill", post(flags::kill))
         .route("/api/v1/metrics/dora", get(dora::report))
+        .route("/api/v1/notifications", get(notifications::log))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))
@@ -147,7 +151,8 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
     let app = routes(AppState {
         engine: engine.clone(),
         flags,
-        dora: sqlite,
+        dora: sqlite.clone(),
+        notifications: sqlite,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
@@ -173,8 +178,9 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
 }
 
 /// What the deployment logs mask from the start: the values of the server's own
-/// variables named like a secret (`SLIPWAY_ROUTER_TOKEN`, `SLIPWAY_TOKEN`, cloud keys), of
-/// the environments' variables named so, and the admin token this start made. Tokens
+/// variables named like a secret (`SLIPWAY_ROUTER_TOKEN`, `SLIPWAY_TOKEN`, cloud keys) or
+/// holding a webhook's signing key, of the environments' variables named like a secret,
+/// and the admin token this start made. Tokens
 /// made later are added as they are made; older ones are caught by their `slw_` shape.
 fn known_secrets(
     config: &Config,
@@ -186,10 +192,11 @@ fn known_secrets(
         .values()
         .flat_map(|env| env.variables.iter())
         .map(|(k, v)| (k.clone(), v.clone()));
+    let keys = webhook::key_variables(config);
     let mut secrets = Masker::new(
         server_env
-            .chain(configured)
-            .filter(|(name, _)| is_secret_name(name))
+            .filter(|(name, _)| is_secret_name(name) || keys.contains(&name.as_str()))
+            .chain(configured.filter(|(name, _)| is_secret_name(name)))
             .map(|(_, value)| value),
     );
     if let Some(token) = admin_token {
@@ -303,17 +310,20 @@ mod tests {
 
     #[test]
     fn known_secrets_are_the_secret_named_values_and_the_admin_token() {
-        let yaml = "version: 1\nenvironments:\n  staging:\n    listen: 127.0.0.1:0\n    variables: { DB_PASSWORD: hunter2hunter2, LOG_LEVEL: verbose }\n";
+        let yaml = "version: 1\nenvironments:\n  staging:\n    listen: 127.0.0.1:0\n    variables: { DB_PASSWORD: hunter2hunter2, LOG_LEVEL: verbose, HOOK_SIGNING: shown }\nnotifications:\n  - { url: 'https://hooks.example.com/x', events: ['*'], secret: { env: HOOK_SIGNING } }\n";
         let config = slipway_config::parse(yaml, "slipway.yaml", Path::new("/srv")).unwrap();
         let server_env = [
             ("SLIPWAY_ROUTER_TOKEN", "router-secret"),
             ("HOME", "/home/slipway"),
+            ("HOOK_SIGNING", "webhook-signing-key"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let secrets = known_secrets(&config, server_env.into_iter(), Some("admin-token"));
         assert_eq!(
-            secrets.mask("router-secret hunter2hunter2 admin-token verbose /home/slipway"),
-            "*** *** *** verbose /home/slipway"
+            secrets.mask(
+                "router-secret hunter2hunter2 admin-token webhook-signing-key verbose /home/slipway shown"
+            ),
+            "*** *** *** *** verbose /home/slipway shown"
         );
     }
 }

@@ -1,5 +1,6 @@
 //! What a config asks of this machine, checked before anything starts: every address the
-//! server would listen on is free, and `data_dir` is (or can become) a directory. Both
+//! server would listen on is free, `data_dir` is (or can become) a directory, and every
+//! webhook's signing key is in its environment variable. Both
 //! `slipway validate` and `slipway server` report these as config errors with the key
 //! path, so a port in use is bad input (exit 2) rather than a crash half-way through.
 
@@ -39,6 +40,17 @@ pub fn preflight(config: &Config, file: &str) -> Result<(), ConfigError> {
                 "choose a free port (0 picks one), or stop what listens there (a slipway server already running on this config?)",
             );
         }
+    }
+    for (place, message) in crate::webhook::missing_keys(config) {
+        diagnostics.push(Diagnostic {
+            file: file.to_string(),
+            line: place.line,
+            column: place.column,
+            path: place.path,
+            message,
+            expected: None,
+            hint: Some("set it in the environment the server starts in".to_string()),
+        });
     }
     if diagnostics.is_empty() {
         Ok(())

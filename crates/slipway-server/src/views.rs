@@ -3,7 +3,7 @@
 //! wire unnamed.
 
 use slipway_api as api;
-use slipway_config::Role;
+use slipway_config::{NotificationEvent, Role};
 use slipway_core::analysis::Verdict;
 use slipway_core::{Decision, Deployment, InstanceState, Kind, LogLine, Millis, Phase, Status};
 use slipway_engine::{EnvStatus, Live, Paused, Share, StatusEvent, WaitingOn};
@@ -239,5 +239,42 @@ pub fn event(e: StatusEvent) -> api::StatusEvent {
         status: status(e.status),
         reason: e.reason,
         at: rfc3339(e.at),
+    }
+}
+
+pub fn notification_event(e: NotificationEvent) -> api::NotificationEvent {
+    match e {
+        NotificationEvent::RunStarted => api::NotificationEvent::RunStarted,
+        NotificationEvent::RunSucceeded => api::NotificationEvent::RunSucceeded,
+        NotificationEvent::RunFailed => api::NotificationEvent::RunFailed,
+        NotificationEvent::DeploymentStarted => api::NotificationEvent::DeploymentStarted,
+        NotificationEvent::DeploymentWaiting => api::NotificationEvent::DeploymentWaiting,
+        NotificationEvent::DeploymentApproved => api::NotificationEvent::DeploymentApproved,
+        NotificationEvent::DeploymentRejected => api::NotificationEvent::DeploymentRejected,
+        NotificationEvent::DeploymentSucceeded => api::NotificationEvent::DeploymentSucceeded,
+        NotificationEvent::DeploymentFailed => api::NotificationEvent::DeploymentFailed,
+        NotificationEvent::DeploymentRolledBack => api::NotificationEvent::DeploymentRolledBack,
+    }
+}
+
+pub fn notification_attempt(r: slipway_store::RecordedAttempt) -> api::NotificationAttempt {
+    let a = r.attempt;
+    api::NotificationAttempt {
+        id: r.id,
+        target: a.target,
+        seq: a.seq,
+        event: notification_event(a.event),
+        deployment_id: a.deployment_id,
+        run_id: a.run_id,
+        attempt: a.attempt,
+        at: rfc3339(a.at),
+        http_status: a.http_status,
+        error: a.error,
+        duration_ms: a.duration_ms,
+        outcome: match a.outcome {
+            slipway_store::AttemptOutcome::Delivered => api::AttemptOutcome::Delivered,
+            slipway_store::AttemptOutcome::Retrying => api::AttemptOutcome::Retrying,
+            slipway_store::AttemptOutcome::Failed => api::AttemptOutcome::Failed,
+        },
     }
 }
