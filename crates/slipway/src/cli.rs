@@ -132,6 +132,11 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: crate::commands::metrics::MetricsCommand,
     },
+    /// Webhook notifications: every delivery attempt and how it ended.
+    Notifications {
+        #[command(subcommand)]
+        command: crate::commands::notifications::NotificationsCommand,
+    },
     /// Manage API users.
     User {
         #[command(subcommand)]

@@ -330,6 +330,14 @@ impl Client {
         };
         self.post("api/v1/users", &self.json(&body)?).await
     }
+
+    pub async fn notification_attempts(
+        &self,
+        limit: u32,
+    ) -> Result<Fetched<slipway_api::NotificationAttempts>> {
+        let query = slipway_api::NotificationQuery { limit: Some(limit) };
+        self.get("api/v1/notifications", &query).await
+    }
 }
 
 /// Names come from the user: keep them one path segment even if they hold `/` or `?`.

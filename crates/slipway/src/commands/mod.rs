@@ -6,6 +6,7 @@ pub mod flags;
 pub mod follow;
 pub mod local;
 pub mod metrics;
+pub mod notifications;
 pub mod read;
 pub mod user;
 
@@ -44,6 +45,7 @@ pub async fn run_client(global: &GlobalArgs, command: ClientCommand) -> Result<u
         } => user::add(&client, &name, &role).await,
         ClientCommand::Flags { command } => flags::run(&client, command).await,
         ClientCommand::Metrics { command } => metrics::run(&client, command).await,
+        ClientCommand::Notifications { command } => notifications::run(&client, command).await,
     }
 }
 
