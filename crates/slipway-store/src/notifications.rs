@@ -95,20 +95,8 @@ pub(crate) async fn outbox_status(
     id: DeploymentId,
     change: &StatusChange,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox (kind, deployment_id, status, at, actor, reason, statuses, approvals) \
-         VALUES ('status', ?1, ?2, ?3, ?4, ?5, \
-         (SELECT COUNT(*) FROM deployment_statuses WHERE deployment_id = ?1), \
-         (SELECT COUNT(*) FROM deployment_approvals WHERE deployment_id = ?1))",
-    )
-    .bind(id)
-    .bind(change.status.as_str())
-    .bind(change.at)
-    .bind(&change.actor)
-    .bind(&change.reason)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let what = (change.status.as_str(), change.at, change.actor.as_str());
+    outbox_deployment(conn, "status", id, what, Some(&change.reason)).await
 }
 
 /// The outbox entry of a decision just recorded.
@@ -117,17 +105,35 @@ pub(crate) async fn outbox_decision(
     id: DeploymentId,
     approval: &Approval,
 ) -> Result<()> {
+    let what = (
+        approval.decision.as_str(),
+        approval.at,
+        approval.user.as_str(),
+    );
+    outbox_deployment(conn, "decision", id, what, approval.comment.as_deref()).await
+}
+
+/// A deployment's entry of `kind`, with what the deployment has now (this change
+/// included): `(status, at, actor)` and the reason.
+async fn outbox_deployment(
+    conn: &mut SqliteConnection,
+    kind: &str,
+    id: DeploymentId,
+    (status, at, actor): (&str, Millis, &str),
+    reason: Option<&str>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbox (kind, deployment_id, status, at, actor, reason, statuses, approvals) \
-         VALUES ('decision', ?1, ?2, ?3, ?4, ?5, \
-         (SELECT COUNT(*) FROM deployment_statuses WHERE deployment_id = ?1), \
-         (SELECT COUNT(*) FROM deployment_approvals WHERE deployment_id = ?1))",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+         (SELECT COUNT(*) FROM deployment_statuses WHERE deployment_id = ?2), \
+         (SELECT COUNT(*) FROM deployment_approvals WHERE deployment_id = ?2))",
     )
+    .bind(kind)
     .bind(id)
-    .bind(approval.decision.as_str())
-    .bind(approval.at)
-    .bind(&approval.user)
-    .bind(&approval.comment)
+    .bind(status)
+    .bind(at)
+    .bind(actor)
+    .bind(reason)
     .execute(conn)
     .await?;
     Ok(())
