@@ -208,7 +208,9 @@ async fn a_manual_pause_holds_the_split_until_promoted() {
     let paused: Value = poll_until("the canary to pause at 20%", || async {
         let env = s.env("production").await;
         let at_20 = TestServer::split(&env) == [("v1".to_string(), 80.0), ("v2".to_string(), 20.0)];
-        (at_20 && env["in_progress"]["analysis"]["text"].is_string()).then_some(env)
+        // The verdict of the 20% step comes a moment before the pause begins.
+        let paused = env["in_progress"]["paused"]["kind"] == "manual";
+        (at_20 && paused && env["in_progress"]["analysis"]["text"].is_string()).then_some(env)
     })
     .await;
     assert_eq!(paused["in_progress"]["id"], id);
