@@ -368,7 +368,7 @@ fn comment(form: &Form) -> Result<Option<String>, ConsoleError> {
     let chars = text.chars().count();
     if chars > MAX_COMMENT_CHARS {
         return Err(ConsoleError::bad_request(format!(
-            "The comment is {chars} characters long; at most {MAX_COMMENT_CHARS} are kept. Nothing was changed."
+            "The comment is {chars} characters long; at most {MAX_COMMENT_CHARS} are kept."
         )));
     }
     Ok(Some(text.to_owned()))
@@ -392,7 +392,7 @@ async fn roll_back(
                 StatusCode::CONFLICT,
                 "Not possible now",
                 format!(
-                    "Deployment {id} is {}: only the release that runs now can be rolled back, or an earlier one that ran here rolled back to. Nothing was changed.",
+                    "Deployment {id} is {}: only the release that runs now can be rolled back, or an earlier one that ran here rolled back to.",
                     status_text(other)
                 ),
             ));
@@ -436,7 +436,7 @@ async fn act(
         })
     }
     .await
-    .map_err(|e| e.back_to(format!("/deployments/{id}")))?;
+    .map_err(|e| e.nothing_changed().back_to(format!("/deployments/{id}")))?;
     Ok(see_other(&format!("/deployments/{target}")))
 }
 

@@ -229,6 +229,24 @@ impl ConsoleError {
         ConsoleError::page(StatusCode::NOT_FOUND, "Not found", message)
     }
 
+    /// The same error, saying that the form it answers changed nothing.
+    pub fn nothing_changed(self) -> ConsoleError {
+        match self {
+            ConsoleError::Page {
+                status,
+                heading,
+                message,
+                back,
+            } => ConsoleError::Page {
+                status,
+                heading,
+                message: format!("{message} Nothing was changed."),
+                back,
+            },
+            other => other,
+        }
+    }
+
     /// The same error, with a link back to where the user came from.
     pub fn back_to(self, href: String) -> ConsoleError {
         match self {
