@@ -293,10 +293,7 @@ async fn an_ended_session_a_bad_id_and_a_missing_page_are_each_a_clear_page() {
         assert!(page.body.contains("<a href=\"/\">"), "a way on");
     }
     let page = admin
-        .post(
-            &format!("/deployments/abc/approve"),
-            &[("csrf", &admin.csrf().await)],
-        )
+        .post("/deployments/abc/approve", &[("csrf", &admin.csrf().await)])
         .await;
     assert_eq!(page.status, 404);
     let api = Client::new(&s.base).get("/api/v1/nope").await;

@@ -199,7 +199,10 @@ fn health(s: &EnvStatus) -> Health {
         }
     } else {
         Health {
-            text: format!("{running} of {total} instances running"),
+            text: match total {
+                1 => "1 instance running".to_owned(),
+                _ => format!("{running} of {total} instances running"),
+            },
             tone: "ok",
         }
     }
@@ -270,7 +273,36 @@ pub async fn page(
         Some((&signed_in.actor, &signed_in.csrf)),
     );
     chrome.moving = moving;
+    let config = state.engine.config();
+    for app in &mut apps {
+        app.cells.sort_by_cached_key(|c| {
+            (
+                promotion_depth(config, &c.environment),
+                c.environment.clone(),
+            )
+        });
+    }
     Ok(render(StatusCode::OK, &BoardPage { chrome, apps }))
+}
+
+/// How many environments a release passes through before this one (`requires`), so the
+/// board reads in the order releases travel: staging before production.
+fn promotion_depth(config: &slipway_config::Config, env: &str) -> usize {
+    // The configuration refuses a cycle in `requires`; the bound only keeps this total.
+    fn depth(config: &slipway_config::Config, env: &str, left: usize) -> usize {
+        let requires = config.environments.get(env).map(|e| e.requires.as_slice());
+        match requires {
+            Some(rs) if left > 0 && !rs.is_empty() => {
+                1 + rs
+                    .iter()
+                    .map(|r| depth(config, r, left - 1))
+                    .max()
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+    depth(config, env, config.environments.len())
 }
 
 #[cfg(test)]
