@@ -34,13 +34,15 @@ async fn approve_by_api(s: &TestServer, token: &str, id: i64) {
 }
 
 /// A page on another site (`localhost`, where the console is `127.0.0.1`) whose button
-/// posts a form to the console's approve URL. Answers every request with that page.
-async fn attacker_site(target: String) -> (String, tokio::task::JoinHandle<()>) {
+/// posts a form to `target`, beside a plain link to `link`. Answers every request with
+/// that page.
+async fn other_site(target: &str, link: &str) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let html = format!(
         "<!doctype html><title>Win a prize</title><form method=post action=\"{target}\">\
-         <input type=hidden name=comment value=pwned><button id=go>Claim it</button></form>"
+         <input type=hidden name=comment value=pwned><button id=go>Claim it</button></form>\
+         <a id=link href=\"{link}\">the deployment</a>"
     );
     let task = tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
@@ -72,7 +74,7 @@ async fn an_approver_approves_in_the_browser_and_the_board_follows_without_a_rel
     let id = d["id"].as_i64().unwrap();
     s.wait_for(id, &["waiting"]).await;
     let page_url = format!("{}/deployments/{id}", s.base);
-    let (attacker, attacker_task) = attacker_site(format!("{page_url}/approve")).await;
+    let (elsewhere, elsewhere_task) = other_site(&format!("{page_url}/approve"), &page_url).await;
 
     let driver = ChromeDriver::start();
     let s = &s;
@@ -111,7 +113,7 @@ async fn an_approver_approves_in_the_browser_and_the_board_follows_without_a_rel
         assert!(std::fs::metadata(shot).unwrap().len() > 10_000);
 
         // Another site's button posting to the approve URL changes nothing.
-        b.goto(&attacker).await.unwrap();
+        b.goto(&elsewhere).await.unwrap();
         b.find(Locator::Id("go"))
             .await
             .unwrap()
@@ -121,7 +123,18 @@ async fn an_approver_approves_in_the_browser_and_the_board_follows_without_a_rel
         wait_for_text(&b, "main", |t| t.contains("nothing was changed")).await;
         let d = s.wait_for(id, &["waiting"]).await;
         assert_eq!(d["approvals"], json!([]));
-        attacker_task.abort();
+        // A link from another site (a chat message) still opens the page signed in,
+        // though the browser sends no SameSite=Strict cookie with that first request.
+        b.goto(&elsewhere).await.unwrap();
+        b.find(Locator::Id("link"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for_text(&b, "#summary h1", |t| t.contains("v2")).await;
+        wait_for_text(&b, "header .who", |t| t.starts_with("alice")).await;
+        elsewhere_task.abort();
 
         // The board stays open in one window while the approval happens in another.
         b.goto(&format!("{}/", s.base)).await.unwrap();

@@ -48,6 +48,22 @@ async fn signing_in_trades_a_token_for_a_strict_http_only_cookie_that_never_open
     assert_eq!((page.status, page.location()), (303, "/login"));
     let page = anon.get("/history?app=web").await;
     assert_eq!(page.location(), "/login?next=%2Fhistory%3Fapp%3Dweb");
+    // A link followed from another site comes without the SameSite=Strict cookie: the
+    // page loads itself again from here, where the browser sends it.
+    let from_chat = anon
+        .get_with(
+            "/deployments/7?tab=log",
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(from_chat.status, 200);
+    assert!(
+        from_chat
+            .html()
+            .contains(r#"<meta http-equiv="refresh" content="0; url=/deployments/7?tab=log">"#),
+        "{}",
+        from_chat.body
+    );
     let login = anon.get("/login").await;
     assert_eq!(login.status, 200);
     assert!(login.html().contains(r#"name="token""#));

@@ -188,6 +188,24 @@ impl LoginPage {
     }
 }
 
+/// Loads `path` again as a navigation from this site (`<meta http-equiv="refresh">`,
+/// which needs no script), so the browser sends its session cookie this time.
+#[derive(Template)]
+#[template(path = "console/reload.html")]
+struct Reload {
+    chrome: Chrome,
+    path: String,
+}
+
+impl Reload {
+    fn new(path: String) -> Reload {
+        Reload {
+            chrome: Chrome::anonymous("Opening slipway"),
+            path,
+        }
+    }
+}
+
 /// Why a console request got no page of its own.
 #[derive(Debug)]
 pub enum ConsoleError {
@@ -197,6 +215,9 @@ pub enum ConsoleError {
         ended: bool,
         secure: bool,
     },
+    /// A page asked for from a link on another site, which the browser sends without the
+    /// `SameSite=Strict` cookie: the page asks for itself again from here, with it.
+    FromElsewhere { path: String },
     /// A form posted without a live session: refused, the sign-in page instead.
     NotSignedIn { ended: bool, secure: bool },
     /// The form's `csrf` field is missing or is not the session's.
@@ -332,6 +353,9 @@ impl IntoResponse for ConsoleError {
                     resp.headers_mut().insert(header::SET_COOKIE, v);
                 }
                 return resp;
+            }
+            ConsoleError::FromElsewhere { path } => {
+                return render(StatusCode::OK, &Reload::new(path));
             }
             ConsoleError::NotSignedIn { ended, secure } => {
                 let message = if ended {

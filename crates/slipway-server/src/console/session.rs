@@ -203,6 +203,15 @@ impl FromRequestParts<AppState> for SignedIn {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned();
+            let from_elsewhere = parts
+                .headers
+                .get("sec-fetch-site")
+                .is_some_and(|v| v == "cross-site");
+            if from_elsewhere && !ended {
+                return Err(ConsoleError::FromElsewhere {
+                    path: safe_next(Some(&next)).to_owned(),
+                });
+            }
             Err(ConsoleError::SignIn {
                 next,
                 ended,

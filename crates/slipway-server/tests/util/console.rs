@@ -116,7 +116,11 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        self.send(self.http.get(format!("{}{path}", self.base)), &[])
+        self.get_with(path, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)), headers)
             .await
     }
 
