@@ -343,29 +343,8 @@ mod tests {
 
     #[test]
     fn a_canary_says_which_step_of_how_many() {
-        let mut d = slipway_core::Deployment {
-            id: 1,
-            app: "web".into(),
-            environment: "production".into(),
-            release: slipway_core::Release {
-                version: "v2".into(),
-                commit: None,
-                git_ref: None,
-                committed_at: None,
-                digest: None,
-            },
-            kind: slipway_core::Kind::Deploy,
-            status: Status::InProgress,
-            created_by: "admin".into(),
-            created_at: 0,
-            updated_at: 0,
-            rolled_back_from: None,
-            force: None,
-            phase: Phase::Shifting,
-            step: 0,
-            statuses: Vec::new(),
-            approvals: Vec::new(),
-        };
+        let mut d = super::super::deployment::deployment(Status::InProgress, "admin");
+        d.phase = Phase::Shifting;
         let canary = Strategy::Canary {
             steps: vec![
                 CanaryStep::Weight(10.0),

@@ -41,22 +41,23 @@ struct DeploymentPage {
     log_cut: bool,
 }
 
-struct Summary {
-    id: DeploymentId,
-    app: String,
-    environment: String,
-    version: String,
-    kind: &'static str,
-    status: String,
-    tone: &'static str,
-    created_by: String,
-    created: When,
-    git_ref: Option<String>,
-    commit: Option<String>,
-    digest: Option<String>,
-    waiting_on: Option<String>,
-    rolled_back_from: Option<String>,
-    forced: Option<String>,
+/// A deployment as a page names it (its page's heading, a row of the history).
+pub(super) struct Summary {
+    pub id: DeploymentId,
+    pub app: String,
+    pub environment: String,
+    pub version: String,
+    pub kind: &'static str,
+    pub status: String,
+    pub tone: &'static str,
+    pub created_by: String,
+    pub created: When,
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    pub digest: Option<String>,
+    pub waiting_on: Option<String>,
+    pub rolled_back_from: Option<String>,
+    pub forced: Option<String>,
 }
 
 struct Entry {
@@ -209,7 +210,7 @@ fn verdict(live: &Live) -> Option<VerdictView> {
     })
 }
 
-fn summary(d: &Deployment, waiting_on: Option<String>, now: i64) -> Summary {
+pub(super) fn summary(d: &Deployment, waiting_on: Option<String>, now: i64) -> Summary {
     Summary {
         id: d.id,
         app: d.app.clone(),
@@ -460,36 +461,38 @@ action_handler!(promote, Action::Promote);
 action_handler!(cancel, Action::Cancel);
 action_handler!(rollback, Action::Rollback);
 
+/// A deployment of web v2 to production, for the console's unit tests.
+#[cfg(test)]
+pub(super) fn deployment(status: Status, created_by: &str) -> Deployment {
+    Deployment {
+        id: 7,
+        app: "web".into(),
+        environment: "production".into(),
+        release: slipway_core::Release {
+            version: "v2".into(),
+            commit: None,
+            git_ref: None,
+            committed_at: None,
+            digest: None,
+        },
+        kind: Kind::Deploy,
+        status,
+        created_by: created_by.into(),
+        created_at: 0,
+        updated_at: 0,
+        rolled_back_from: None,
+        force: None,
+        phase: slipway_core::Phase::Pending,
+        step: 0,
+        statuses: Vec::new(),
+        approvals: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_core::{Approval, Release};
-
-    fn deployment(status: Status, created_by: &str) -> Deployment {
-        Deployment {
-            id: 7,
-            app: "web".into(),
-            environment: "production".into(),
-            release: Release {
-                version: "v2".into(),
-                commit: None,
-                git_ref: None,
-                committed_at: None,
-                digest: None,
-            },
-            kind: Kind::Deploy,
-            status,
-            created_by: created_by.into(),
-            created_at: 0,
-            updated_at: 0,
-            rolled_back_from: None,
-            force: None,
-            phase: slipway_core::Phase::Pending,
-            step: 0,
-            statuses: Vec::new(),
-            approvals: Vec::new(),
-        }
-    }
+    use slipway_core::Approval;
 
     fn production() -> Environment {
         let yaml = "version: 1\nenvironments:\n  production:\n    listen: 127.0.0.1:0\n    protection:\n      reviewers: [alice]\n      required_approvals: 1\n      prevent_self_review: true\nusers:\n  alice: { role: approver }\n";

@@ -8,10 +8,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use slipway_core::dora::{Band, Report};
-use slipway_core::{DeploymentId, Kind, Millis, Status};
+use slipway_core::{DeploymentId, Millis, Status};
 use slipway_store::{Cursor, HistoryQuery};
 
-use super::board::{status_text, status_tone};
+use super::board::status_text;
+use super::deployment::{Summary, summary};
 use super::page::{self, Chrome, ConsoleError, When, render};
 use super::session::{Form, SignedIn};
 use crate::AppState;
@@ -60,15 +61,8 @@ struct HistoryPage {
 }
 
 struct Row {
-    id: DeploymentId,
-    app: String,
-    environment: String,
-    version: String,
-    kind: &'static str,
-    status: String,
-    tone: &'static str,
-    created_by: String,
-    created: When,
+    d: Summary,
+    /// Why it has the status it has: its last change's reason.
     reason: String,
 }
 
@@ -215,23 +209,12 @@ pub async fn page(
             .deployments
             .into_iter()
             .map(|d| Row {
-                id: d.id,
-                kind: match d.kind {
-                    Kind::Deploy => "deploy",
-                    Kind::Rollback => "rollback",
-                },
-                status: status_text(d.status),
-                tone: status_tone(d.status),
-                created: When::at(d.created_at, now),
                 reason: d
                     .statuses
                     .last()
                     .map(|s| s.reason.clone())
                     .unwrap_or_default(),
-                app: d.app,
-                environment: d.environment,
-                version: d.release.version,
-                created_by: d.created_by,
+                d: summary(&d, None, now),
             })
             .collect(),
     };
