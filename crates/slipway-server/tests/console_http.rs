@@ -503,3 +503,50 @@ async fn the_session_event_stream_tells_a_signed_in_browser_of_each_status_chang
     assert_eq!(got, Ok(true), "{seen}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployer_rolls_back_from_the_page_of_the_release_that_runs() {
+    let s = TestServer::start(ENVS).await;
+    let bob_token = s.user("bob", "deployer").await;
+    let v1 = s.deploy_and_wait("staging", "v1", "success").await;
+    let v2 = s.deploy_and_wait("staging", "v2", "success").await;
+    let (v1, v2) = (v1["id"].as_i64().unwrap(), v2["id"].as_i64().unwrap());
+    let bob = Client::signed_in(&s.base, &bob_token).await;
+    let csrf = bob.csrf().await;
+
+    let current = bob.get(&format!("/deployments/{v2}")).await;
+    assert!(current.html().contains("Roll back to the previous release"));
+    let earlier = bob.get(&format!("/deployments/{v1}")).await;
+    assert!(earlier.html().contains("Roll back to v1"));
+    // Nothing to promote: the engine says why, on a page.
+    let page = bob
+        .post(&format!("/deployments/{v2}/promote"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 409);
+    assert!(page.html().contains("not paused"), "{}", page.body);
+
+    let done = bob
+        .post(&format!("/deployments/{v2}/rollback"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let target: i64 = done
+        .location()
+        .strip_prefix("/deployments/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let d = s.wait_for(target, &["success"]).await;
+    assert_eq!(
+        (d["kind"].as_str(), d["version"].as_str()),
+        (Some("rollback"), Some("v1"))
+    );
+    let page = bob.get(&format!("/deployments/{target}")).await;
+    assert!(page.html().contains("Rolled back from"));
+    let board = bob.get("/").await;
+    assert!(
+        board
+            .html()
+            .contains(&format!("href=\"/deployments/{target}\""))
+    );
+    s.stop().await;
+}
