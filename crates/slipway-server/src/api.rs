@@ -535,11 +535,18 @@ pub async fn events(
     State(state): State<AppState>,
     Auth(_): Auth,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = state.engine.subscribe();
+    Sse::new(status_stream(state.engine)).keep_alive(KeepAlive::default())
+}
+
+/// Every status change as an event named `status`, until the server stops: what
+/// `/api/v1/events` sends, and the console's `/events` to signed-in browsers.
+pub(crate) fn status_stream(
+    engine: slipway_engine::Engine,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let rx = engine.subscribe();
     // A first comment flushes the response at once, so a client knows it is subscribed
     // before anything happens.
     let hello = futures_util::stream::once(async { Ok(Event::default().comment("connected")) });
-    let engine = state.engine.clone();
     let events = futures_util::stream::unfold((rx, engine), |(mut rx, engine)| async move {
         loop {
             let received = tokio::select! {
@@ -561,7 +568,7 @@ pub async fn events(
             }
         }
     });
-    Sse::new(futures_util::StreamExt::chain(hello, events)).keep_alive(KeepAlive::default())
+    futures_util::StreamExt::chain(hello, events)
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::views::rfc3339;
 
-const DEFAULT_SINCE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const DEFAULT_SINCE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A rollback by hand this soon after a success marks that deployment as a failed change.
-const DEFAULT_ROLLBACK_WITHIN: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_ROLLBACK_WITHIN: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Serialize)]
 pub struct DoraView {
@@ -49,7 +49,7 @@ fn millis(d: Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
-async fn compute(
+pub(crate) async fn compute(
     state: &AppState,
     app: Option<String>,
     environment: Option<String>,

@@ -1,11 +1,12 @@
 //! The control plane's HTTP side: the `/api/v1` API with bearer-token auth, the event
-//! stream, `/health`, `/ready`, `/metrics` and the OpenAPI document. `start` wires a whole
+//! stream, `/health`, `/ready`, `/metrics`, the OpenAPI document and the web console. `start` wires a whole
 //! server (store, driver, router, engine, API) from a `Config`.
 #![forbid(unsafe_code)]
 
 mod api;
 mod auth;
 mod compose;
+mod console;
 mod dora;
 mod error;
 mod flags;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub flags: Arc<flags::Flags>,
     pub dora: Arc<dyn slipway_store::DoraStore>,
     pub notifications: Arc<dyn slipway_store::NotificationStore>,
+    pub console: console::Console,
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
@@ -105,6 +107,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .merge(console::routes())
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .with_state(state)
@@ -152,7 +155,11 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         engine: engine.clone(),
         flags,
         dora: sqlite.clone(),
-        notifications: sqlite,
+        notifications: sqlite.clone(),
+        console: console::Console {
+            sessions: sqlite.clone(),
+            history: sqlite,
+        },
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
@@ -300,8 +307,22 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+/// JSON for the API and for clients that do not ask for HTML; a page for a browser.
+async fn not_found(
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let api = ["/api/", "/ofrep/"]
+        .iter()
+        .any(|p| uri.path().starts_with(p));
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser && !api {
+        return console::not_found(&uri);
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
 }
 
 #[cfg(test)]

@@ -9,12 +9,16 @@ mod dora;
 mod error;
 mod flags;
 mod notifications;
+mod history;
+mod sessions;
 mod sqlite;
 
 pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
 pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
+pub use history::{Cursor, HistoryPage, HistoryQuery, HistoryStore};
+pub use sessions::{NewSession, Session, SessionStore};
 pub use sqlite::SqliteStore;
 
 use slipway_config::Role;

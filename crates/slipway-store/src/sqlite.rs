@@ -41,7 +41,8 @@ macro_rules! deployment_columns {
     };
 }
 
-const SELECT_DEPLOYMENTS: &str = concat!("SELECT ", deployment_columns!(), " FROM deployments");
+pub(crate) const SELECT_DEPLOYMENTS: &str =
+    concat!("SELECT ", deployment_columns!(), " FROM deployments");
 
 /// The SQLite [`Store`]: one database file in WAL mode, migrated on open.
 #[derive(Debug, Clone)]
@@ -642,7 +643,7 @@ async fn load_one(conn: &mut SqliteConnection, id: DeploymentId) -> Result<Deplo
 
 /// Turns rows into deployments with their histories and approvals, loaded for all rows at
 /// once (two queries per [`IDS_PER_QUERY`] rows, not two per row). Keeps the rows' order.
-async fn complete(
+pub(crate) async fn complete(
     conn: &mut SqliteConnection,
     rows: Vec<DeploymentRow>,
 ) -> Result<Vec<Deployment>> {
@@ -747,7 +748,7 @@ fn token_taken(e: sqlx::Error) -> Error {
 // === rows ===
 
 #[derive(FromRow)]
-struct DeploymentRow {
+pub(crate) struct DeploymentRow {
     id: DeploymentId,
     app: String,
     environment: String,
