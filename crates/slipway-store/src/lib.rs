@@ -8,12 +8,16 @@
 mod dora;
 mod error;
 mod flags;
+mod migration_runs;
 mod sqlite;
+mod watches;
 
 pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
+pub use migration_runs::MigrationStore;
 pub use sqlite::SqliteStore;
+pub use watches::WatchStore;
 
 use slipway_config::Role;
 use slipway_core::{

@@ -19,9 +19,11 @@ mod app;
 mod cross;
 mod document;
 mod environment;
+mod migrate;
 mod primitives;
 mod protection;
 mod strategy;
+mod watch;
 
 const NAME_EXPECTED: &str =
     "a name of lower-case letters, digits, `-` and `_`, starting with a letter or digit";
