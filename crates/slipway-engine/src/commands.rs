@@ -421,10 +421,18 @@ impl Engine {
                     ),
                 )
             })?;
-        let target = self
-            .rollback_target(app, environment, &current, to_version)
-            .await?;
         let runs = self.inner.migrations.migrations(app, environment).await?;
+        // A later rollout held by a migration it could not undo left traffic where it
+        // was: rolling back then means back to the current release, in full.
+        let held = runs
+            .iter()
+            .any(|r| r.deployment_id > current.id && r.awaits_undo());
+        let target = if held && to_version.is_none_or(|v| v == current.release.version) {
+            current.clone()
+        } else {
+            self.rollback_target(app, environment, &current, to_version)
+                .await?
+        };
         if let UndoPlan::Held(run) = migration::plan_undo(&runs, target.id, force.is_some()) {
             return Err(Error::Refused {
                 code: "irreversible_migration",

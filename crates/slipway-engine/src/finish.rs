@@ -55,7 +55,7 @@ async fn succeed(
     if let Some(prev) = &replaced {
         let (status, why) = match d.kind {
             // The rollback's own reason says who asked, or which figures failed.
-            Kind::Rollback => (
+            Kind::Rollback if prev.release.version != d.release.version => (
                 Status::RolledBack,
                 format!(
                     "rolled back by deployment {} to {}: {}",
@@ -64,7 +64,7 @@ async fn succeed(
                     d.statuses.first().map_or("", |s| s.reason.as_str())
                 ),
             ),
-            Kind::Deploy => (
+            _ => (
                 Status::Inactive,
                 format!("superseded by deployment {} ({})", d.id, d.release.version),
             ),
