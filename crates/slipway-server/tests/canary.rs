@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{Load, TestServer, poll_until};
+use util::load::Load;
+use util::{TestServer, poll_until};
 
 fn canary_env(steps: &str) -> String {
     format!(

@@ -11,7 +11,8 @@ mod util;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use util::{Load, TestServer, demo_app};
+use util::load::Load;
+use util::{TestServer, demo_app};
 
 /// The migration tool: `migrate.py check|up|down DB`. `up` creates the table
 /// `feature_<SLIPWAY_VERSION>`, `down` drops it; every run is recorded with its

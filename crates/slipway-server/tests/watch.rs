@@ -10,7 +10,8 @@ mod util;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use util::{Load, TestServer, demo_app, poll_until};
+use util::load::Load;
+use util::{TestServer, demo_app, poll_until};
 
 /// A server whose `staging` environment keeps the old set for 5m (an instant rollback)
 /// and watches every success as `watch` (YAML of its keys) says.

@@ -5,8 +5,6 @@
 
 pub mod load;
 
-pub use load::Load;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
