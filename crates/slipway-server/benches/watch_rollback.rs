@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{CLIENTS, Load, Seen, USERS, median, ms, verdict};
-use util::{TestServer, demo_app};
+use util::{TestServer, demo_app_yaml, server_yaml};
 
 const ENV: &str = "production";
 const RUNS: usize = 10;
@@ -33,35 +33,16 @@ const TURNS_BAD: &str = "--error-rate 1 --error-after-ms 1500";
 
 /// `web` is deployed and watched; `api`, in the same environment, runs `v1` throughout.
 fn config(dir: &std::path::Path) -> String {
-    let app = |name: &str| {
-        format!(
-            r#"  {name}:
-    run: "{bin} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
-    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
-"#,
-            bin = demo_app().display(),
-            dir = dir.display(),
-        )
-    };
-    format!(
-        r#"version: 1
-server:
-  listen: 127.0.0.1:0
-  data_dir: {data}
-  tick: 50ms
-apps:
-{web}{api}environments:
-  {ENV}:
+    let apps = demo_app_yaml("web", dir, "") + &demo_app_yaml("api", dir, "");
+    let envs = format!(
+        "  {ENV}:
     listen: 127.0.0.1:0
     strategy: {{ blue-green: {{ scale_down_delay: 30m }} }}
     keep_releases: 20
-    watch: {{ for: 30m, interval: {interval}ms, max_error_rate: 5%, min_requests: 10 }}
-"#,
-        data = dir.join("data").display(),
-        web = app("web"),
-        api = app("api"),
-        interval = INTERVAL.as_millis(),
-    )
+    watch: {{ for: 30m, interval: {}ms, max_error_rate: 5%, min_requests: 10 }}",
+        INTERVAL.as_millis()
+    );
+    server_yaml(dir, &apps, &envs)
 }
 
 async fn deploy(s: &TestServer, app: &str, version: &str, expect: &str) -> i64 {

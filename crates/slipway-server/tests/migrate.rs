@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use util::load::Load;
-use util::{TestServer, demo_app};
+use util::{TestServer, demo_app_yaml, server_yaml};
 
 /// The migration tool: `migrate.py check|up|down DB`. `up` creates the table
 /// `feature_<SLIPWAY_VERSION>`, `down` drops it; every run is recorded with its
@@ -59,27 +59,13 @@ async fn server(migrate_extra: &str, env: &str) -> TestServer {
                 dir.display()
             )
         };
-        format!(
-            r#"version: 1
-server:
-  listen: 127.0.0.1:0
-  data_dir: {data}
-  tick: 50ms
-apps:
-  web:
-    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
-    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
-    migrate: {{ check: "{check}", up: "{up}", down: "{down}", timeout: 30s{migrate_extra} }}
-environments:
-{env}
-"#,
-            data = dir.join("data").display(),
-            app = demo_app().display(),
-            dir = dir.display(),
-            check = tool("check"),
-            up = tool("up"),
-            down = tool("down"),
-        )
+        let migrate = format!(
+            "    migrate: {{ check: \"{}\", up: \"{}\", down: \"{}\", timeout: 30s{migrate_extra} }}\n",
+            tool("check"),
+            tool("up"),
+            tool("down")
+        );
+        server_yaml(dir, &demo_app_yaml("web", dir, &migrate), env)
     })
     .await;
     let env_name = env.trim_start().split(':').next().unwrap().to_string();

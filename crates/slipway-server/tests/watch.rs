@@ -11,32 +11,16 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use util::load::Load;
-use util::{TestServer, demo_app, poll_until};
+use util::{TestServer, demo_app_yaml, poll_until, server_yaml};
 
 /// A server whose `staging` environment keeps the old set for 5m (an instant rollback)
 /// and watches every success as `watch` (YAML of its keys) says.
 async fn server(watch: &str) -> TestServer {
     TestServer::start_yaml(|dir| {
-        format!(
-            r#"version: 1
-server:
-  listen: 127.0.0.1:0
-  data_dir: {data}
-  tick: 50ms
-apps:
-  web:
-    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
-    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
-environments:
-  staging:
-    listen: 127.0.0.1:0
-    strategy: {{ blue-green: {{ scale_down_delay: 5m }} }}
-    watch: {{ {watch} }}
-"#,
-            data = dir.join("data").display(),
-            app = demo_app().display(),
-            dir = dir.display(),
-        )
+        let envs = format!(
+            "  staging:\n    listen: 127.0.0.1:0\n    strategy: {{ blue-green: {{ scale_down_delay: 5m }} }}\n    watch: {{ {watch} }}"
+        );
+        server_yaml(dir, &demo_app_yaml("web", dir, ""), &envs)
     })
     .await
 }

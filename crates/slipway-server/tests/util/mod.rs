@@ -106,6 +106,38 @@ users:
     )
 }
 
+/// App `name` as the demo app, its faults from `flags-<version>` files in `dir` (see
+/// [`TestServer::faulty`]), health-checked every 100 ms; `extra` is YAML of more of its
+/// keys, each line indented by four spaces.
+pub fn demo_app_yaml(name: &str, dir: &Path, extra: &str) -> String {
+    format!(
+        r#"  {name}:
+    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
+    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
+{extra}"#,
+        app = demo_app().display(),
+        dir = dir.display(),
+    )
+}
+
+/// A whole config with its data in `dir`: `apps` and `envs` are the YAML of the `apps:`
+/// and `environments:` maps, indented by two spaces.
+pub fn server_yaml(dir: &Path, apps: &str, envs: &str) -> String {
+    format!(
+        r#"version: 1
+server:
+  listen: 127.0.0.1:0
+  data_dir: {data}
+  tick: 50ms
+apps:
+{apps}
+environments:
+{envs}
+"#,
+        data = dir.join("data").display(),
+    )
+}
+
 impl TestServer {
     pub async fn start(envs: &str) -> TestServer {
         Self::start_with_users(envs, "").await
