@@ -292,14 +292,7 @@ async fn an_irreversible_migration_holds_the_automatic_rollback_until_a_person_f
     );
     let rollback = s.ends(&rollback, "success").await;
     assert_eq!(TestServer::split(&rollback), [("v1".to_string(), 100.0)]);
-    let (_, v2) = s
-        .call(
-            "GET",
-            &format!("/api/v1/deployments/{}", id(&v2)),
-            &s.admin,
-            None,
-        )
-        .await;
+    let v2 = s.deployment(id(&v2)).await;
     let undo = &v2["migration"]["undo"];
     assert_eq!(undo["state"], "skipped", "{v2:#}");
     assert_eq!(undo["by_deployment"], rollback["id"]);

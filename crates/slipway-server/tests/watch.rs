@@ -70,6 +70,15 @@ async fn watch_of_env(s: &TestServer) -> Value {
     s.env("staging").await["watch"].clone()
 }
 
+/// The watch of deployment `d`, once it began (just after `d` reached `success`).
+async fn watch_of(s: &TestServer, d: &Value) -> Value {
+    poll_until("the watch to begin", || async {
+        let w = watch_of_env(s).await;
+        (w["deployment_id"] == d["id"]).then_some(w)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_turns_bad_after_success_is_rolled_back_within_one_interval() {
     let s = server("for: 60s, interval: 1s, max_error_rate: 5%, min_requests: 5").await;
@@ -77,7 +86,7 @@ async fn a_release_that_turns_bad_after_success_is_rolled_back_within_one_interv
     s.faulty("v2", "--error-rate 1 --error-after-ms 3000");
     let load = Load::start(s.listener("staging").await);
     let v2 = s.deploy_and_wait("staging", "v2", "success").await;
-    let watch = watch_of_env(&s).await;
+    let watch = watch_of(&s, &v2).await;
     assert_eq!(
         (watch["state"].clone(), watch["deployment_id"].clone()),
         ("watching".into(), v2["id"].clone()),
@@ -162,7 +171,7 @@ async fn a_quiet_release_stays_and_its_watch_ends_inconclusive() {
         "a newer rollout ends the watch before: {v1_lines:#?}"
     );
 
-    let watch = watch_of_env(&s).await;
+    let watch = watch_of(&s, &v2).await;
     assert_eq!(watch["state"], "watching", "{watch:#}");
     let length = time(&watch["ends_at"])
         .duration_since(time(&watch["started_at"]))
@@ -181,14 +190,7 @@ async fn a_quiet_release_stays_and_its_watch_ends_inconclusive() {
     let said = "post-deploy watch inconclusive: only 0 of 5 requests to judge; the release stays";
     assert_eq!(watch["reason"], said);
     assert!(s.log_lines(id(&v2)).await.iter().any(|l| l == said));
-    let (_, v2) = s
-        .call(
-            "GET",
-            &format!("/api/v1/deployments/{}", id(&v2)),
-            &s.admin,
-            None,
-        )
-        .await;
+    let v2 = s.deployment(id(&v2)).await;
     assert_eq!(v2["status"], "success");
     assert_eq!(s.through_router("staging").await.1.trim(), "ok release=v2");
 }
@@ -199,7 +201,7 @@ async fn a_restart_mid_watch_resumes_it_with_what_is_left() {
     s.deploy_and_wait("staging", "v1", "success").await;
     s.faulty("v2", "--error-rate 1 --error-after-ms 4000");
     let v2 = s.deploy_and_wait("staging", "v2", "success").await;
-    let before = watch_of_env(&s).await;
+    let before = watch_of(&s, &v2).await;
     assert_eq!(before["state"], "watching", "{before:#}");
 
     s.restart().await;

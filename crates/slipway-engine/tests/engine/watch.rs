@@ -19,6 +19,10 @@ const WATCHED: &str = "    staging:
 async fn the_watch_ends_passed_when_the_clock_says_it_is_over() {
     let h = Harness::start(WATCHED).await;
     let v1 = h.deploy_and_wait("staging", "v1", Status::Success).await;
+    wait_until("the watch to begin", || async {
+        h.store.watch_of(v1.id).await.unwrap().is_some()
+    })
+    .await;
     let w = h.store.watch_of(v1.id).await.unwrap().unwrap();
     assert_eq!(w.ends_at - w.started_at, 60_000);
     assert_eq!(w.ended, None);
