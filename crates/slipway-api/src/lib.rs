@@ -209,6 +209,106 @@ pub struct Deployment {
     pub analysis: Option<Verdict>,
     /// The canary pause the rollout waits at, while it waits at one.
     pub paused: Option<Pause>,
+    /// The schema migration (`migrate.up`) this deployment ran, and what became of its
+    /// `down`; null when it ran none.
+    #[serde(default)]
+    pub migration: Option<Migration>,
+}
+
+/// A release's `migrate.up` as the history records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Migration {
+    pub version: String,
+    /// The command that ran.
+    pub up: String,
+    #[schema(format = DateTime)]
+    pub ran_at: String,
+    /// `false`: no automatic rollback goes past it; a person decides.
+    pub reversible: bool,
+    /// The `down` configured when `up` ran.
+    pub down: Option<String>,
+    /// What a rollback did with `down`.
+    pub undo: Option<MigrationUndo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationUndo {
+    pub state: UndoState,
+    /// The deployment that ran (or skipped) it.
+    #[schema(format = Int64, minimum = 1)]
+    pub by_deployment: i64,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// How it ended, or why it was skipped.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UndoState {
+    /// `down` ran and succeeded.
+    Ran,
+    /// `down` ran and failed.
+    Failed,
+    /// Nothing ran: no `down` configured, or a rollback forced past an irreversible one.
+    Skipped,
+}
+
+impl UndoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UndoState::Ran => "ran",
+            UndoState::Failed => "failed",
+            UndoState::Skipped => "skipped",
+        }
+    }
+}
+
+/// Where a post-deploy watch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchState {
+    /// Under watch: `left_ms` says how long still.
+    Watching,
+    Passed,
+    /// Too little traffic to judge: the release stays.
+    Inconclusive,
+    /// A verdict failed; `reason` says what followed (a rollback, or why none).
+    Failed,
+    /// A newer rollout of the app began, or the release stopped being current.
+    Ended,
+}
+
+impl WatchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchState::Watching => "watching",
+            WatchState::Passed => "passed",
+            WatchState::Inconclusive => "inconclusive",
+            WatchState::Failed => "failed",
+            WatchState::Ended => "ended",
+        }
+    }
+}
+
+/// The post-deploy watch of a release (docs/concepts.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WatchView {
+    #[schema(format = Int64, minimum = 1)]
+    pub deployment_id: i64,
+    pub version: String,
+    pub state: WatchState,
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    #[schema(format = DateTime)]
+    pub ends_at: String,
+    /// While `watching`: milliseconds left; else 0.
+    #[schema(minimum = 0)]
+    pub left_ms: u64,
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+    /// How it ended, for people.
+    pub reason: Option<String>,
 }
 
 impl Deployment {
@@ -305,6 +405,10 @@ pub enum LogSource {
     Health,
     Smoke,
     Hook,
+    /// Schema migrations: `migrate.check`, `up`, `down` and their output.
+    Migrate,
+    /// The post-deploy watch's verdicts and end.
+    Watch,
     /// What the app itself printed.
     App,
     /// A source this version does not know (a newer server).
@@ -321,6 +425,8 @@ impl LogSource {
             LogSource::Health => "health",
             LogSource::Smoke => "smoke",
             LogSource::Hook => "hook",
+            LogSource::Migrate => "migrate",
+            LogSource::Watch => "watch",
             LogSource::App => "app",
             LogSource::Other => "other",
         }
@@ -383,6 +489,9 @@ pub struct EnvStatus {
     pub traffic: Vec<TrafficEntry>,
     pub in_progress: Option<Deployment>,
     pub waiting: Vec<Deployment>,
+    /// The newest post-deploy watch here (under way or over); null when none ran.
+    #[serde(default)]
+    pub watch: Option<WatchView>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -489,6 +598,12 @@ pub struct RollbackRequest {
         max_length = 128
     )]
     pub to_version: Option<String>,
+    /// Admins only: roll back past a migration marked `reversible: false` (its `down`
+    /// is not run). Needs `reason`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

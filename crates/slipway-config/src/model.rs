@@ -57,6 +57,8 @@ pub struct App {
     pub health: HealthCheck,
     pub smoke: Vec<SmokeTest>,
     pub hooks: Hooks,
+    /// Schema migrations that go with each release (`migrate:`).
+    pub migrate: Option<Migrate>,
 }
 
 /// `pull`, `memory`, `cpus`, `restart` and `args` of a docker app.
@@ -155,6 +157,38 @@ impl Hook {
     }
 }
 
+/// `migrate:` of an app: shell commands run with the app's environment (docs/config.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrate {
+    /// A dry run before anything starts (`alembic upgrade head --sql`); its output goes
+    /// into the deployment log and its failure fails the deployment.
+    pub check: Option<String>,
+    /// Runs once the new instances are healthy, before any traffic moves to them.
+    pub up: Option<String>,
+    /// Undoes `up` when the release is rolled back, before traffic returns.
+    pub down: Option<String>,
+    /// `false`: nothing rolls back past this release's `up` on its own; a person decides
+    /// (`slipway rollback --force --reason …`). Default true.
+    pub reversible: bool,
+    /// Each of `check`, `up` and `down` is killed with its children after this. Default 5m.
+    pub timeout: Duration,
+}
+
+/// `watch:` of an environment: after a deployment succeeds, the router's figures for its
+/// release are judged every `interval` for `duration`; a failed verdict rolls it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    /// How long the watch lasts (`for:`).
+    pub duration: Duration,
+    /// How often it judges. Default 10s.
+    pub interval: Duration,
+    /// Fraction `0.0..=1.0` of 5xx among all responses of the release.
+    pub max_error_rate: Option<f64>,
+    pub max_p99_latency: Option<Duration>,
+    /// Fewer requests than this since the last verdict is inconclusive. Default 20.
+    pub min_requests: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Environment {
     /// The router's public address for this environment.
@@ -174,6 +208,8 @@ pub struct Environment {
     pub rollback_requires_approval: bool,
     /// Bound on how long in-flight requests of a removed backend may run. Default 30s.
     pub drain_timeout: Duration,
+    /// How a release is judged after it succeeded (`watch:`).
+    pub watch: Option<Watch>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -252,6 +252,7 @@ mod tests {
             keep_releases: 3,
             rollback_requires_approval: false,
             drain_timeout: Duration::from_secs(30),
+            watch: None,
         }
     }
 

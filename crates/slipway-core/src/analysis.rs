@@ -108,6 +108,24 @@ pub fn judge(a: &Analysis, canary: &Sample, stable: Option<&Sample>) -> Verdict 
     }
 }
 
+/// The sentence that states a verdict on `sample`, as the deployment log shows it:
+/// `pass: 214 requests, 0 errors, p99 3ms`, `fail: …`, `inconclusive: …`.
+pub fn describe(verdict: &Verdict, sample: &Sample) -> String {
+    match verdict {
+        Verdict::Pass => format!(
+            "pass: {} requests, {} errors{}",
+            sample.requests,
+            sample.errors,
+            sample
+                .p99
+                .map(|p| format!(", p99 {}", format_duration(p)))
+                .unwrap_or_default()
+        ),
+        Verdict::Fail(why) => format!("fail: {why}"),
+        Verdict::Inconclusive(why) => format!("inconclusive: {why}"),
+    }
+}
+
 /// Strictly above the limit, with a hair of tolerance for limits that went through
 /// floating-point arithmetic when parsed (`29%` → 0.29000000000000004).
 fn exceeds(value: f64, limit: f64) -> bool {
@@ -376,6 +394,27 @@ mod tests {
         assert_eq!(
             judge(&a, &sample(100, 50, 10), Some(&sample(0, 0, 0))),
             Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_verdict_is_described_with_its_figures() {
+        let s = sample(214, 2, 3);
+        assert_eq!(
+            describe(&Verdict::Pass, &s),
+            "pass: 214 requests, 2 errors, p99 3ms"
+        );
+        assert_eq!(
+            describe(&Verdict::Pass, &Sample::default()),
+            "pass: 0 requests, 0 errors"
+        );
+        assert_eq!(
+            describe(&Verdict::Fail("error rate 9.0% > 1.0%".into()), &s),
+            "fail: error rate 9.0% > 1.0%"
+        );
+        assert_eq!(
+            describe(&Verdict::Inconclusive("3 of 20 requests".into()), &s),
+            "inconclusive: 3 of 20 requests"
         );
     }
 

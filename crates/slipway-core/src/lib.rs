@@ -11,15 +11,17 @@ pub mod dora;
 pub mod flags;
 pub mod gates;
 pub mod mask;
+pub mod migration;
 pub mod model;
 pub mod notify;
 pub mod retention;
 pub mod rolling;
 pub mod state;
 pub mod supersede;
+pub mod watch;
 
 pub use admission::{Admission, Refusal, admit, glob_match, is_mutable_tag};
-pub use analysis::{AnalysisState, Sample, Step, Verdict, judge};
+pub use analysis::{AnalysisState, Sample, Step, Verdict, describe, judge};
 pub use canary::{CanaryAction, canary_plan};
 pub use gates::{
     DecisionRefusal, Gate, GateOutcome, check_decision, evaluate, next_window_open, window_contains,

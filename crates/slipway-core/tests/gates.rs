@@ -46,6 +46,7 @@ fn env(protection: Protection) -> Environment {
         keep_releases: 3,
         rollback_requires_approval: false,
         drain_timeout: Duration::from_secs(30),
+        watch: None,
     }
 }
 

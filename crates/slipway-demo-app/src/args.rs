@@ -6,13 +6,16 @@ use std::time::Duration;
 
 pub const USAGE: &str = "\
 usage: slipway-demo-app --port P --release R [--error-rate F] [--latency-ms N]
-                        [--fail-health] [--start-delay-ms N] [--host ADDR]
+                        [--error-after-ms N] [--fail-health] [--start-delay-ms N]
+                        [--host ADDR]
        slipway-demo-app --probe http://IP:PORT/PATH
 
   --port P             port to listen on (default: the PORT environment variable; 0 picks one)
   --release R          release name reported by GET / and GET /health
   --error-rate F       fraction of GET / answered with 500, 0.0..=1.0 (default 0)
   --latency-ms N       delay every response by N milliseconds (default 0)
+  --error-after-ms N   --error-rate and --latency-ms take effect only after N
+                       milliseconds of serving: a release that turns bad later
   --fail-health        GET /health answers 503
   --start-delay-ms N   listen only after N milliseconds (default 0)
   --host ADDR          address to bind (default 127.0.0.1)
@@ -28,6 +31,8 @@ pub struct Settings {
     pub latency: Duration,
     pub fail_health: bool,
     pub start_delay: Duration,
+    /// How long after it starts listening the faults (error rate, latency) begin.
+    pub error_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -62,6 +67,7 @@ pub fn parse(
     let mut error_rate = None;
     let mut latency = None;
     let mut start_delay = None;
+    let mut error_after = None;
     let mut fail_health = false;
 
     let mut args = args.into_iter();
@@ -86,6 +92,7 @@ pub fn parse(
             "--error-rate" => "--error-rate",
             "--latency-ms" => "--latency-ms",
             "--start-delay-ms" => "--start-delay-ms",
+            "--error-after-ms" => "--error-after-ms",
             _ => return Err(ArgError::Unknown(arg)),
         };
         let value = match inline.or_else(|| args.next()) {
@@ -98,6 +105,7 @@ pub fn parse(
             "--host" => host = Some(parse_value(flag, value, "an IP address")?),
             "--error-rate" => error_rate = Some(parse_rate(flag, value)?),
             "--latency-ms" => latency = Some(parse_millis(flag, value)?),
+            "--error-after-ms" => error_after = Some(parse_millis(flag, value)?),
             _ => start_delay = Some(parse_millis(flag, value)?),
         }
     }
@@ -126,6 +134,7 @@ pub fn parse(
         latency: latency.unwrap_or_default(),
         fail_health,
         start_delay: start_delay.unwrap_or_default(),
+        error_after: error_after.unwrap_or_default(),
     })
 }
 
@@ -175,7 +184,7 @@ mod tests {
     #[test]
     fn parses_all_flags() {
         let s = parse(
-            args("--port 8080 --release v1 --error-rate=0.25 --latency-ms 5 --fail-health --start-delay-ms 100 --host 0.0.0.0"),
+            args("--port 8080 --release v1 --error-rate=0.25 --latency-ms 5 --fail-health --start-delay-ms 100 --host 0.0.0.0 --error-after-ms 20000"),
             None,
         )
         .unwrap();
@@ -189,6 +198,7 @@ mod tests {
                 latency: Duration::from_millis(5),
                 fail_health: true,
                 start_delay: Duration::from_millis(100),
+                error_after: Duration::from_secs(20),
             }
         );
     }
@@ -224,6 +234,7 @@ mod tests {
             "--port 1 --release v1 --error-rate 1.5",
             "--port 1 --release v1 --error-rate NaN",
             "--port 1 --release v1 --latency-ms -3",
+            "--port 1 --release v1 --error-after-ms 1.5",
             "--port 1 --release v1 --host localhost",
             "--port 1 --release=",
         ] {

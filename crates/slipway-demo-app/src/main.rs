@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -177,6 +177,8 @@ async fn serve_conn(stream: TcpStream, app: Arc<App>, mut shutdown: watch::Recei
 struct App {
     error_rate: f64,
     latency: Duration,
+    /// The error rate and latency apply from then on (`--error-after-ms`).
+    faults_from: Instant,
     fail_health: bool,
     requests: AtomicU64,
     root_ok: Bytes,
@@ -191,6 +193,7 @@ impl App {
         App {
             error_rate: s.error_rate,
             latency: s.latency,
+            faults_from: Instant::now() + s.error_after,
             fail_health: s.fail_health,
             requests: AtomicU64::new(0),
             root_ok: Bytes::from(format!("ok release={}\n", s.release)),
@@ -200,12 +203,13 @@ impl App {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        if !self.latency.is_zero() {
+        let faulty = Instant::now() >= self.faults_from;
+        if faulty && !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
         const TEXT: &str = "text/plain; charset=utf-8";
         match (req.method(), req.uri().path()) {
-            (&Method::GET, "/") if self.next_fails() => respond(
+            (&Method::GET, "/") if faulty && self.next_fails() => respond(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 TEXT,
                 self.root_error.clone(),
@@ -260,6 +264,7 @@ mod tests {
             latency: Duration::ZERO,
             fail_health: false,
             start_delay: Duration::ZERO,
+            error_after: Duration::ZERO,
         })
     }
 

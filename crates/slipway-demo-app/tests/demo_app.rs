@@ -106,6 +106,25 @@ fn error_rate_fails_a_deterministic_fraction_of_root_requests() {
 }
 
 #[test]
+fn error_after_turns_a_good_release_bad_later() {
+    let spawned = Instant::now();
+    let app = App::start(&["--error-rate", "1", "--error-after-ms", "3000"]);
+    assert_eq!(get(app.addr, "/").0, 200, "no fault before the delay");
+    let first_failure = loop {
+        if get(app.addr, "/").0 == 500 {
+            break spawned.elapsed();
+        }
+        assert!(spawned.elapsed() < Duration::from_secs(30), "never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        first_failure >= Duration::from_millis(3000),
+        "{first_failure:?}"
+    );
+    assert_eq!(get(app.addr, "/health").0, 200);
+}
+
+#[test]
 fn fail_health_answers_503() {
     let app = App::start(&["--fail-health"]);
     let (status, body) = get(app.addr, "/health");

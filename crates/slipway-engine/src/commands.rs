@@ -1,16 +1,20 @@
 //! What users ask of the engine: deploy, decide, cancel, promote, roll back, and look.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use slipway_config::{Environment, Role};
+use slipway_core::migration::{self, MigrationRun, UndoPlan};
+use slipway_core::watch::WatchRecord;
 use slipway_core::{
     Approval, Decision, Deployment, DeploymentId, Force, Kind, LogLine, Millis, Release, Status,
     admission, gates, supersede,
 };
 use slipway_store::{DeploymentFilter, NewDeployment};
 
+use crate::effects::SYSTEM;
 use crate::error::{Error, Result};
-use crate::{Actor, Engine, Inner, Live};
+use crate::{Actor, Engine, Inner, Live, rollout};
 
 /// A request to deploy a release (the body of `POST /api/v1/deployments`).
 #[derive(Debug, Clone, Default)]
@@ -50,6 +54,8 @@ pub struct EnvStatus {
     /// What the deployment in progress knows live (canary verdict and pause).
     pub live: Live,
     pub waiting: Vec<Deployment>,
+    /// The newest post-deploy watch here, over or not.
+    pub watch: Option<WatchRecord>,
 }
 
 /// One release's share of an app's traffic, and what the router counted for it.
@@ -386,8 +392,24 @@ impl Engine {
         to_version: Option<&str>,
         actor: &Actor,
     ) -> Result<Deployment> {
+        self.rollback_with(app, environment, to_version, None, actor)
+            .await
+    }
+
+    /// [`Engine::rollback`], forced past migrations that cannot be undone when
+    /// `force_reason` is given (admins only; the reason is recorded). Without it, such a
+    /// migration between the current release and the restored one refuses the rollback.
+    pub async fn rollback_with(
+        &self,
+        app: &str,
+        environment: &str,
+        to_version: Option<&str>,
+        force_reason: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Deployment> {
         require(actor, Role::Deployer, "rolling back")?;
         self.env_config(app, environment)?;
+        let force = rollback_force(force_reason, actor)?;
         let store = &self.inner.store;
         let current = store
             .latest_with_status(app, environment, &[Status::Success])
@@ -400,37 +422,42 @@ impl Engine {
                     ),
                 )
             })?;
-        let target = self
-            .rollback_target(app, environment, &current, to_version)
-            .await?;
-
-        let _decide = self.inner.decide.lock().await;
-        let now = self.inner.clock.now();
-        let from = current.release.version.clone();
-        let to = target.release.version.clone();
-        let created = store
-            .create_deployment(NewDeployment {
-                app: app.to_string(),
-                environment: environment.to_string(),
-                release: target.release.clone(),
-                kind: Kind::Rollback,
-                created_by: actor.name.clone(),
-                created_at: now,
-                reason: format!("rollback from {from} to {to} requested by {}", actor.name),
-                rolled_back_from: Some(from.clone()),
-                force: None,
-            })
-            .await?;
-        log_created(&self.inner, &created).await;
-        supersede_pending(&self.inner, &created).await?;
-        abort_in_progress(
-            &self.inner,
-            app,
-            environment,
-            &format!("aborted by rollback deployment {}", created.id),
+        let runs = self.inner.migrations.migrations(app, environment).await?;
+        // A later rollout held by a migration it could not undo left traffic where it
+        // was: rolling back then means back to the current release, in full.
+        let held = runs
+            .iter()
+            .any(|r| r.deployment_id > current.id && r.awaits_undo());
+        let target = if held && to_version.is_none_or(|v| v == current.release.version) {
+            current.clone()
+        } else {
+            self.rollback_target(app, environment, &current, to_version)
+                .await?
+        };
+        if let UndoPlan::Held(run) = migration::plan_undo(&runs, target.id, force.is_some()) {
+            return Err(Error::Refused {
+                code: "irreversible_migration",
+                message: format!(
+                    "{app} cannot roll back to {} in {environment} by itself: {}",
+                    target.release.version,
+                    migration::held_reason(run)
+                ),
+                reasons: Vec::new(),
+                deployment_id: None,
+            });
+        }
+        let reason = format!(
+            "rollback from {} to {} requested by {}",
+            current.release.version, target.release.version, actor.name
         );
-        self.inner.wake.notify_one();
-        Ok(store.get_deployment(created.id).await?)
+        let new = Rollback {
+            current: &current,
+            target: &target,
+            by: &actor.name,
+            reason,
+            force,
+        };
+        create_rollback(&self.inner, new, false).await
     }
 
     /// The successful deployment a rollback restores: the named version (which must have
@@ -482,6 +509,11 @@ impl Engine {
 
     pub async fn deployment(&self, id: DeploymentId) -> Result<Deployment> {
         Ok(self.inner.store.get_deployment(id).await?)
+    }
+
+    /// The schema migration deployment `id` ran (`up`), and what became of its `down`.
+    pub async fn migration(&self, id: DeploymentId) -> Result<Option<MigrationRun>> {
+        Ok(self.inner.migrations.migration_of(id).await?)
     }
 
     /// What holds `d` now, while it is `waiting`: the gate [`gates::evaluate`] names, or
@@ -614,6 +646,7 @@ impl Engine {
                 .unwrap_or_default(),
             in_progress,
             waiting: here().filter(|d| d.status.is_pending()).cloned().collect(),
+            watch: self.inner.watches.latest_watch(app, env).await?,
         })
     }
 
@@ -683,6 +716,103 @@ async fn supersede_pending(inner: &Inner, newer: &Deployment) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Who forces a rollback past a migration that cannot be undone, and why: admins only,
+/// with a reason.
+fn rollback_force(reason: Option<&str>, actor: &Actor) -> Result<Option<Force>> {
+    match reason.map(str::trim) {
+        None => Ok(None),
+        Some(_) if actor.role != Role::Admin => Err(Error::forbidden(
+            "forbidden",
+            "only an admin may --force a rollback",
+        )),
+        Some("") => Err(Error::bad(
+            "reason_required",
+            "--force needs a --reason, which is recorded",
+        )),
+        Some(reason) => Ok(Some(Force {
+            by: actor.name.clone(),
+            reason: reason.to_string(),
+        })),
+    }
+}
+
+/// A rollback deployment to create: from the current release back to `target`'s.
+struct Rollback<'a> {
+    current: &'a Deployment,
+    target: &'a Deployment,
+    by: &'a str,
+    reason: String,
+    force: Option<Force>,
+}
+
+/// Creates an urgent rollback deployment: it supersedes what waits and aborts what is in
+/// progress. `start_now`: it starts at once, through no gate (an automatic rollback).
+async fn create_rollback(
+    inner: &Arc<Inner>,
+    new: Rollback<'_>,
+    start_now: bool,
+) -> Result<Deployment> {
+    let _decide = inner.decide.lock().await;
+    let (app, environment) = (&new.current.app, &new.current.environment);
+    let created = inner
+        .store
+        .create_deployment(NewDeployment {
+            app: app.clone(),
+            environment: environment.clone(),
+            release: new.target.release.clone(),
+            kind: Kind::Rollback,
+            created_by: new.by.to_string(),
+            created_at: inner.clock.now(),
+            reason: new.reason,
+            rolled_back_from: Some(new.current.release.version.clone()),
+            force: new.force.clone(),
+        })
+        .await?;
+    log_created(inner, &created).await;
+    if let Some(force) = &new.force {
+        let line = format!("forced by {}: {}", force.by, force.reason);
+        inner.log(created.id, "engine", &line).await;
+    }
+    supersede_pending(inner, &created).await?;
+    abort_in_progress(
+        inner,
+        app,
+        environment,
+        &format!("aborted by rollback deployment {}", created.id),
+    );
+    if start_now {
+        let started = inner
+            .transition(
+                &created,
+                Status::InProgress,
+                SYSTEM,
+                "automatic rollback: started at once, through no gate",
+            )
+            .await?;
+        rollout::ensure_running(inner, &started);
+    }
+    inner.wake.notify_one();
+    Ok(inner.store.get_deployment(created.id).await?)
+}
+
+/// The post-deploy watch's rollback of `current` to `target` (docs/concepts.md), started
+/// at once.
+pub(crate) async fn urgent_rollback(
+    inner: &Arc<Inner>,
+    current: &Deployment,
+    target: &Deployment,
+    reason: &str,
+) -> Result<Deployment> {
+    let new = Rollback {
+        current,
+        target,
+        by: SYSTEM,
+        reason: reason.to_string(),
+        force: None,
+    };
+    create_rollback(inner, new, true).await
 }
 
 /// Aborts the rollout in progress of an app in an environment (an urgent rollback).

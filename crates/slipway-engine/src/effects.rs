@@ -203,16 +203,32 @@ impl Inner {
     /// Runs a hook with its output streamed into the deployment log; `Err` is why it
     /// failed, its last line of output included.
     pub(crate) async fn hook(&self, d: &Deployment, name: &str, hook: &Hook) -> Result<(), String> {
-        self.log(d.id, "hook", &format!("running {name}: {}", hook.run))
+        let what = format!("{name} hook");
+        self.run_logged(d.id, "hook", &what, hook, self.instance_env(d))
+            .await
+    }
+
+    /// Runs `command` (a hook, a migration) with `env`, each line of its output stored in
+    /// deployment `id`'s log under `source` as it comes; `Err` is why it failed (`{what}
+    /// exited with status 1: <its last line>`).
+    pub(crate) async fn run_logged(
+        &self,
+        id: DeploymentId,
+        source: &str,
+        what: &str,
+        command: &Hook,
+        env: BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        self.log(id, source, &format!("running {what}: {}", command.run))
             .await;
         // The runner cannot wait for the store; a channel lets lines be stored as they
-        // come while the hook still runs.
+        // come while the command still runs.
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let run = self.hooks.run(hook, self.instance_env(d), tx);
+        let run = self.hooks.run(command, env, tx);
         let store = async {
             let mut last = None;
             while let Some(line) = rx.recv().await {
-                self.log(d.id, "hook", &line.text).await;
+                self.log(id, source, &line.text).await;
                 if !line.from_runner {
                     last = Some(line.text);
                 }
@@ -221,14 +237,14 @@ impl Inner {
         };
         let (run, last) = tokio::join!(run, store);
         let summary = if run.success {
-            format!("{name} hook succeeded")
+            format!("{what} succeeded")
         } else {
             let last = last
                 .map(|l| format!(": {}", self.mask(&l)))
                 .unwrap_or_default();
-            format!("{name} hook {}{last}", run.outcome)
+            format!("{what} {}{last}", run.outcome)
         };
-        self.log(d.id, "hook", &summary).await;
+        self.log(id, source, &summary).await;
         if run.success { Ok(()) } else { Err(summary) }
     }
 

@@ -1,6 +1,7 @@
-//! The end of a rollout: on success the previous release is marked replaced, kept
-//! releases are trimmed and the strategy's follow-up runs; otherwise all traffic returns
-//! to the previous release at once and the new one is stopped. The status is persisted
+//! The end of a rollout: on success the previous release is marked replaced, its watch
+//! begins, kept releases are trimmed and the strategy's follow-up runs; otherwise the
+//! new release's migration is undone and all traffic returns to the previous release at
+//! once and the new one is stopped (unless a migration that cannot be undone holds it). The status is persisted
 //! last, so a crash in between repeats the finish (every step of it is idempotent).
 
 use std::sync::Arc;
@@ -9,7 +10,8 @@ use slipway_core::{Deployment, DeploymentId, Kind, Phase, Status, retention};
 
 use crate::effects::SYSTEM;
 use crate::error::Result;
-use crate::{Inner, instances, strategy};
+use crate::migrate::{self, Revert};
+use crate::{Inner, instances, strategy, watching};
 
 /// How a rollout ended.
 pub(crate) enum Outcome {
@@ -52,14 +54,17 @@ async fn succeed(
         .await?;
     if let Some(prev) = &replaced {
         let (status, why) = match d.kind {
-            Kind::Rollback => (
+            // The rollback's own reason says who asked, or which figures failed.
+            Kind::Rollback if prev.release.version != d.release.version => (
                 Status::RolledBack,
                 format!(
-                    "rolled back by deployment {} to {}",
-                    d.id, d.release.version
+                    "rolled back by deployment {} to {}: {}",
+                    d.id,
+                    d.release.version,
+                    d.statuses.first().map_or("", |s| s.reason.as_str())
                 ),
             ),
-            Kind::Deploy => (
+            _ => (
                 Status::Inactive,
                 format!("superseded by deployment {} ({})", d.id, d.release.version),
             ),
@@ -67,6 +72,7 @@ async fn succeed(
         inner.transition(prev, status, SYSTEM, &why).await?;
     }
     inner.store.set_phase(d.id, Phase::Done).await?;
+    watching::begin(inner, &done).await?;
     apply_retention(inner, &done).await?;
     if let Some(old) = &replaced {
         strategy::of(&inner.env(d)?.strategy).replaced(inner, &done, old);
@@ -91,6 +97,15 @@ async fn revert(
     inner
         .log(d.id, "engine", &format!("reverting: {reason}"))
         .await;
+    let aborted = status == Status::RolledBack;
+    if let Revert::Hold(why) = migrate::before_revert(inner, d, previous.as_ref(), aborted).await? {
+        // Traffic and instances stay as they are: undoing the schema needs a person.
+        instances::copy_output(inner, d).await;
+        let held = format!("{reason}; {why}");
+        inner.transition(d, status, SYSTEM, &held).await?;
+        inner.store.set_phase(d.id, Phase::Done).await?;
+        return Ok(());
+    }
     match &previous {
         Some(prev) => restore_previous(inner, d, prev).await?,
         None => {

@@ -9,7 +9,8 @@
 //! does), `instances` (start, stop, adopt and health-check instances), `recovery`
 //! (start-up: adopt, restore routes, open listeners), `reconcile` (the loop and its
 //! gates), `rollout` (one deployment's phases) and `finish` (its end), `strategy` (one
-//! module per strategy behind one step interface), `commands` (what users ask).
+//! module per strategy behind one step interface), `commands` (what users ask),
+//! `migrate` (schema migrations with the release) and `watching` (the post-deploy watch).
 #![forbid(unsafe_code)]
 
 mod clock;
@@ -19,6 +20,7 @@ mod error;
 mod finish;
 mod hooks;
 mod instances;
+mod migrate;
 mod notify;
 mod ports;
 mod probe;
@@ -27,6 +29,7 @@ mod recovery;
 mod rollout;
 mod strategy;
 mod traffic;
+mod watching;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,7 +38,7 @@ use std::time::Duration;
 
 use slipway_config::{Config, Role};
 use slipway_core::{DeploymentId, Masker, Millis, Status};
-use slipway_store::Store;
+use slipway_store::{MigrationStore, Store, WatchStore};
 use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 pub use clock::{Clock, SystemClock};
@@ -76,6 +79,10 @@ pub struct StatusEvent {
 pub struct Parts {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// Which schema migration ran with which deployment, and what became of its `down`.
+    pub migrations: Arc<dyn MigrationStore>,
+    /// Post-deploy watches, so a restart resumes them.
+    pub watches: Arc<dyn WatchStore>,
     /// One driver per `driver:` kind the apps may name.
     pub drivers: Drivers,
     pub router: Arc<dyn TrafficRouter>,
@@ -103,6 +110,8 @@ pub struct Engine {
 pub(crate) struct Inner {
     config: Config,
     store: Arc<dyn Store>,
+    migrations: Arc<dyn MigrationStore>,
+    watches: Arc<dyn WatchStore>,
     drivers: Drivers,
     traffic: traffic::Traffic,
     clock: Arc<dyn Clock>,
@@ -119,6 +128,8 @@ pub(crate) struct Inner {
     /// both act on the same pending deployment.
     decide: Mutex<()>,
     rollouts: std::sync::Mutex<HashMap<DeploymentId, RolloutControl>>,
+    /// The running post-deploy watches, by watched deployment: set to end one.
+    watching: std::sync::Mutex<HashMap<DeploymentId, watch::Sender<bool>>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -161,6 +172,8 @@ impl Engine {
             traffic: traffic::Traffic::new(parts.router),
             config: parts.config,
             store: parts.store,
+            migrations: parts.migrations,
+            watches: parts.watches,
             drivers: parts.drivers,
             clock: parts.clock,
             prober: parts.prober,
@@ -172,6 +185,7 @@ impl Engine {
             masker: std::sync::RwLock::new(parts.secrets),
             decide: Mutex::new(()),
             rollouts: std::sync::Mutex::new(HashMap::new()),
+            watching: std::sync::Mutex::new(HashMap::new()),
             shutdown,
         });
         recovery::recover(&inner).await?;

@@ -1,6 +1,7 @@
 //! Start-up: adopt the instances that outlived the last server, restore every route,
 //! resume what a restart interrupted, and only then open the router listeners, so the
-//! first request already meets the routes (no `404 no app by that name`).
+//! first request already meets the routes (no `404 no app by that name`); then resume
+//! the post-deploy watches with what is left of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +12,14 @@ use slipway_core::{InstanceState, Status};
 use crate::effects::preview_listener;
 use crate::error::Result;
 use crate::traffic::EnvLimits;
-use crate::{Inner, STOP_GRACE, strategy};
+use crate::{Inner, STOP_GRACE, strategy, watching};
 
 pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<()> {
     declare_listeners(inner).await;
     adopt_instances(inner).await?;
     restore_routes(inner).await?;
-    inner.traffic.open_all().await
+    inner.traffic.open_all().await?;
+    watching::resume(inner).await
 }
 
 /// Declares every environment's listener (and its blue-green preview); they open once

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use crate::error::{Error, Result, Stop};
 use crate::finish::{Outcome, finish};
 use crate::strategy::{self, Rollout};
-use crate::{Inner, Live, RolloutControl, instances};
+use crate::{Inner, Live, RolloutControl, instances, migrate, watching};
 
 /// Starts the rollout task of an in-progress deployment unless it already runs.
 pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
@@ -43,6 +43,9 @@ async fn supervise(
     promote: Arc<Notify>,
 ) {
     let mut shutdown = inner.shutdown.subscribe();
+    if let Err(e) = end_watch(&inner, id).await {
+        tracing::warn!(deployment = id, error = %e, "could not end the watch of the release before");
+    }
     let outcome = tokio::select! {
         outcome = steps(&inner, id, &promote) => Some(outcome),
         reason = aborted(&mut abort) => Some(Outcome::Aborted(reason)),
@@ -58,6 +61,13 @@ async fn supervise(
         rollouts.remove(&id);
     }
     inner.wake.notify_one();
+}
+
+/// A rollout of the app begins: the post-deploy watch of the release before ends.
+async fn end_watch(inner: &Inner, id: DeploymentId) -> Result<()> {
+    let d = inner.store.get_deployment(id).await?;
+    let reason = format!("deployment {id} ({}) started", d.release.version);
+    watching::end(inner, &d.app, &d.environment, &reason).await
 }
 
 async fn aborted(abort: &mut watch::Receiver<Option<String>>) -> String {
@@ -107,11 +117,13 @@ async fn run_steps(inner: &Arc<Inner>, id: DeploymentId, promote: &Notify) -> Re
     }
     if matches!(d.phase, Phase::Pending | Phase::Starting) {
         inner.store.set_phase(id, Phase::Starting).await?;
+        migrate::check(&r).await?;
         pre_hook(&r).await?;
         step.start(&r).await?;
         inner.store.set_phase(id, Phase::Shifting).await?;
     }
     if matches!(d.phase, Phase::Pending | Phase::Starting | Phase::Shifting) {
+        migrate::before_traffic(&r).await?;
         has_instances(&r).await?;
         step.shift(&r).await?;
         inner.store.set_phase(id, Phase::Verifying).await?;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use slipway_core::Sample;
 use slipway_router::{ListenerConfig, ReleaseConfig, ReleaseStats, ServiceConfig};
 use tokio::sync::Mutex;
 
@@ -109,6 +110,36 @@ impl TrafficRouter for slipway_router::ControlClient {
     }
 }
 
+/// What a release served between the counters `base` and `now` (all of `now` without a
+/// base): the counters are cumulative since the router started, so verdicts judge their
+/// growth. Errors include the router's own 5xx on the release's behalf.
+pub(crate) fn sample_since(now: Option<&ReleaseStats>, base: Option<&ReleaseStats>) -> Sample {
+    let Some(now) = now else {
+        return Sample {
+            requests: 0,
+            errors: 0,
+            p99: None,
+        };
+    };
+    let (requests, errors, latency) = match base {
+        Some(b) => (
+            now.requests.saturating_sub(b.requests),
+            (now.errors + now.router_errors).saturating_sub(b.errors + b.router_errors),
+            now.latency.delta(&b.latency),
+        ),
+        None => (
+            now.requests,
+            now.errors + now.router_errors,
+            now.latency.clone(),
+        ),
+    };
+    Sample {
+        requests,
+        errors,
+        p99: latency.quantile(0.99),
+    }
+}
+
 /// One release's share of an app's traffic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReleaseRoute {
@@ -158,6 +189,21 @@ impl Traffic {
 
     pub fn router(&self) -> &dyn TrafficRouter {
         self.router.as_ref()
+    }
+
+    /// The router's counters of one release of an app in an environment, if it has any.
+    pub async fn release_stats(
+        &self,
+        env: &str,
+        app: &str,
+        version: &str,
+    ) -> Result<Option<ReleaseStats>> {
+        Ok(self
+            .router
+            .stats(env)
+            .await?
+            .into_iter()
+            .find(|s| s.service == app && s.release == version))
     }
 
     /// Records a listener to open later with [`Traffic::open_all`]: until then, `set`

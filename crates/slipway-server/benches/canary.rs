@@ -18,19 +18,18 @@
 #[path = "../tests/util/mod.rs"]
 mod util;
 
+mod common;
+
 use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// At 10% about 10 of the `USERS` hash to the canary.
+use common::{CLIENTS, Load, Seen, USERS, median, ms, verdict};
 use util::TestServer;
 
 const ENV: &str = "production";
-/// Sticky users (`X-Slipway-Key`) the load cycles through; at 10% about 10 hash to the
-/// canary.
-const USERS: u64 = 100;
-const CLIENTS: usize = 4;
 const REVERT_RUNS: usize = 10;
 /// Small enough that the load gives the 10% canary this many requests within a few ms.
 const MIN_REQUESTS: u64 = 10;
@@ -50,128 +49,6 @@ fn canary_env(steps: &str, interval: &str) -> String {
           steps: {steps}
           analysis: {{ interval: {interval}, max_error_rate: 5%, min_requests: {MIN_REQUESTS}, failure_limit: 1, progress_deadline: 30s }}"#
     )
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT met" }
-}
-
-/// What one request through the router got back.
-enum Seen {
-    /// 200 `ok release=R`.
-    Ok(String),
-    /// The demo app's own 500 `error release=R`.
-    AppError(String),
-    /// Anything else: the router's 502/503/504 with a short text body, or a surprise.
-    Router(u16, String),
-    /// No HTTP answer at all.
-    Connection(String),
-}
-
-impl std::fmt::Display for Seen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Seen::Ok(r) => write!(f, "200 from {r}"),
-            Seen::AppError(r) => write!(f, "500 from the app, release {r}"),
-            Seen::Router(status, body) => write!(f, "{status} {body:?}"),
-            Seen::Connection(e) => write!(f, "connection error: {e}"),
-        }
-    }
-}
-
-impl Seen {
-    fn release(&self) -> Option<&str> {
-        match self {
-            Seen::Ok(r) | Seen::AppError(r) => Some(r),
-            _ => None,
-        }
-    }
-}
-
-fn classify(status: u16, body: &str) -> Seen {
-    match (
-        status,
-        body.strip_prefix("ok release="),
-        body.strip_prefix("error release="),
-    ) {
-        (200, Some(release), _) => Seen::Ok(release.trim().to_string()),
-        (500, _, Some(release)) => Seen::AppError(release.trim().to_string()),
-        _ => Seen::Router(status, body.trim().to_string()),
-    }
-}
-
-type Sink = Arc<dyn Fn(u64, Instant, Seen) + Send + Sync>;
-
-/// Steady requests from `CLIENTS` tasks, each request from the next of `USERS` sticky
-/// users, every answer handed to `sink`; ends when stopped or after `limit`.
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: SocketAddr, sink: Sink, limit: Duration) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let url = format!("http://{addr}/");
-        let tasks = (0..CLIENTS)
-            .map(|_| {
-                let (stop, sent, sink, url) =
-                    (stop.clone(), sent.clone(), sink.clone(), url.clone());
-                tokio::spawn(async move {
-                    let http = reqwest::Client::new();
-                    let deadline = Instant::now() + limit;
-                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                        let user = sent.fetch_add(1, Ordering::Relaxed) % USERS;
-                        let resp = http
-                            .get(&url)
-                            .header("X-Slipway-Key", format!("user-{user}"))
-                            .send()
-                            .await;
-                        let seen = match resp {
-                            Err(e) => Seen::Connection(e.to_string()),
-                            Ok(r) => {
-                                let status = r.status().as_u16();
-                                match r.text().await {
-                                    Ok(body) => classify(status, &body),
-                                    Err(e) => Seen::Connection(e.to_string()),
-                                }
-                            }
-                        };
-                        sink(user, Instant::now(), seen);
-                    }
-                })
-            })
-            .collect();
-        Load { stop, sent, tasks }
-    }
-
-    /// Waits until `n` more requests have been sent (bounded to 30 s).
-    async fn until_more(&self, n: u64) {
-        let target = self.sent.load(Ordering::Relaxed) + n;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.sent.load(Ordering::Relaxed) < target {
-            assert!(Instant::now() < deadline, "the load stalled");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    async fn finish(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-    }
 }
 
 async fn deploy(s: &TestServer, version: &str) -> i64 {
@@ -228,6 +105,7 @@ async fn detect_to_revert() {
         let sink = records.clone();
         let load = Load::start(
             addr,
+            "web",
             Arc::new(move |user, at, seen| sink.lock().unwrap().push((user, at, seen))),
             Duration::from_secs(60),
         );
@@ -353,6 +231,7 @@ async fn zero_downtime() {
     let sink = tally.clone();
     let load = Load::start(
         s.listener(ENV).await,
+        "web",
         Arc::new(move |_, _, seen| sink.note(seen)),
         BUDGET + Duration::from_secs(120),
     );

@@ -194,7 +194,16 @@ async fn view(state: &AppState, d: Deployment) -> DeploymentView {
         tracing::warn!(error = %e, id = d.id, "cannot tell what holds a deployment");
         None
     });
-    views::deployment(d, traffic, live, holds)
+    let id = d.id;
+    let mut view = views::deployment(d, traffic, live, holds);
+    view.migration = match state.engine.migration(id).await {
+        Ok(run) => run.map(views::migration),
+        Err(e) => {
+            tracing::warn!(error = %e, id, "cannot read a deployment's migration");
+            None
+        }
+    };
+    view
 }
 
 /// An environment's status, with what holds each of its waiting deployments.
@@ -203,7 +212,7 @@ async fn env_view(state: &AppState, s: slipway_engine::EnvStatus) -> EnvStatusVi
     for d in &s.waiting {
         holds.push(state.engine.waiting_on(d).await.unwrap_or(None));
     }
-    views::env_status(s, holds)
+    views::env_status(s, holds, state.engine.now())
 }
 
 #[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment,
@@ -413,9 +422,19 @@ pub async fn rollback(
     req: Request,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let body: RollbackRequest = optional_body(req).await?;
+    let force_reason = match (body.force, body.reason.as_deref()) {
+        (true, reason) => Some(reason.unwrap_or("")),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "reason_without_force",
+                "`reason` goes with `force: true`",
+            ));
+        }
+    };
     let d = state
         .engine
-        .rollback(&app, &env, body.to_version.as_deref(), &actor)
+        .rollback_with(&app, &env, body.to_version.as_deref(), force_reason, &actor)
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, d).await)))
 }
@@ -657,15 +676,20 @@ pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
     if create["properties"].is_object() {
         create["properties"]["app"] = apps;
         create["properties"]["environment"] = envs;
-        // What the derive cannot state: `force` needs a `reason` that says something.
-        create["if"] = serde_json::json!({
-            "properties": { "force": { "const": true } },
-            "required": ["force"]
-        });
-        create["then"] = serde_json::json!({
-            "properties": { "reason": { "type": "string", "pattern": "\\S" } },
-            "required": ["reason"]
-        });
+    }
+    // What the derive cannot state: `force` needs a `reason` that says something.
+    for forced in ["CreateDeployment", "RollbackRequest"] {
+        let schema = &mut doc["components"]["schemas"][forced];
+        if schema["properties"].is_object() {
+            schema["if"] = serde_json::json!({
+                "properties": { "force": { "const": true } },
+                "required": ["force"]
+            });
+            schema["then"] = serde_json::json!({
+                "properties": { "reason": { "type": "string", "pattern": "\\S" } },
+                "required": ["reason"]
+            });
+        }
     }
     doc
 }

@@ -13,7 +13,8 @@ use slipway_store::SqliteStore;
 use crate::Error;
 
 /// The real parts, the in-process router when the server runs its own (it is shut down
-/// with the server), and the SQLite store itself, which also keeps flags and DORA facts.
+/// with the server), and the SQLite store itself, which also keeps flags and DORA facts (and, for the
+/// engine, migrations and watches).
 pub(crate) async fn real_parts(
     config: Config,
     data_dir: PathBuf,
@@ -34,6 +35,8 @@ pub(crate) async fn real_parts(
     let parts = Parts {
         config,
         store,
+        migrations: sqlite.clone(),
+        watches: sqlite.clone(),
         drivers,
         router: traffic,
         prober: Arc::new(HttpProber::new()),

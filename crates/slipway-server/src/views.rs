@@ -5,6 +5,8 @@
 use slipway_api as api;
 use slipway_config::{NotificationEvent, Role};
 use slipway_core::analysis::Verdict;
+use slipway_core::migration::{MigrationRun, UndoState};
+use slipway_core::watch::{WatchEnd, WatchRecord};
 use slipway_core::{Decision, Deployment, InstanceState, Kind, LogLine, Millis, Phase, Status};
 use slipway_engine::{EnvStatus, Live, Paused, Share, StatusEvent, WaitingOn};
 
@@ -161,6 +163,54 @@ pub fn deployment(
             })
             .collect(),
         traffic: traffic(shares),
+        migration: None,
+    }
+}
+
+pub fn migration(m: MigrationRun) -> api::Migration {
+    api::Migration {
+        version: m.version,
+        up: m.up,
+        ran_at: rfc3339(m.ran_at),
+        reversible: m.reversible,
+        down: m.down,
+        undo: m.undo.map(|u| api::MigrationUndo {
+            state: match u.state {
+                UndoState::Ran => api::UndoState::Ran,
+                UndoState::Failed => api::UndoState::Failed,
+                UndoState::Skipped => api::UndoState::Skipped,
+            },
+            by_deployment: u.by,
+            at: rfc3339(u.at),
+            note: u.note,
+        }),
+    }
+}
+
+/// A watch at `now`: how long it has left while it watches.
+pub fn watch(w: WatchRecord, now: Millis) -> api::WatchView {
+    let left_ms = u64::try_from(w.left(now).as_millis()).unwrap_or(u64::MAX);
+    let (state, ended_at, reason) = match w.ended {
+        None => (api::WatchState::Watching, None, None),
+        Some((at, end, reason)) => {
+            let state = match end {
+                WatchEnd::Passed => api::WatchState::Passed,
+                WatchEnd::Inconclusive => api::WatchState::Inconclusive,
+                WatchEnd::Failed => api::WatchState::Failed,
+                WatchEnd::Ended => api::WatchState::Ended,
+            };
+            (state, Some(rfc3339(at)), Some(reason))
+        }
+    };
+    api::WatchView {
+        deployment_id: w.deployment_id,
+        version: w.version,
+        state,
+        started_at: rfc3339(w.started_at),
+        ends_at: rfc3339(w.ends_at),
+        left_ms,
+        ended_at,
+        reason,
     }
 }
 
@@ -172,6 +222,8 @@ pub fn log_line(l: LogLine) -> api::LogLine {
         "health" => api::LogSource::Health,
         "smoke" => api::LogSource::Smoke,
         "hook" => api::LogSource::Hook,
+        "migrate" => api::LogSource::Migrate,
+        "watch" => api::LogSource::Watch,
         "app" => api::LogSource::App,
         _ => api::LogSource::Other,
     };
@@ -183,8 +235,9 @@ pub fn log_line(l: LogLine) -> api::LogLine {
     }
 }
 
-/// `waiting_on` of each waiting deployment comes from the engine, which knows the gates.
-pub fn env_status(s: EnvStatus, waiting: Vec<Option<WaitingOn>>) -> api::EnvStatus {
+/// `waiting_on` of each waiting deployment comes from the engine, which knows the gates;
+/// `now` says how long a watch has left.
+pub fn env_status(s: EnvStatus, waiting: Vec<Option<WaitingOn>>, now: Millis) -> api::EnvStatus {
     let shares = s.traffic.clone();
     api::EnvStatus {
         current: s.current.map(|c| api::CurrentRelease {
@@ -225,6 +278,7 @@ pub fn env_status(s: EnvStatus, waiting: Vec<Option<WaitingOn>>) -> api::EnvStat
             .zip(waiting)
             .map(|(d, holds)| deployment(d, Vec::new(), Live::default(), holds))
             .collect(),
+        watch: s.watch.map(|w| watch(w, now)),
         app: s.app,
         environment: s.environment,
     }

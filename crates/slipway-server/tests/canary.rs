@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use util::load::Load;
 use util::{TestServer, poll_until};
 
 fn canary_env(steps: &str) -> String {
@@ -23,55 +24,6 @@ fn canary_env(steps: &str) -> String {
 }
 
 const STEPS: &str = "[{ weight: 10 }, { pause: 400ms }, { weight: 50 }, { pause: 400ms }]";
-
-/// What the load saw: (status, release that answered) per request.
-struct Load {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Vec<(u16, String)>>,
-}
-
-impl Load {
-    /// Steady requests from 50 users (sticky keys) until stopped; bounded to 60 s.
-    fn start(addr: std::net::SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            let mut seen = Vec::new();
-            let mut i = 0u32;
-            while !flag.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
-                i += 1;
-                let resp = http
-                    .get(format!("http://{addr}/"))
-                    .header("X-Slipway-Key", format!("user-{}", i % 50))
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        let body = r.text().await.unwrap_or_default();
-                        let release = body
-                            .split("release=")
-                            .nth(1)
-                            .unwrap_or("")
-                            .trim()
-                            .to_string();
-                        seen.push((status, release));
-                    }
-                    Err(_) => seen.push((0, String::new())),
-                }
-            }
-            seen
-        });
-        Load { stop, task }
-    }
-
-    async fn finish(self) -> Vec<(u16, String)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap()
-    }
-}
 
 async fn deploy(s: &TestServer, version: &str) -> i64 {
     let (status, d) = s.deploy(&s.admin, "production", version).await;

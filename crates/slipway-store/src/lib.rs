@@ -8,18 +8,22 @@
 mod dora;
 mod error;
 mod flags;
-mod notifications;
 mod history;
+mod migration_runs;
+mod notifications;
 mod sessions;
 mod sqlite;
+mod watches;
 
 pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
-pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
 pub use history::{Cursor, HistoryPage, HistoryQuery, HistoryStore};
+pub use migration_runs::MigrationStore;
+pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
 pub use sessions::{NewSession, Session, SessionStore};
 pub use sqlite::SqliteStore;
+pub use watches::WatchStore;
 
 use slipway_config::Role;
 use slipway_core::notify::RunEvent;

@@ -233,6 +233,13 @@ pub struct RollbackArgs {
     /// The release to restore (default: the previous successful one).
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    /// Roll back past a migration marked `reversible: false`, without its `down`
+    /// (admin only); needs --reason.
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why the rollback is forced; recorded with it.
+    #[arg(long, requires = "force", value_name = "TEXT")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
     #[arg(long)]
@@ -283,5 +290,11 @@ mod tests {
         ];
         assert!(Cli::try_parse_from(base.iter().chain(&["--force"])).is_err());
         assert!(Cli::try_parse_from(base.iter().chain(&["--force", "--reason", "fire"])).is_ok());
+        let rollback = ["slipway", "rollback", "web", "--env", "prod"];
+        assert!(Cli::try_parse_from(rollback.iter().chain(&["--force"])).is_err());
+        assert!(Cli::try_parse_from(rollback.iter().chain(&["--reason", "x"])).is_err());
+        assert!(
+            Cli::try_parse_from(rollback.iter().chain(&["--force", "--reason", "schema"])).is_ok()
+        );
     }
 }

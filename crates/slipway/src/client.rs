@@ -299,9 +299,12 @@ impl Client {
         app: &str,
         env: &str,
         to: Option<&str>,
+        force_reason: Option<&str>,
     ) -> Result<Fetched<Deployment>> {
         let body = RollbackRequest {
             to_version: to.map(str::to_string),
+            force: force_reason.is_some(),
+            reason: force_reason.map(str::to_string),
         };
         let path = format!(
             "api/v1/apps/{}/environments/{}/rollback",

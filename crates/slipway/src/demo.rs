@@ -524,7 +524,11 @@ impl Story {
     }
 
     async fn rollback_and_expect(&self, to: &str) -> Result<()> {
-        let d = self.bob.rollback(APP, PRODUCTION, Some(to)).await?.data;
+        let d = self
+            .bob
+            .rollback(APP, PRODUCTION, Some(to), None)
+            .await?
+            .data;
         let last = self.follow(d.id, 0).await?.last.data;
         expect(&last, Status::Success)
     }

@@ -6,7 +6,7 @@ use crate::tree::{Node, describe, quote, scalar_text};
 
 const APP_KEYS: &[&str] = &[
     "driver", "run", "image", "port", "pull", "memory", "cpus", "restart", "args", "health",
-    "smoke", "hooks",
+    "smoke", "hooks", "migrate",
 ];
 /// Keys only a docker app has.
 const DOCKER_KEYS: &[&str] = &["image", "pull", "memory", "cpus", "restart", "args"];
@@ -62,6 +62,7 @@ impl<'a> Checker<'a> {
             Some(i) => self.hooks(&i),
             None => Hooks::default(),
         };
+        let migrate = f.get("migrate").and_then(|i| self.migrate(&i));
         App {
             driver: driver.unwrap_or(DriverKind::Process),
             run,
@@ -71,6 +72,7 @@ impl<'a> Checker<'a> {
             health,
             smoke,
             hooks,
+            migrate,
         }
     }
 

@@ -20,6 +20,7 @@ const ENV_KEYS: &[&str] = &[
     "keep_releases",
     "rollback_requires_approval",
     "drain_timeout",
+    "watch",
 ];
 
 impl<'a> Checker<'a> {
@@ -66,6 +67,7 @@ impl<'a> Checker<'a> {
             .get("drain_timeout")
             .and_then(|i| self.duration(&i))
             .unwrap_or(Duration::from_secs(30));
+        let watch = f.get("watch").and_then(|i| self.watch(&i));
         let env = Environment {
             listen: listen.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
             strategy,
@@ -77,6 +79,7 @@ impl<'a> Checker<'a> {
             keep_releases,
             rollback_requires_approval,
             drain_timeout,
+            watch,
         };
         (env, refs)
     }

@@ -19,10 +19,12 @@ mod app;
 mod cross;
 mod document;
 mod environment;
+mod migrate;
 mod notifications;
 mod primitives;
 mod protection;
 mod strategy;
+mod watch;
 
 const NAME_EXPECTED: &str =
     "a name of lower-case letters, digits, `-` and `_`, starting with a letter or digit";

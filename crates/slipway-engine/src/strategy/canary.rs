@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use slipway_config::{Analysis, CanaryStep};
 use slipway_core::{
-    AnalysisState, CanaryAction, Deployment, Kind, Sample, Verdict, canary_plan, judge,
+    AnalysisState, CanaryAction, Deployment, Kind, Verdict, canary_plan, describe, judge,
 };
 use slipway_router::ReleaseStats;
 use tokio::sync::Notify;
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{Rollout, Step, switch_at_once};
 use crate::Inner;
 use crate::error::{Result, Stop};
-use crate::traffic::ReleaseRoute;
+use crate::traffic::{ReleaseRoute, sample_since};
 
 pub(crate) struct Canary<'a> {
     pub steps: &'a [CanaryStep],
@@ -76,33 +76,6 @@ struct Judging {
     baseline: Baseline,
     state: AnalysisState,
     last_verdict: String,
-}
-
-fn sample(now: Option<&ReleaseStats>, base: Option<&ReleaseStats>) -> Sample {
-    let Some(now) = now else {
-        return Sample {
-            requests: 0,
-            errors: 0,
-            p99: None,
-        };
-    };
-    let (requests, errors, latency) = match base {
-        Some(b) => (
-            now.requests.saturating_sub(b.requests),
-            (now.errors + now.router_errors).saturating_sub(b.errors + b.router_errors),
-            now.latency.delta(&b.latency),
-        ),
-        None => (
-            now.requests,
-            now.errors + now.router_errors,
-            now.latency.clone(),
-        ),
-    };
-    Sample {
-        requests,
-        errors,
-        p99: latency.quantile(0.99),
-    }
 }
 
 impl Walk<'_> {
@@ -200,14 +173,10 @@ impl Walk<'_> {
 
     async fn stats(&self, version: &str) -> Result<Option<ReleaseStats>> {
         let d = self.deployment;
-        Ok(self
-            .inner
+        self.inner
             .traffic
-            .router()
-            .stats(&d.environment)
-            .await?
-            .into_iter()
-            .find(|s| s.service == d.app && s.release == version))
+            .release_stats(&d.environment, &d.app, version)
+            .await
     }
 
     async fn set_weight(&self, weight: f64) -> Result<()> {
@@ -249,28 +218,16 @@ impl Walk<'_> {
             state,
             last_verdict: last,
         } = judging;
-        let canary = sample(
+        let canary = sample_since(
             self.stats(&d.release.version).await?.as_ref(),
             base.canary.as_ref(),
         );
-        let stable = sample(
+        let stable = sample_since(
             self.stats(&self.stable.release.version).await?.as_ref(),
             base.stable.as_ref(),
         );
         let verdict = judge(self.analysis, &canary, Some(&stable));
-        let text = match &verdict {
-            Verdict::Pass => format!(
-                "pass: {} requests, {} errors{}",
-                canary.requests,
-                canary.errors,
-                canary
-                    .p99
-                    .map(|p| format!(", p99 {}", humanize(p)))
-                    .unwrap_or_default()
-            ),
-            Verdict::Fail(why) => format!("fail: {why}"),
-            Verdict::Inconclusive(why) => format!("inconclusive: {why}"),
-        };
+        let text = describe(&verdict, &canary);
         // A log line when the verdict changes kind, and for every failure: not one per tick.
         let kind = text.split(':').next().unwrap_or_default();
         if !last.starts_with(kind) || matches!(verdict, Verdict::Fail(_)) {

@@ -8,8 +8,8 @@ use slipway_core::{Deployment, Instance, next_batch};
 use super::{Rollout, Step};
 use crate::Inner;
 use crate::error::{Result, Stop};
-use crate::instances;
 use crate::traffic::ReleaseRoute;
+use crate::{instances, migrate};
 
 pub(crate) struct Rolling {
     pub replicas: u32,
@@ -51,6 +51,8 @@ impl Step for Rolling {
             for _ in 0..batch.start {
                 let inst = instances::start(inner, d, r.app).await?;
                 instances::wait_healthy(inner, d, r.app, &inst).await?;
+                // Before the new release takes traffic; only the first call runs anything.
+                migrate::before_traffic(r).await?;
                 new.push(inst);
                 route(inner, d, old_version, staying, &new).await?;
             }

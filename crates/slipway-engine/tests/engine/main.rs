@@ -7,3 +7,4 @@ mod outbox;
 mod recovery;
 mod strategies;
 mod util;
+mod watch;

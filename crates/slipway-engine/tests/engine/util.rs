@@ -525,6 +525,8 @@ impl Harness {
         Engine::start(Parts {
             config: config.clone(),
             store: store.clone(),
+            migrations: store.clone(),
+            watches: store.clone(),
             drivers,
             router: Arc::new(FakeRouter(world.clone())),
             prober: Arc::new(FakeProber(world.clone())),

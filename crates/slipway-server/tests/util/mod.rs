@@ -3,6 +3,8 @@
 //! processes, real router listeners, real HTTP. Every process a test causes is killed
 //! when its `TestServer` drops, also when the test fails.
 
+pub mod load;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,7 +80,38 @@ pub struct TestServer {
 /// in the test's dir, so one version can be made faulty. `envs` is the YAML of the
 /// `environments:` map, indented by four spaces.
 pub fn config_yaml(dir: &Path, envs: &str, users: &str, start_period: &str) -> String {
-    let app = demo_app();
+    let app = format!(
+        r#"  web:
+    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
+    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: {start_period}, unhealthy_threshold: 2 }}
+    smoke:
+      - {{ get: /health, expect_status: 200 }}
+      - {{ get: /, expect_body_contains: "ok" }}"#,
+        app = demo_app().display(),
+        dir = dir.display(),
+    );
+    let users =
+        format!("users:\n  alice: {{ role: approver }}\n  bob: {{ role: deployer }}\n{users}");
+    server_yaml(dir, &app, envs) + &users
+}
+
+/// App `name` as the demo app, its faults from `flags-<version>` files in `dir` (see
+/// [`TestServer::faulty`]), health-checked every 100 ms; `extra` is YAML of more of its
+/// keys, each line indented by four spaces.
+pub fn demo_app_yaml(name: &str, dir: &Path, extra: &str) -> String {
+    format!(
+        r#"  {name}:
+    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
+    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: 10s }}
+{extra}"#,
+        app = demo_app().display(),
+        dir = dir.display(),
+    )
+}
+
+/// A whole config with its data in `dir`: `apps` and `envs` are the YAML of the `apps:`
+/// and `environments:` maps, each indented consistently.
+pub fn server_yaml(dir: &Path, apps: &str, envs: &str) -> String {
     format!(
         r#"version: 1
 server:
@@ -86,21 +119,11 @@ server:
   data_dir: {data}
   tick: 50ms
 apps:
-  web:
-    run: "{app} --port {{port}} --release {{version}} $(cat {dir}/flags-{{version}} 2>/dev/null)"
-    health: {{ path: /health, interval: 100ms, timeout: 1s, start_period: {start_period}, unhealthy_threshold: 2 }}
-    smoke:
-      - {{ get: /health, expect_status: 200 }}
-      - {{ get: /, expect_body_contains: "ok" }}
+{apps}
 environments:
 {envs}
-users:
-  alice: {{ role: approver }}
-  bob: {{ role: deployer }}
-{users}"#,
+"#,
         data = dir.join("data").display(),
-        app = app.display(),
-        dir = dir.display(),
     )
 }
 
@@ -280,6 +303,20 @@ impl TestServer {
             .iter()
             .map(|s| s["status"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// `GET /api/v1/deployments/{id}`.
+    pub async fn deployment(&self, id: i64) -> Value {
+        let (status, body) = self
+            .call(
+                "GET",
+                &format!("/api/v1/deployments/{id}"),
+                &self.admin,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     /// `GET /api/v1/apps/web/environments/{env}`.

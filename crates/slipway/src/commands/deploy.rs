@@ -33,7 +33,12 @@ pub async fn deploy(client: &Client, args: DeployArgs) -> Result<u8> {
 
 pub async fn rollback(client: &Client, args: RollbackArgs) -> Result<u8> {
     let created = client
-        .rollback(&args.app, &args.env, args.to.as_deref())
+        .rollback(
+            &args.app,
+            &args.env,
+            args.to.as_deref(),
+            args.reason.as_deref(),
+        )
         .await?;
     report_created(client, created, &args.wait, args.json).await
 }

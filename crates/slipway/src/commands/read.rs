@@ -1,6 +1,8 @@
 //! Read commands: status, history, logs. Each prints a table or, with `--json`, the API's object.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use slipway_api::WatchState;
 
 use crate::client::{Client, Deployment, EnvStatus, LogLine, StatusEntry};
 use crate::commands::follow::{self, FollowOptions, Observer};
@@ -35,6 +37,7 @@ pub fn status_table(envs: &[EnvStatus], now: SystemTime) -> String {
         "traffic",
         "in progress",
         "waiting",
+        "watch",
     ]);
     for e in envs {
         let (current, since) = match &e.current {
@@ -68,9 +71,50 @@ pub fn status_table(envs: &[EnvStatus], now: SystemTime) -> String {
             output::traffic(&e.traffic),
             in_progress,
             waiting,
+            watch_cell(e),
         ]);
     }
     table.render()
+}
+
+/// `v2 under watch, 4m 12s left`; once over, how it ended, while that release is current
+/// (or when it failed: the rollback that followed is current then).
+fn watch_cell(e: &EnvStatus) -> String {
+    let Some(w) = &e.watch else {
+        return "-".into();
+    };
+    let current = e.current.as_ref().map(|c| c.deployment_id);
+    match w.state {
+        WatchState::Watching => {
+            let left = Duration::from_secs(w.left_ms.div_ceil(1000));
+            format!(
+                "{} under watch, {} left",
+                w.version,
+                humantime::format_duration(left)
+            )
+        }
+        WatchState::Failed => format!("{} failed its watch", w.version),
+        state if current == Some(w.deployment_id) => {
+            format!("{} watch {}", w.version, state.as_str())
+        }
+        _ => "-".into(),
+    }
+}
+
+/// What a deployment did to the schema: `up`, and what became of its `down`.
+fn migration_cell(d: &Deployment) -> String {
+    let Some(m) = &d.migration else {
+        return "-".into();
+    };
+    let up = if m.reversible {
+        "up"
+    } else {
+        "up (irreversible)"
+    };
+    match &m.undo {
+        None => up.to_string(),
+        Some(u) => format!("{up}, down {} by #{}", u.state.as_str(), u.by_deployment),
+    }
 }
 
 pub async fn history(client: &Client, app: &str, env: &str, limit: u32, json: bool) -> Result<u8> {
@@ -94,6 +138,7 @@ fn history_table(deployments: &[Deployment], now: SystemTime) -> String {
         "status",
         "created by",
         "created at",
+        "migration",
         "last reason",
     ]);
     for d in deployments {
@@ -104,6 +149,7 @@ fn history_table(deployments: &[Deployment], now: SystemTime) -> String {
             d.status.to_string(),
             d.created_by.clone(),
             output::when(&d.created_at, now),
+            migration_cell(d),
             d.last_reason().to_string(),
         ]);
     }
@@ -185,5 +231,47 @@ mod tests {
             row.contains("#5 v2 shifting (pass: 100 requests, 1 errors, p99 3ms)"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn status_shows_a_release_under_watch_and_how_long_is_left() {
+        let mut envs: Vec<EnvStatus> = serde_json::from_value(serde_json::json!([{
+            "app": "web", "environment": "production",
+            "current": {"version": "v2", "deployment_id": 5, "since": "2026-11-24T10:00:00.000Z"},
+            "traffic": [], "kept": [], "instances": [], "waiting": [],
+            "watch": {"deployment_id": 5, "version": "v2", "state": "watching",
+                      "started_at": "2026-11-24T10:00:00.000Z", "ends_at": "2026-11-24T10:05:00.000Z",
+                      "left_ms": 251_200, "ended_at": null, "reason": null}
+        }]))
+        .unwrap();
+        let now = output::parse_time("2026-11-24T10:00:49.000Z").unwrap();
+        assert!(
+            status_table(&envs, now).contains("v2 under watch, 4m 12s left"),
+            "{}",
+            status_table(&envs, now)
+        );
+        let w = envs[0].watch.as_mut().unwrap();
+        w.state = WatchState::Inconclusive;
+        w.left_ms = 0;
+        assert!(status_table(&envs, now).contains("v2 watch inconclusive"));
+        envs[0].current.as_mut().unwrap().deployment_id = 7;
+        assert!(!status_table(&envs, now).contains("inconclusive"));
+    }
+
+    #[test]
+    fn history_says_which_migration_ran_and_whether_its_down_did() {
+        let plain = crate::client::test_deployment(serde_json::json!({"id": 3}));
+        let migrated = crate::client::test_deployment(serde_json::json!({
+            "id": 4,
+            "migration": {"version": "v2", "up": "./m up", "ran_at": "2026-11-24T10:00:00.000Z",
+                          "reversible": true, "down": "./m down",
+                          "undo": {"state": "ran", "by_deployment": 6,
+                                   "at": "2026-11-24T10:01:00.000Z", "note": "ok"}}
+        }));
+        let now = output::parse_time("2026-11-24T10:05:00.000Z").unwrap();
+        let table = history_table(&[migrated, plain], now);
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(rows[0].contains("MIGRATION"), "{table}");
+        assert!(rows[1].contains("up, down ran by #6"), "{table}");
     }
 }
