@@ -93,6 +93,11 @@ impl Drivers {
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Driver>> {
         self.by_kind.iter().map(|(_, d)| d)
     }
+
+    /// Every driver with its kind.
+    pub fn each(&self) -> impl Iterator<Item = (DriverKind, &Arc<dyn Driver>)> {
+        self.by_kind.iter().map(|(k, d)| (*k, d))
+    }
 }
 
 /// The `driver:` value that names a kind.
