@@ -597,7 +597,9 @@ mod tests {
         env_status,
         status,
         create_user,
-        events
+        events,
+        crate::gc::list,
+        crate::gc::collect
     ),
     components(schemas(
         ErrorBody,
@@ -611,7 +613,9 @@ mod tests {
         LogLines,
         EnvStatusView,
         StatusList,
-        StatusEvent
+        StatusEvent,
+        slipway_api::Leftovers,
+        slipway_api::GcResult
     ))
 )]
 pub struct ApiDoc;

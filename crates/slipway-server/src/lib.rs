@@ -9,6 +9,7 @@ mod compose;
 mod dora;
 mod error;
 mod flags;
+mod gc;
 mod ofrep;
 mod preflight;
 mod views;
@@ -95,6 +96,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/flags/{env}/{key}/rollout", post(flags::rollout))
         .route("/api/v1/flags/{env}/{key}/kill", post(flags::kill))
         .route("/api/v1/metrics/dora", get(dora::report))
+        .route("/api/v1/gc", get(gc::list).post(gc::collect))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))

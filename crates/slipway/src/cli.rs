@@ -122,6 +122,15 @@ pub enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the instances (containers) labelled for this server that no deployment
+    /// owns; `--dry-run` only lists them. Removing needs the admin role.
+    Gc {
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Feature flags: list, set, roll out, kill.
     Flags {
         #[command(subcommand)]

@@ -1,13 +1,14 @@
 //! Dead instances of a serving release are replaced (`heal.rs`); one that dies during a
-//! rollout fails it.
+//! rollout fails it. Leftovers (instances no record owns) are removed only by `gc`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use slipway_core::Status;
+use slipway_drivers::{Driver, InstanceSpec, Workload};
 use slipway_engine::Paused;
 
-use crate::util::{Harness, STAGING, wait_until};
+use crate::util::{FakeDriver, Harness, STAGING, wait_until};
 
 const EVERY: Duration = Duration::from_millis(10);
 
@@ -110,4 +111,66 @@ async fn an_instance_that_dies_mid_canary_fails_the_rollout() {
     );
     assert_eq!(h.world.split("staging", "web"), [("v1".to_string(), 100.0)]);
     assert_eq!(routed(&h, "v1").len(), 1, "v1 keeps serving");
+}
+
+/// An instance the fake driver runs for this server that no record owns.
+async fn orphan(h: &Harness) -> String {
+    let spec = InstanceSpec {
+        instance_id: "slipway-web-staging-v0-1".into(),
+        scope: h.dir.path().join("data").display().to_string(),
+        app: "web".into(),
+        environment: "staging".into(),
+        version: "v0".into(),
+        env: Default::default(),
+        workload: Workload::Process {
+            command: "web".into(),
+            log_path: h.dir.path().join("v0.log"),
+            workdir: h.dir.path().to_path_buf(),
+        },
+    };
+    FakeDriver(h.world.clone())
+        .start(&spec)
+        .await
+        .unwrap()
+        .handle
+}
+
+#[tokio::test]
+async fn gc_removes_leftovers_for_an_admin_only_and_never_during_a_rollout() {
+    let strategy = "{ canary: { steps: [{ weight: 30 }, { pause: manual }], analysis: { interval: 5ms, min_requests: 1 } } }";
+    let envs = format!("    staging:\n      listen: 127.0.0.1:0\n      strategy: {strategy}\n");
+    let h = Harness::start(&envs).await;
+    h.deploy_and_wait("staging", "v1", Status::Success).await;
+    let handle = orphan(&h).await;
+    let leftovers = h.engine.leftovers().await.unwrap();
+    assert_eq!(leftovers.len(), 1, "{leftovers:#?}");
+    assert_eq!(
+        (leftovers[0].handle.as_str(), leftovers[0].driver),
+        (handle.as_str(), "process")
+    );
+
+    let e = h.engine.gc(&Harness::alice()).await.unwrap_err();
+    assert_eq!(e.code(), "forbidden");
+
+    // A rollout may be about to record what it started: its leftovers wait.
+    let d = h.deploy("staging", "v2").await;
+    wait_until("the pause", || async {
+        h.engine.live(d.id).paused == Some(Paused::Manual)
+    })
+    .await;
+    let report = h.engine.gc(&Harness::admin()).await.unwrap();
+    assert!(report.removed.is_empty());
+    assert!(
+        report.skipped[0].1.contains("web in staging is under way"),
+        "{report:#?}"
+    );
+    assert_eq!(h.world.running_of("v0"), 1);
+
+    h.engine.promote(d.id, &Harness::admin()).await.unwrap();
+    h.wait_status(d.id, Status::Success).await;
+    let report = h.engine.gc(&Harness::admin()).await.unwrap();
+    assert_eq!(report.removed.len(), 1);
+    assert_eq!(h.world.running_of("v0"), 0);
+    assert!(h.engine.leftovers().await.unwrap().is_empty());
+    assert_eq!(h.world.running_of("v2"), 1, "what the store owns stays");
 }
