@@ -5,16 +5,15 @@
 
 mod util;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{Sweep, demo_app, free_port, slipway, wait_until};
+use util::{Proc, Sweep, demo_app, free_port, get_body as get, slipway, wait_until};
 
 const ROUTER_TOKEN: &str = "router-secret-for-this-test";
 
@@ -52,16 +51,6 @@ environments:
         dir = dir.display(),
     );
     std::fs::write(dir.join("slipway.yaml"), yaml).unwrap();
-}
-
-/// A child process killed and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start_server(dir: &Path, ports: &Ports, log: &str) -> Proc {
@@ -115,24 +104,6 @@ fn deploy(dir: &Path, ports: &Ports, version: &str, wait: bool) -> Value {
     let (code, d) = cli(dir, ports, &args);
     assert_eq!(code, 0, "{d}");
     d
-}
-
-/// One HTTP/1.0 GET on a new connection: (status, body), or None when the connection failed.
-fn get(port: u16) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    Some((status, body))
 }
 
 fn in_progress_phase(dir: &Path, ports: &Ports) -> Option<String> {
