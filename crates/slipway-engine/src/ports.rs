@@ -26,11 +26,12 @@ pub trait Prober: Send + Sync {
         handle: &str,
     ) -> Result<String, String>;
 
-    /// Runs every smoke test against `addr`; the first failure ends the run. Returns a
-    /// line per passed test.
+    /// Runs every smoke test of `app` against `addr` (a router listener, which may serve
+    /// other apps too); the first failure ends the run. Returns a line per passed test.
     async fn smoke(
         &self,
         addr: SocketAddr,
+        app: &str,
         tests: &[SmokeTest],
         timeout: Duration,
     ) -> Result<Vec<String>, String>;

@@ -175,7 +175,7 @@ async fn verify(r: &Rollout<'_>) -> Result<String, Stop> {
     let passed = r
         .inner
         .prober
-        .smoke(listener, &r.app.smoke, r.app.health.timeout)
+        .smoke(listener, &d.app, &r.app.smoke, r.app.health.timeout)
         .await
         .map_err(Stop::Failed)?;
     for line in &passed {

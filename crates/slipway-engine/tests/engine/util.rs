@@ -316,6 +316,7 @@ impl Prober for FakeProber {
     async fn smoke(
         &self,
         addr: SocketAddr,
+        _app: &str,
         tests: &[SmokeTest],
         _timeout: Duration,
     ) -> Result<Vec<String>, String> {
