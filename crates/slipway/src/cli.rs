@@ -56,7 +56,8 @@ pub enum Command {
     Router(RouterArgs),
     /// Zero-setup story: a server with two environments, four releases, approvals, a
     /// failed health check, a manual rollback and a faulty canary rolled back by its
-    /// analysis, printed as a timeline.
+    /// analysis, printed as a timeline; then, when a Docker daemon answers, a docker app
+    /// through staging into production and a removed container replaced.
     Demo {
         /// Keep the demo's temporary directory (config, database, logs) and print its path.
         #[arg(long)]
