@@ -3,6 +3,8 @@
 //! processes, real router listeners, real HTTP. Every process a test causes is killed
 //! when its `TestServer` drops, also when the test fails.
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
