@@ -16,13 +16,14 @@
 #[path = "../tests/util/mod.rs"]
 mod util;
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use slipway_drivers::{ContainerSpec, DockerDriver, PullPolicy, Restart};
-use util::docker::{DockerServer, blue_green, docker, images, unique};
+use slipway_drivers::DockerDriver;
+use util::docker::{DockerServer, Scope, blue_green, docker, unique};
+use util::until_serving;
 
 const RUNS: usize = 10;
 const TARGET: Duration = Duration::from_millis(150);
@@ -63,65 +64,18 @@ fn release_image(tag: &str) {
     assert!(build.wait().unwrap().success(), "docker build of {tag}");
 }
 
-/// Removes the bench's tags and the containers it ran by hand, also when it fails.
-struct Cleanup {
-    tags: Vec<String>,
-    label: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let filter = format!("label={}", self.label);
-        if let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        {
-            let ids = String::from_utf8_lossy(&out.stdout);
-            let ids: Vec<&str> = ids.lines().collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-        for tag in &self.tags {
-            let _ = Command::new("docker")
-                .args(["rmi", &format!("slipway-demo:{tag}")])
-                .output();
-        }
-    }
-}
-
-/// Polls `url` until its body contains `needle`; returns when it first did.
-async fn until(http: &reqwest::Client, url: &str, needle: &str) -> Instant {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(url).send().await
-            && let Ok(body) = r.text().await
-            && body.contains(needle)
-        {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "{url} never answered {needle}");
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// `docker run -d -p 127.0.0.1:<port>:8080 slipway-demo:<tag>` until `/health` answers.
+/// Labelled with `t`'s scope, so `t` removes it if the bench fails.
+async fn bare_docker_run(http: &reqwest::Client, tag: &str, t: &Scope) -> Duration {
+    let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
-}
-
-/// `docker run -d -p 127.0.0.1:<port>:8080 slipway-demo:<tag>` until `/health` answers.
-async fn bare_docker_run(http: &reqwest::Client, tag: &str, label: &str) -> Duration {
-    let port = free_port();
+        .port();
+    let label = format!("slipway.scope={}", t.scope);
     let started = Instant::now();
     let out = tokio::process::Command::new("docker")
-        .args(["run", "-d", "--label", label, "-p"])
+        .args(["run", "-d", "--label", &label, "-p"])
         .arg(format!("127.0.0.1:{port}:8080"))
         .arg(format!("slipway-demo:{tag}"))
         .output()
@@ -132,69 +86,55 @@ async fn bare_docker_run(http: &reqwest::Client, tag: &str, label: &str) -> Dura
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let took = until(http, &format!("http://127.0.0.1:{port}/health"), "ok").await - started;
+    let took =
+        until_serving(http, &format!("http://127.0.0.1:{port}/health"), "ok").await - started;
     let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    t.track(&id);
+    // Gone before the next run, so every run meets the same machine.
     docker(&["rm", "-f", &id]);
     took
 }
 
 /// The docker driver alone: resolve the tag, create and start over the Engine API,
 /// until `/health` answers.
-async fn driver_run(http: &reqwest::Client, tag: &str, n: u32, scope: &str) -> Duration {
+async fn driver_run(http: &reqwest::Client, tag: &str, n: u32, t: &Scope) -> Duration {
     let driver = DockerDriver::from_env().unwrap();
-    let spec = ContainerSpec {
-        instance_id: format!("bench-{n}"),
-        scope: scope.to_owned(),
-        app: "bench".into(),
-        environment: unique("drv"),
-        version: tag.to_owned(),
-        deployment: String::new(),
-        ordinal: n,
-        image: "slipway-demo".into(),
-        port: 8080,
-        env: BTreeMap::new(),
-        pull: PullPolicy::Never,
-        memory: None,
-        cpus: None,
-        restart: Restart::No,
-        args: Vec::new(),
-    };
+    let mut spec = t.spec(tag);
+    spec.ordinal = n;
+    spec.instance_id = spec.container_name();
     let started = Instant::now();
     let run = driver.run(&spec).await.unwrap();
-    let took = until(http, &format!("http://{}/health", run.started.addr), "ok").await - started;
+    t.track(&run.started.handle);
+    let took =
+        until_serving(http, &format!("http://{}/health", run.started.addr), "ok").await - started;
     driver.remove(&run.started.handle).await.unwrap();
     took
 }
 
 #[tokio::main]
 async fn main() {
-    images();
+    // Removes the containers run by hand and the release tags, also when the bench fails.
+    let t = Scope::new();
     let env = unique("bench");
-    let label = format!("slipway.bench={env}");
-    let mut cleanup = Cleanup {
-        tags: Vec::new(),
-        label: label.clone(),
-    };
-    for n in 0..=RUNS {
-        let tag = format!("{env}-{n}");
-        release_image(&tag);
-        cleanup.tags.push(tag);
+    let tags: Vec<String> = (0..=RUNS).map(|n| format!("{env}-{n}")).collect();
+    for tag in &tags {
+        release_image(tag);
+        t.untag_later(&format!("slipway-demo:{tag}"));
     }
     let s = DockerServer::start(&blue_green(&env)).await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/", s.listener(&env).await);
-    s.deploy_and_wait(&env, &cleanup.tags[0], "success").await;
+    s.deploy_and_wait(&env, &tags[0], "success").await;
 
     let (mut ours, mut bare, mut driver) = (Vec::new(), Vec::new(), Vec::new());
-    for n in 1..=RUNS {
-        let tag = cleanup.tags[n].clone();
-        bare.push(bare_docker_run(&http, &tag, &label).await);
-        driver.push(driver_run(&http, &tag, n as u32, &s.scope).await);
+    for (n, tag) in tags.iter().enumerate().skip(1) {
+        bare.push(bare_docker_run(&http, tag, &t).await);
+        driver.push(driver_run(&http, tag, n as u32, &t).await);
 
         let t0 = Instant::now();
-        let (status, d) = s.deploy(&s.admin, &env, &tag).await;
+        let (status, d) = s.deploy(&s.admin, &env, tag).await;
         assert_eq!(status, 201, "{d}");
-        let t1 = until(&http, &url, &format!("release={tag}\n")).await;
+        let t1 = until_serving(&http, &url, &format!("release={tag}\n")).await;
         ours.push(t1 - t0);
         s.wait_for(d["id"].as_i64().unwrap(), &["success"]).await;
     }
@@ -220,6 +160,6 @@ async fn main() {
         if overhead < TARGET { "met" } else { "NOT met" },
         ours.as_secs_f64() / bare.as_secs_f64()
     );
+    // The server's containers go first: the release images are in use until then.
     drop(s);
-    drop(cleanup);
 }

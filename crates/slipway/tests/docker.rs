@@ -8,15 +8,12 @@
 mod images;
 mod util;
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::Stdio;
 use std::time::Duration;
 
-use images::{docker, images};
-use util::{Proc, Server, Sweep, code, free_port, get_body, slipway, stdout, wait_until};
+use images::{docker, images, remove_containers};
+use util::{Load, Server, Sweep, code, free_port, get_body, standalone_router, stdout, wait_until};
 
 const ROUTER_TOKEN: &str = "router-secret-for-the-docker-test";
 
@@ -37,21 +34,7 @@ impl Containers {
 
 impl Drop for Containers {
     fn drop(&mut self) {
-        let filter = format!("label=slipway.scope={}", self.0);
-        let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        else {
-            return;
-        };
-        let ids = String::from_utf8_lossy(&out.stdout);
-        let ids: Vec<&str> = ids.lines().collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .output();
-        }
+        remove_containers(&format!("label=slipway.scope={}", self.0));
     }
 }
 
@@ -116,45 +99,15 @@ fn a_server_killed_with_sigkill_readopts_its_containers_while_traffic_is_served(
     std::fs::create_dir_all(&data).unwrap();
     let containers = Containers(std::fs::canonicalize(&data).unwrap().display().to_string());
     let (staging, control) = (free_port(), free_port());
-    let router_log = std::fs::File::create(dir.path().join("router.log")).unwrap();
-    let _router = Proc(
-        slipway(dir.path())
-            .args(["router", "--control", &format!("127.0.0.1:{control}")])
-            .env("SLIPWAY_ROUTER_TOKEN", ROUTER_TOKEN)
-            .stdout(router_log.try_clone().unwrap())
-            .stderr(router_log)
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_until(Duration::from_secs(30), || {
-        TcpStream::connect(("127.0.0.1", control)).is_ok()
-    }));
+    let _router = standalone_router(dir.path(), control, ROUTER_TOKEN);
     let server = start_server(dir.path(), staging, control);
     deploy(&server, "v1");
     let v1 = containers.ids(false);
     assert_eq!(v1.len(), 1);
 
     // Steady load through the router for the rest of the test.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (failed, answered) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let load = {
-        let (stop, failed, answered) = (stop.clone(), failed.clone(), answered.clone());
-        std::thread::spawn(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(120);
-            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                match get_body(staging) {
-                    Some((200, _)) => answered.fetch_add(1, Ordering::Relaxed),
-                    other => {
-                        eprintln!("failed request: {other:?}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-            }
-        })
-    };
-    assert!(wait_until(Duration::from_secs(10), || {
-        answered.load(Ordering::Relaxed) > 20
-    }));
+    let load = Load::start(staging, 1);
+    assert!(load.answers(20));
 
     // A container with this server's labels that no deployment owns (as a server that
     // died between starting and recording one leaves).
@@ -176,10 +129,8 @@ fn a_server_killed_with_sigkill_readopts_its_containers_while_traffic_is_served(
     ]);
 
     drop(server); // SIGKILL, not a clean stop
-    let during = answered.load(Ordering::Relaxed);
     assert!(
-        wait_until(Duration::from_secs(10), || answered.load(Ordering::Relaxed)
-            > during + 20),
+        load.answers(20),
         "the router stopped answering when the server died"
     );
 
@@ -228,14 +179,8 @@ fn a_server_killed_with_sigkill_readopts_its_containers_while_traffic_is_served(
     assert_eq!(containers.ids(true), v1, "the orphan is gone, v1 stays");
 
     deploy(&server, "v2");
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "of {} requests",
-        answered.load(Ordering::Relaxed)
-    );
+    let (answered, failed) = load.finish();
+    assert_eq!(failed, 0, "of {answered} requests");
     assert_eq!(
         get_body(staging).map(|(s, b)| (s, b.trim().to_owned())),
         Some((200, "ok release=v2".into()))

@@ -8,12 +8,12 @@ mod util;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{Proc, Sweep, demo_app, free_port, get_body as get, slipway, wait_until};
+use util::{
+    Load, Proc, Sweep, demo_app, free_port, get_body as get, slipway, standalone_router, wait_until,
+};
 
 const ROUTER_TOKEN: &str = "router-secret-for-this-test";
 
@@ -208,79 +208,26 @@ fn a_standalone_router_serves_through_a_server_kill_without_a_failed_request() {
         control: free_port(),
     };
     write_config(dir.path(), &ports, true);
-    let router_log = std::fs::File::create(dir.path().join("router.log")).unwrap();
-    let _router = Proc(
-        slipway(dir.path())
-            .args([
-                "router",
-                "--control",
-                &format!("127.0.0.1:{}", ports.control),
-            ])
-            .env("SLIPWAY_ROUTER_TOKEN", ROUTER_TOKEN)
-            .stdout(router_log.try_clone().unwrap())
-            .stderr(router_log)
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_until(Duration::from_secs(30), || TcpStream::connect(
-        ("127.0.0.1", ports.control)
-    )
-    .is_ok()));
+    let _router = standalone_router(dir.path(), ports.control, ROUTER_TOKEN);
     let mut server = start_server(dir.path(), &ports, "server-1.log");
     deploy(dir.path(), &ports, "v1", true);
 
     // Steady load through the router from two threads, for the rest of the test.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
-    let answered = Arc::new(AtomicU64::new(0));
-    let load: Vec<_> = (0..2)
-        .map(|_| {
-            let (stop, failed, answered, port) = (
-                stop.clone(),
-                failed.clone(),
-                answered.clone(),
-                ports.staging,
-            );
-            std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + Duration::from_secs(120);
-                while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    match get(port) {
-                        Some((200, _)) => answered.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            eprintln!("failed request: {other:?}");
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
-    assert!(wait_until(Duration::from_secs(10), || answered
-        .load(Ordering::Relaxed)
-        > 50));
+    let load = Load::start(ports.staging, 2);
+    assert!(load.answers(50));
 
     server.0.kill().unwrap();
     server.0.wait().unwrap();
     drop(server);
-    let during = answered.load(Ordering::Relaxed);
     assert!(
-        wait_until(Duration::from_secs(10), || answered.load(Ordering::Relaxed)
-            > during + 50),
+        load.answers(50),
         "the router stopped answering when the server died"
     );
 
     let _server = start_server(dir.path(), &ports, "server-2.log");
     deploy(dir.path(), &ports, "v2", true);
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        t.join().unwrap();
-    }
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "of {} requests",
-        answered.load(Ordering::Relaxed)
-    );
+    let (answered, failed) = load.finish();
+    assert_eq!(failed, 0, "of {answered} requests");
     assert_eq!(
         get(ports.staging).map(|(s, b)| (s, b.trim().to_string())),
         Some((200, "ok release=v2".into()))

@@ -2,15 +2,16 @@
 //! docker benchmark): the demo images, unique names, and a server that removes every
 //! container it made when dropped.
 
-#[path = "../../../slipway-drivers/tests/util/images.rs"]
-mod images;
+#[path = "../../../slipway-drivers/tests/util/mod.rs"]
+mod drivers;
 
 use std::collections::BTreeSet;
 use std::ops::{Deref, DerefMut};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use images::{docker, images};
+#[allow(unused_imports)] // each test binary uses a different part
+pub use drivers::{Scope, docker, images, remove_containers};
 
 use super::TestServer;
 
@@ -129,23 +130,7 @@ impl DerefMut for DockerServer {
 impl Drop for DockerServer {
     fn drop(&mut self) {
         drop(self.server.take());
-        let filter = format!("label=slipway.scope={}", self.scope);
-        let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
-            .output()
-        else {
-            return;
-        };
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v"])
-                .args(&ids)
-                .output();
-        }
+        remove_containers(&format!("label=slipway.scope={}", self.scope));
         for tag in &self.tags {
             // Only the tag: the image stays for the other tags that name it.
             let _ = Command::new("docker").args(["rmi", tag]).output();
