@@ -167,7 +167,7 @@ async fn a_container_killed_or_removed_by_someone_else_is_not_running() {
         driver.liveness(&run.started.handle).await,
         Liveness::Gone("its container exited with code 137 (killed)".into())
     );
-    assert_eq!(driver.found(&t.scope).await.unwrap()[0].running, false);
+    assert!(!driver.found(&t.scope).await.unwrap()[0].running);
     assert!(driver.instances(&t.scope).await.is_empty());
     let kept = driver.containers(&t.scope).await.unwrap();
     assert_eq!(kept.len(), 1);
