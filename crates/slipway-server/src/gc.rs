@@ -26,7 +26,7 @@ fn view(l: Leftover) -> LeftoverView {
 }
 
 #[utoipa::path(get, path = "/api/v1/gc",
-    responses((status = 200, description = "the instances no deployment owns", body = Leftovers), (status = 401, description = "no or unknown token", body = ErrorBody)))]
+    responses((status = 200, description = "the instances no deployment owns", body = Leftovers), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(_): Auth,
@@ -38,7 +38,7 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/gc",
-    responses((status = 200, description = "what was removed, and what was left alone and why", body = GcResult), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)))]
+    responses((status = 200, description = "what was removed, and what was left alone and why", body = GcResult), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)))]
 pub async fn collect(
     State(state): State<AppState>,
     Auth(actor): Auth,
