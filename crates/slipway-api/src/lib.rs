@@ -4,8 +4,12 @@
 //! onto these; a client never parses free text to learn what the API can say in a field.
 #![forbid(unsafe_code)]
 
+mod gc;
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+pub use gc::{GcResult, LeftoverView, Leftovers, SkippedLeftover};
 
 /// The status of a deployment (docs/concepts.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

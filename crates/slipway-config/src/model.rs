@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// The Docker Engine API of docker apps (`unix:///…` or `tcp://host:port`); `None`
     /// means `DOCKER_HOST`, else `/var/run/docker.sock`.
     pub docker_host: Option<String>,
+    /// How often the engine checks that the instances of every serving release still run,
+    /// and replaces those that died or were removed. Default 2s.
+    pub instance_check: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +92,11 @@ pub enum RestartPolicy {
     /// slipway itself replaces a dead instance.
     #[default]
     No,
-    OnFailure,
+    /// Docker restarts a container that exits with an error, at most `max_retries` times
+    /// when set (`on-failure:N`).
+    OnFailure {
+        max_retries: Option<u32>,
+    },
     UnlessStopped,
     Always,
 }

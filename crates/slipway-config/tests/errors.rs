@@ -28,7 +28,7 @@ server:
   lisen: 127.0.0.1:7700
 "#,
         r#"slipway.yaml:3:3: server.lisen: unknown key `lisen`
-  expected: one of listen, data_dir, database, tick, router_control, docker_host
+  expected: one of listen, data_dir, database, tick, router_control, docker_host, instance_check
   hint: did you mean `listen`?"#,
     ),
     (
@@ -454,9 +454,43 @@ slipway.yaml:8:5: apps.web.memory: bad memory limit `512x`
 slipway.yaml:9:5: apps.web.cpus: bad CPU limit `0`
   expected: a number of CPU cores above 0, like 0.5 or 2
 slipway.yaml:10:5: apps.web.restart: unknown restart policy `never`
-  expected: one of no, on-failure, unless-stopped, always
+  expected: one of no, always, unless-stopped, on-failure, on-failure:N (N retries, 0 or more)
+  hint: slipway replaces a dead container itself; `no` leaves it to slipway alone
 slipway.yaml:11:5: apps.web.args: expected a list of arguments, got `--verbose`
   hint: write a list, like `[--verbose]`"#,
+    ),
+    (
+        "bad restart retries and instance check",
+        r#"version: 1
+server:
+  instance_check: 0s
+apps:
+  web:
+    driver: docker
+    image: acme/web
+    port: 8080
+    restart: on-failure:-1
+  api:
+    driver: docker
+    image: acme/api
+    port: 8080
+    restart: { on-failure: 3 }
+  job:
+    driver: docker
+    image: acme/job
+    port: 8080
+    restart: on-failure:three
+"#,
+        r#"slipway.yaml:3:3: server.instance_check: must be longer than 0
+  expected: a whole number with a unit ms, s, m or h, such as 250ms, 30s, 5m, 2h or 1m30s
+slipway.yaml:9:5: apps.web.restart: unknown restart policy `on-failure:-1`
+  expected: one of no, always, unless-stopped, on-failure, on-failure:N (N retries, 0 or more)
+  hint: the number of retries is a whole number, like `on-failure:3`
+slipway.yaml:14:5: apps.api.restart: expected a restart policy, got a mapping
+  expected: one of no, always, unless-stopped, on-failure, on-failure:N (N retries, 0 or more)
+slipway.yaml:19:5: apps.job.restart: unknown restart policy `on-failure:three`
+  expected: one of no, always, unless-stopped, on-failure, on-failure:N (N retries, 0 or more)
+  hint: the number of retries is a whole number, like `on-failure:3`"#,
     ),
     (
         "bad docker host",

@@ -34,6 +34,7 @@ fn design_example_parses_to_the_expected_model() {
             tick: Duration::from_millis(100),
             router_control: None,
             docker_host: None,
+            instance_check: Duration::from_secs(2),
         }
     );
 
@@ -322,6 +323,21 @@ apps:
     memory: 1G
     cpus: 2
     restart: unless-stopped
+  batch:
+    driver: docker
+    image: acme/batch
+    port: 9001
+    restart: on-failure:5
+  cron:
+    driver: docker
+    image: acme/cron
+    port: 9002
+    restart: always
+  plain:
+    driver: docker
+    image: acme/plain
+    port: 9003
+    restart: no
 "#,
     );
     assert_eq!(config.server.docker_host, None);
@@ -329,7 +345,7 @@ apps:
     assert_eq!(api.pull, Pull::Never);
     assert_eq!(api.memory, Some(512 << 20));
     assert_eq!(api.cpus, Some(0.5));
-    assert_eq!(api.restart, RestartPolicy::OnFailure);
+    assert_eq!(api.restart, RestartPolicy::OnFailure { max_retries: None });
     assert_eq!(api.args, ["--port", "3000", "--error-rate", "0"]);
     let worker = &config.apps["worker"].container;
     assert_eq!(worker.pull, Pull::Always);
@@ -337,6 +353,15 @@ apps:
     assert_eq!(worker.cpus, Some(2.0));
     assert_eq!(worker.restart, RestartPolicy::UnlessStopped);
     assert!(worker.args.is_empty());
+    let restart = |app: &str| config.apps[app].container.restart;
+    assert_eq!(
+        restart("batch"),
+        RestartPolicy::OnFailure {
+            max_retries: Some(5)
+        }
+    );
+    assert_eq!(restart("cron"), RestartPolicy::Always);
+    assert_eq!(restart("plain"), RestartPolicy::No);
 }
 
 #[test]

@@ -26,7 +26,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 use crate::process::free_port;
-use crate::{Driver, InstanceSpec, Started, Workload};
+use crate::{Driver, Found, InstanceSpec, Liveness, OwnHealth, Started, Workload};
 
 pub const LABEL_APP: &str = "slipway.app";
 pub const LABEL_ENVIRONMENT: &str = "slipway.environment";
@@ -84,7 +84,9 @@ pub enum DockerError {
     BadTag { image: String, version: String },
     #[error("`{value}` cannot be part of the container name (field `{field}`): use [A-Za-z0-9_.-]")]
     BadName { field: &'static str, value: String },
-    #[error("a container named {name} exists already: start it again or remove it first")]
+    #[error(
+        "a container named {name} exists already: remove it first (`slipway gc` removes the containers of this server that no deployment owns)"
+    )]
     NameTaken { name: String },
     #[error("bad container handle `{0}`: expected `docker:<container id>`")]
     BadHandle(String),
@@ -648,14 +650,63 @@ impl DockerDriver {
 
     /// The verdict of the image's own `HEALTHCHECK`.
     pub async fn health(&self, handle: &str) -> Result<ImageHealth> {
+        Ok(self.own_health_of(handle).await?.status)
+    }
+
+    /// The `HEALTHCHECK` verdict with what its last run printed.
+    async fn own_health_of(&self, handle: &str) -> Result<OwnHealth> {
         let inspect = self.inspect(container_id(handle)?).await?;
-        let status = inspect.state.and_then(|s| s.health).and_then(|h| h.status);
-        Ok(match status {
+        let health = inspect.state.and_then(|s| s.health);
+        let status = match health.as_ref().and_then(|h| h.status) {
             Some(HealthStatusEnum::STARTING) => ImageHealth::Starting,
             Some(HealthStatusEnum::HEALTHY) => ImageHealth::Healthy,
             Some(HealthStatusEnum::UNHEALTHY) => ImageHealth::Unhealthy,
             _ => ImageHealth::None,
+        };
+        let last_output = health
+            .and_then(|h| h.log?.pop()?.output)
+            .map(|o| o.trim().chars().take(300).collect())
+            .unwrap_or_default();
+        Ok(OwnHealth {
+            status,
+            last_output,
         })
+    }
+
+    /// [`Driver::liveness`] from the container's state: removed, paused, exited (with its
+    /// code, and whether the kernel killed it for memory) or restarting.
+    pub async fn liveness_of(&self, handle: &str) -> Result<Liveness> {
+        let id = container_id(handle)?;
+        let state = match self.inspect(id).await {
+            Ok(inspect) => inspect.state.unwrap_or_default(),
+            Err(DockerError::NoSuchContainer(_)) => {
+                return Ok(Liveness::Gone("its container was removed".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        if state.restarting == Some(true) {
+            return Ok(Liveness::Restarting);
+        }
+        if state.paused == Some(true) {
+            return Ok(Liveness::Gone("its container is paused".into()));
+        }
+        if state.running == Some(true) {
+            return Ok(Liveness::Running);
+        }
+        let mut why = match state.exit_code {
+            Some(code) => format!("its container exited with code {code}"),
+            None => "its container is not running".to_owned(),
+        };
+        if state.oom_killed == Some(true) {
+            why.push_str(" (killed for lack of memory: see `memory:`)");
+        } else if state.exit_code == Some(137) {
+            why.push_str(" (killed)");
+        }
+        if let Some(error) = state.error.filter(|e| !e.is_empty()) {
+            why.push_str(": ");
+            why.push_str(&error);
+        }
+        Ok(Liveness::Gone(why))
     }
 
     /// Every container labelled with `scope`, running or stopped: the kept releases a
@@ -810,6 +861,34 @@ impl Driver for DockerDriver {
 
     async fn start_again(&self, handle: &str) -> crate::Result<Option<Started>> {
         Ok(Some(DockerDriver::start_again(self, handle).await?.started))
+    }
+
+    async fn liveness(&self, handle: &str) -> Liveness {
+        self.liveness_of(handle)
+            .await
+            .unwrap_or_else(|e| Liveness::Unknown(e.to_string()))
+    }
+
+    async fn own_health(&self, handle: &str) -> Option<OwnHealth> {
+        self.own_health_of(handle)
+            .await
+            .ok()
+            .filter(|h| h.status != ImageHealth::None)
+    }
+
+    /// Every container labelled with `scope`, running or stopped.
+    async fn found(&self, scope: &str) -> crate::Result<Vec<Found>> {
+        Ok(self
+            .containers(scope)
+            .await?
+            .into_iter()
+            .map(|c| Found {
+                instance_id: c.labels.get(LABEL_INSTANCE).cloned().unwrap_or_default(),
+                handle: c.handle,
+                running: c.running,
+                labels: c.labels,
+            })
+            .collect())
     }
 
     async fn output(&self, handle: &str, lines: usize) -> Option<Vec<String>> {

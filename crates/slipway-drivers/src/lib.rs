@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use docker::{
-    ContainerInfo, ContainerSpec, DockerDriver, DockerError, DockerHost, ImageHealth, PullPolicy,
-    Restart, StartedContainer,
+    ContainerInfo, ContainerSpec, DockerDriver, DockerError, DockerHost, ImageHealth, LABEL_APP,
+    LABEL_DEPLOYMENT, LABEL_ENVIRONMENT, LABEL_RELEASE, PullPolicy, Restart, StartedContainer,
 };
 pub use env::{INHERITED, workload_env};
 pub use process::{ProcessDriver, ProcessHandle, render_command};
@@ -100,6 +100,71 @@ pub trait Driver: Send + Sync {
     async fn output(&self, _handle: &str, _lines: usize) -> Option<Vec<String>> {
         None
     }
+
+    /// Whether the instance runs, is being restarted by the driver's own policy (Docker's
+    /// `restart:`), or is gone and why, in words for the deployment log.
+    async fn liveness(&self, handle: &str) -> Liveness {
+        if self.is_running(handle).await {
+            Liveness::Running
+        } else {
+            Liveness::Gone("it is no longer running".into())
+        }
+    }
+
+    /// The verdict of the workload's own health check (a container image's
+    /// `HEALTHCHECK`); `None` when it has none or the driver cannot say.
+    async fn own_health(&self, _handle: &str) -> Option<OwnHealth> {
+        None
+    }
+
+    /// Every instance this driver holds for `scope`, running or not (a stopped container
+    /// stays until it is removed): what a server's records are compared with to find
+    /// leftovers. By default the running ones of [`Driver::instances`].
+    async fn found(&self, scope: &str) -> Result<Vec<Found>> {
+        Ok(self
+            .instances(scope)
+            .await
+            .into_iter()
+            .map(|(instance_id, handle)| Found {
+                instance_id,
+                handle,
+                running: true,
+                labels: BTreeMap::new(),
+            })
+            .collect())
+    }
+}
+
+/// See [`Driver::liveness`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    Running,
+    /// The driver brings it back by itself (a container crashed under `restart: always`).
+    Restarting,
+    /// Why it is gone: `exited with code 137`, `its container was removed`, …
+    Gone(String),
+    /// The driver cannot tell now (the daemon does not answer): neither alive nor dead.
+    Unknown(String),
+}
+
+/// See [`Driver::own_health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnHealth {
+    pub status: ImageHealth,
+    /// What the check's last run printed, trimmed (empty when it printed nothing).
+    pub last_output: String,
+}
+
+/// An instance a driver holds (see [`Driver::found`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The engine's instance id it carries (`slipway-<app>-<env>-<version>-<n>`); empty
+    /// when it carries none.
+    pub instance_id: String,
+    pub handle: String,
+    pub running: bool,
+    /// Its `slipway.*` labels (none for a process).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What to start, whatever runs it.

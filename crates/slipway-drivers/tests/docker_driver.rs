@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slipway_drivers::{
-    DockerDriver, DockerError, DockerHost, Driver, Error, ImageHealth, PullPolicy, Restart,
+    DockerDriver, DockerError, DockerHost, Driver, Error, ImageHealth, Liveness, PullPolicy,
+    Restart,
 };
 use util::{Scope, docker, eventually, get, images, inspect, serving};
 
@@ -155,9 +156,18 @@ async fn a_container_killed_or_removed_by_someone_else_is_not_running() {
     t.track(&run.started.handle);
     let id = &run.started.handle["docker:".len()..];
     assert!(driver.is_running(&run.started.handle).await);
+    assert_eq!(
+        driver.liveness(&run.started.handle).await,
+        Liveness::Running
+    );
 
     docker(&["kill", id]);
     assert!(!driver.is_running(&run.started.handle).await);
+    assert_eq!(
+        driver.liveness(&run.started.handle).await,
+        Liveness::Gone("its container exited with code 137 (killed)".into())
+    );
+    assert!(!driver.found(&t.scope).await.unwrap()[0].running);
     assert!(driver.instances(&t.scope).await.is_empty());
     let kept = driver.containers(&t.scope).await.unwrap();
     assert_eq!(kept.len(), 1);
@@ -166,6 +176,11 @@ async fn a_container_killed_or_removed_by_someone_else_is_not_running() {
 
     docker(&["rm", id]);
     assert!(!driver.is_running(&run.started.handle).await);
+    assert_eq!(
+        driver.liveness(&run.started.handle).await,
+        Liveness::Gone("its container was removed".into())
+    );
+    assert!(driver.found(&t.scope).await.unwrap().is_empty());
     driver
         .stop(&run.started.handle, Duration::from_secs(1))
         .await
@@ -395,6 +410,12 @@ async fn the_images_own_healthcheck_is_reported() {
         })
         .await;
     }
+    // Through the trait: none for an image without HEALTHCHECK, and what the failing
+    // check printed.
+    assert_eq!(Driver::own_health(&driver, &handles["v1"]).await, None);
+    let v3 = Driver::own_health(&driver, &handles["v3"]).await.unwrap();
+    assert_eq!(v3.status, ImageHealth::Unhealthy);
+    assert!(!v3.last_output.is_empty(), "{v3:?}");
 }
 
 #[tokio::test]

@@ -76,7 +76,7 @@ pub struct KeptRelease {
     pub deployment_id: DeploymentId,
 }
 
-fn require(actor: &Actor, role: Role, action: &str) -> Result<()> {
+pub(crate) fn require(actor: &Actor, role: Role, action: &str) -> Result<()> {
     if actor.role >= role {
         Ok(())
     } else {

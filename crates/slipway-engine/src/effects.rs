@@ -265,4 +265,40 @@ impl Inner {
     pub(crate) fn set_paused(&self, id: DeploymentId, paused: Option<Paused>) {
         self.with_control(id, |c| c.live.paused = paused);
     }
+
+    /// Ends a running rollout as `failure` with `reason` (it reverts as any failure does).
+    pub(crate) fn fail_rollout(&self, id: DeploymentId, reason: &str) {
+        self.with_control(id, |c| {
+            c.fail.send_replace(Some(reason.to_string()));
+        });
+    }
+
+    /// Routes to the running instances of `version` as the store records them, leaving
+    /// every weight as it is: an instance was replaced.
+    pub(crate) async fn refresh_instances(
+        &self,
+        app: &str,
+        env: &str,
+        version: &str,
+    ) -> Result<()> {
+        let addrs = self.running_addrs(app, env, version).await?;
+        if self.has_preview(env) {
+            self.traffic
+                .set_instances(app, &preview_listener(env), version, &addrs)
+                .await?;
+        }
+        self.traffic.set_instances(app, env, version, &addrs).await
+    }
+
+    /// Whether an app uses the driver of `kind`.
+    pub(crate) fn uses(&self, kind: slipway_config::DriverKind) -> bool {
+        self.config.apps.values().any(|a| a.driver == kind)
+    }
+
+    /// Whether dead instances of `app` in `env` are being replaced now.
+    pub(crate) fn is_healing(&self, app: &str, env: &str) -> bool {
+        self.healing
+            .lock()
+            .is_ok_and(|h| h.contains(&(app.to_owned(), env.to_owned())))
+    }
 }

@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use slipway_config::{App, DriverKind, Pull, RestartPolicy};
-use slipway_core::{Deployment, Instance, InstanceState};
-use slipway_drivers::{InstanceSpec, PullPolicy, Restart, Workload};
+use slipway_core::{Deployment, DeploymentId, Instance, InstanceState};
+use slipway_drivers::{
+    Driver, ImageHealth, InstanceSpec, OwnHealth, PullPolicy, Restart, Workload,
+};
 
 use crate::error::{Error, Result, Stop};
 use crate::{Inner, STOP_GRACE};
@@ -211,7 +214,7 @@ fn workload(inner: &Inner, d: &Deployment, app: &App, name: &str) -> Result<Work
             cpus: app.container.cpus,
             restart: match app.container.restart {
                 RestartPolicy::No => Restart::No,
-                RestartPolicy::OnFailure => Restart::OnFailure { max_retries: None },
+                RestartPolicy::OnFailure { max_retries } => Restart::OnFailure { max_retries },
                 RestartPolicy::UnlessStopped => Restart::UnlessStopped,
                 RestartPolicy::Always => Restart::Always,
             },
@@ -262,7 +265,7 @@ pub(crate) async fn wait_healthy(
     );
     inner.log(d.id, "health", &waiting).await;
     let driver = inner.driver_of(&d.app)?;
-    match inner
+    let verdict = match inner
         .prober
         .wait_healthy(addr, &app.health, driver.as_ref(), &inst.handle)
         .await
@@ -271,12 +274,67 @@ pub(crate) async fn wait_healthy(
             inner
                 .log(d.id, "health", &format!("healthy: {summary}"))
                 .await;
+            wait_own_health(driver.as_ref(), &inst.handle).await
+        }
+        Err(why) => Err(why),
+    };
+    match verdict {
+        Ok(Some(own)) => {
+            let line = format!("the image's HEALTHCHECK says healthy{}", output_of(&own));
+            inner.log(d.id, "health", &line).await;
             Ok(())
         }
+        Ok(None) => Ok(()),
         Err(why) => Err(Stop::Failed(format!(
             "{} never became healthy: {why}",
             d.release.version
         ))),
+    }
+}
+
+/// How long an image's `HEALTHCHECK` may say `starting` once `health:` passed. Docker
+/// decides within the image's own start period and retries; this only bounds a daemon
+/// that never does.
+const OWN_HEALTH_DEADLINE: Duration = Duration::from_secs(120);
+/// How often Docker's verdict is read while it says `starting`.
+const OWN_HEALTH_POLL: Duration = Duration::from_millis(25);
+
+/// Waits for the verdict of the workload's own health check (an image's `HEALTHCHECK`),
+/// when it has one: `Err` when it says unhealthy.
+async fn wait_own_health(driver: &dyn Driver, handle: &str) -> Result<Option<OwnHealth>, String> {
+    let deadline = tokio::time::Instant::now() + OWN_HEALTH_DEADLINE;
+    loop {
+        let Some(own) = driver.own_health(handle).await else {
+            return Ok(None);
+        };
+        match own.status {
+            ImageHealth::Healthy => return Ok(Some(own)),
+            ImageHealth::Unhealthy => return Err(own_unhealthy(&own)),
+            ImageHealth::None => return Ok(None),
+            ImageHealth::Starting if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "the image's HEALTHCHECK still says starting after {}",
+                    slipway_core::civil::format_duration(OWN_HEALTH_DEADLINE)
+                ));
+            }
+            ImageHealth::Starting => tokio::time::sleep(OWN_HEALTH_POLL).await,
+        }
+    }
+}
+
+/// The reason given when an image's `HEALTHCHECK` says unhealthy (`health:` may pass).
+pub(crate) fn own_unhealthy(own: &OwnHealth) -> String {
+    format!(
+        "the image's HEALTHCHECK reports unhealthy{}",
+        output_of(own)
+    )
+}
+
+fn output_of(own: &OwnHealth) -> String {
+    if own.last_output.is_empty() {
+        String::new()
+    } else {
+        format!(" (last check: {})", own.last_output)
     }
 }
 
@@ -319,26 +377,31 @@ pub(crate) async fn copy_output(inner: &Inner, d: &Deployment) {
     else {
         return;
     };
-    let Ok(driver) = inner.driver_of(&d.app) else {
+    for inst in instances.iter().filter(|i| i.version == d.release.version) {
+        copy_instance_output(inner, d.id, inst).await;
+    }
+}
+
+/// Copies the last lines one instance printed into deployment `into`'s log.
+pub(crate) async fn copy_instance_output(inner: &Inner, into: DeploymentId, inst: &Instance) {
+    let Ok(driver) = inner.driver_of(&inst.app) else {
         return;
     };
-    for inst in instances.iter().filter(|i| i.version == d.release.version) {
-        let lines = match driver.output(&inst.handle, APP_LOG_TAIL).await {
-            Some(lines) => lines,
-            None => {
-                let path = log_path(inner, &inst.id, inst.deployment_id);
-                let Ok(text) = tokio::fs::read_to_string(&path).await else {
-                    continue;
-                };
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(APP_LOG_TAIL)..]
-                    .iter()
-                    .map(|l| (*l).to_owned())
-                    .collect()
-            }
-        };
-        for line in &lines {
-            inner.log(d.id, "app", line).await;
+    let lines = match driver.output(&inst.handle, APP_LOG_TAIL).await {
+        Some(lines) => lines,
+        None => {
+            let path = log_path(inner, &inst.id, inst.deployment_id);
+            let Ok(text) = tokio::fs::read_to_string(&path).await else {
+                return;
+            };
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(APP_LOG_TAIL)..]
+                .iter()
+                .map(|l| (*l).to_owned())
+                .collect()
         }
+    };
+    for line in &lines {
+        inner.log(into, "app", line).await;
     }
 }

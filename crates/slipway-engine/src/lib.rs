@@ -18,8 +18,10 @@ mod commands;
 mod effects;
 mod error;
 mod finish;
+mod heal;
 mod hooks;
 mod instances;
+mod leftovers;
 mod migrate;
 mod notify;
 mod ports;
@@ -31,7 +33,7 @@ mod strategy;
 mod traffic;
 mod watching;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,7 @@ pub use clock::{Clock, SystemClock};
 pub use commands::{DeployRequest, EnvStatus, KeptRelease, Share, WaitingOn};
 pub use error::{Error, ErrorKind, Result};
 pub use hooks::ShellHooks;
+pub use leftovers::{GcReport, Leftover};
 pub use notify::Notifier;
 pub use ports::{Drivers, HookOutput, HookRun, HookRunner, Prober};
 pub use probe::HttpProber;
@@ -130,6 +133,9 @@ pub(crate) struct Inner {
     rollouts: std::sync::Mutex<HashMap<DeploymentId, RolloutControl>>,
     /// The running post-deploy watches, by watched deployment: set to end one.
     watching: std::sync::Mutex<HashMap<DeploymentId, watch::Sender<bool>>>,
+    /// (app, environment) whose dead instances are being replaced: no rollout starts
+    /// there meanwhile (`heal.rs`).
+    healing: std::sync::Mutex<BTreeSet<(String, String)>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -139,6 +145,8 @@ struct RolloutControl {
     environment: String,
     /// Set to a reason to abort the rollout (an urgent rollback).
     abort: watch::Sender<Option<String>>,
+    /// Set to a reason to fail the rollout (an instance of its release died).
+    fail: watch::Sender<Option<String>>,
     /// Wakes a canary paused with `pause: manual`.
     promote: Arc<Notify>,
     live: Live,
@@ -186,10 +194,13 @@ impl Engine {
             decide: Mutex::new(()),
             rollouts: std::sync::Mutex::new(HashMap::new()),
             watching: std::sync::Mutex::new(HashMap::new()),
+            healing: std::sync::Mutex::new(BTreeSet::new()),
             shutdown,
         });
         recovery::recover(&inner).await?;
+        tokio::spawn(leftovers::report(inner.clone()));
         tokio::spawn(reconcile::run(inner.clone()));
+        tokio::spawn(heal::run(inner.clone()));
         for notifier in parts.notifiers {
             tokio::spawn(notify::deliver(inner.clone(), notifier));
         }
@@ -256,13 +267,21 @@ impl Engine {
         self.inner.wake.notify_one();
     }
 
-    /// Stops every instance the drivers run for this server, recorded or not, and forgets
-    /// them (the demo's clean-up; a real server leaves workloads running when it stops).
+    /// Stops and removes every instance the drivers hold for this server (containers
+    /// too), recorded or not, and forgets them (the demo's clean-up; a real server leaves
+    /// workloads running when it stops).
     pub async fn stop_all_instances(&self) -> Result<()> {
         let scope = self.inner.scope();
-        for driver in self.inner.drivers.all() {
-            for (_, handle) in driver.instances(&scope).await {
-                driver.stop(&handle, STOP_GRACE).await?;
+        for (kind, driver) in self.inner.drivers.each() {
+            let found = match driver.found(&scope).await {
+                Ok(found) => found,
+                // A driver no app uses may have no daemon to ask.
+                Err(_) if !self.inner.uses(kind) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for found in found {
+                driver.stop(&found.handle, STOP_GRACE).await?;
+                driver.remove(&found.handle).await?;
             }
         }
         for inst in self.inner.store.instances(None, None).await? {

@@ -26,11 +26,12 @@ pub trait Prober: Send + Sync {
         handle: &str,
     ) -> Result<String, String>;
 
-    /// Runs every smoke test against `addr`; the first failure ends the run. Returns a
-    /// line per passed test.
+    /// Runs every smoke test of `app` against `addr` (a router listener, which may serve
+    /// other apps too); the first failure ends the run. Returns a line per passed test.
     async fn smoke(
         &self,
         addr: SocketAddr,
+        app: &str,
         tests: &[SmokeTest],
         timeout: Duration,
     ) -> Result<Vec<String>, String>;
@@ -92,6 +93,11 @@ impl Drivers {
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Driver>> {
         self.by_kind.iter().map(|(_, d)| d)
+    }
+
+    /// Every driver with its kind.
+    pub fn each(&self) -> impl Iterator<Item = (DriverKind, &Arc<dyn Driver>)> {
+        self.by_kind.iter().map(|(k, d)| (*k, d))
     }
 }
 

@@ -41,17 +41,23 @@ impl HttpProber {
         HttpProber { http }
     }
 
-    /// GETs `path` on `addr` and checks the status (and body, when asked).
+    /// GETs `path` on `addr` (as `app` when it is a router's listener) and checks the
+    /// status (and body, when asked).
     async fn get(
         &self,
         addr: SocketAddr,
+        app: Option<&str>,
         path: &str,
         timeout: Duration,
         expect_status: u16,
         expect_body: Option<&str>,
     ) -> ProbeResult {
         let url = format!("http://{addr}{path}");
-        let response = match self.http.get(&url).timeout(timeout).send().await {
+        let mut request = self.http.get(&url).timeout(timeout);
+        if let Some(app) = app {
+            request = request.header("X-Slipway-App", app);
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
                 let why = if e.is_timeout() {
@@ -110,7 +116,7 @@ impl Prober for HttpProber {
         let mut failures = 0;
         let mut ever_healthy = false;
         loop {
-            let result = self.get(addr, &hc.path, hc.timeout, 200, None).await;
+            let result = self.get(addr, None, &hc.path, hc.timeout, 200, None).await;
             let in_start_period = started.elapsed() < hc.start_period;
             if result.ok {
                 successes += 1;
@@ -146,10 +152,12 @@ impl Prober for HttpProber {
         }
     }
 
-    /// Runs every smoke test against `addr` (the router); the first failure ends the run.
+    /// Runs every smoke test against `addr` (the router, asked for `app`); the first
+    /// failure ends the run.
     async fn smoke(
         &self,
         addr: SocketAddr,
+        app: &str,
         tests: &[SmokeTest],
         timeout: Duration,
     ) -> Result<Vec<String>, String> {
@@ -158,6 +166,7 @@ impl Prober for HttpProber {
             let result = self
                 .get(
                     addr,
+                    Some(app),
                     &test.get,
                     timeout,
                     test.expect_status.unwrap_or(200),

@@ -95,6 +95,10 @@ async fn step_group(
                 let reason = format!("waiting for deployment {} to finish", running.id);
                 hold(inner, d, "concurrency", &reason).await?;
             }
+            (gates::GateOutcome::Open, None) if inner.is_healing(&d.app, &d.environment) => {
+                let reason = "waiting for the replacement of a dead instance to finish";
+                hold(inner, d, "concurrency", reason).await?;
+            }
             (gates::GateOutcome::Open, None) => {
                 let started = inner
                     .transition(

@@ -22,6 +22,7 @@ pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
         return;
     }
     let (abort, abort_rx) = watch::channel(None);
+    let (fail, fail_rx) = watch::channel(None);
     let promote = Arc::new(Notify::new());
     rollouts.insert(
         d.id,
@@ -29,17 +30,30 @@ pub(crate) fn ensure_running(inner: &Arc<Inner>, d: &Deployment) {
             app: d.app.clone(),
             environment: d.environment.clone(),
             abort,
+            fail,
             promote: promote.clone(),
             live: Live::default(),
         },
     );
-    tokio::spawn(supervise(inner.clone(), d.id, abort_rx, promote));
+    let signals = Signals {
+        abort: abort_rx,
+        fail: fail_rx,
+    };
+    tokio::spawn(supervise(inner.clone(), d.id, signals, promote));
+}
+
+/// What ends a rollout from outside its task.
+struct Signals {
+    /// An urgent rollback: the deployment ends `rolled_back`.
+    abort: watch::Receiver<Option<String>>,
+    /// An instance of its release died (`heal.rs`): it ends `failure`.
+    fail: watch::Receiver<Option<String>>,
 }
 
 async fn supervise(
     inner: Arc<Inner>,
     id: DeploymentId,
-    mut abort: watch::Receiver<Option<String>>,
+    mut signals: Signals,
     promote: Arc<Notify>,
 ) {
     let mut shutdown = inner.shutdown.subscribe();
@@ -48,7 +62,8 @@ async fn supervise(
     }
     let outcome = tokio::select! {
         outcome = steps(&inner, id, &promote) => Some(outcome),
-        reason = aborted(&mut abort) => Some(Outcome::Aborted(reason)),
+        reason = aborted(&mut signals.abort) => Some(Outcome::Aborted(reason)),
+        reason = aborted(&mut signals.fail) => Some(Outcome::Failed(reason)),
         // The server is stopping: leave the rollout as persisted; the next start resumes it.
         _ = shutdown.wait_for(|stop| *stop) => None,
     };
@@ -172,7 +187,7 @@ async fn verify(r: &Rollout<'_>) -> Result<String, Stop> {
     let passed = r
         .inner
         .prober
-        .smoke(listener, &r.app.smoke, r.app.health.timeout)
+        .smoke(listener, &d.app, &r.app.smoke, r.app.health.timeout)
         .await
         .map_err(Stop::Failed)?;
     for line in &passed {

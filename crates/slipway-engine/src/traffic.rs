@@ -264,6 +264,11 @@ impl Traffic {
         state
             .splits
             .insert((env.to_string(), app.to_string()), routes);
+        self.push(&mut state, env).await
+    }
+
+    /// Pushes the environment's whole configuration once its listener is open.
+    async fn push(&self, state: &mut State, env: &str) -> Result<()> {
         let (addr, config) = state.config(env)?;
         if !state.listeners.get(env).is_some_and(|l| l.open) {
             return Ok(());
@@ -273,6 +278,30 @@ impl Traffic {
             l.addr = bound;
         }
         Ok(())
+    }
+
+    /// Replaces the instances of one release of an app, its weight unchanged, under the
+    /// same lock as `set`: a split changed meanwhile is not undone. Does nothing when the
+    /// app routes no such release.
+    pub async fn set_instances(
+        &self,
+        app: &str,
+        env: &str,
+        version: &str,
+        instances: &[SocketAddr],
+    ) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let Some(routes) = state.splits.get_mut(&(env.to_string(), app.to_string())) else {
+            return Ok(());
+        };
+        let Some(route) = routes.iter_mut().find(|r| r.version == version) else {
+            return Ok(());
+        };
+        if route.instances == instances {
+            return Ok(());
+        }
+        route.instances = instances.to_vec();
+        self.push(&mut state, env).await
     }
 }
 

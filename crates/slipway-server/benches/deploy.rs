@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use util::TestServer;
+use util::{TestServer, until_serving};
 
 const RUNS: usize = 20;
 const DEPLOYS: usize = 50;
@@ -31,21 +31,6 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-/// Polls `url` until the body contains `needle`; returns when it first did.
-async fn until_serving(http: &reqwest::Client, url: &str, needle: &str) -> Instant {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(url).send().await
-            && let Ok(body) = r.text().await
-            && body.contains(needle)
-        {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "{url} never served {needle}");
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
 }
 
 /// The demo app's own start-to-healthy time: spawn it, poll /health until 200.

@@ -628,7 +628,9 @@ mod tests {
         status,
         create_user,
         events,
-        crate::notifications::log
+        crate::notifications::log,
+        crate::gc::list,
+        crate::gc::collect
     ),
     components(schemas(
         ErrorBody,
@@ -644,7 +646,9 @@ mod tests {
         StatusList,
         StatusEvent,
         slipway_api::NotificationAttempts,
-        slipway_api::WebhookBody
+        slipway_api::WebhookBody,
+        slipway_api::Leftovers,
+        slipway_api::GcResult
     ))
 )]
 pub struct ApiDoc;

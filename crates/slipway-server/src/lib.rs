@@ -10,6 +10,7 @@ mod console;
 mod dora;
 mod error;
 mod flags;
+mod gc;
 mod notifications;
 mod ofrep;
 mod preflight;
@@ -101,6 +102,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/flags/{env}/{key}/kill", post(flags::kill))
         .route("/api/v1/metrics/dora", get(dora::report))
         .route("/api/v1/notifications", get(notifications::log))
+        .route("/api/v1/gc", get(gc::list).post(gc::collect))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))

@@ -5,159 +5,17 @@
 //! (`slipway-<app>-<env>-<version>-<n>`) are global on the Docker host.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
-#[path = "../../slipway-drivers/tests/util/images.rs"]
-mod images;
 mod util;
 
 use std::collections::BTreeSet;
-use std::ops::{Deref, DerefMut};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use images::{docker, images};
 use serde_json::Value;
+use util::docker::{APP, DockerServer, blue_green, docker, image_id, unique};
 use util::{TestServer, wait_until};
-
-fn image_id(tag: &str) -> String {
-    images()[tag].clone()
-}
-
-/// A name no other test (or test process) uses.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A server whose `web` app is the demo image. Dropping it stops the server, then
-/// removes every container labelled with its scope, also when the test fails.
-struct DockerServer {
-    server: Option<TestServer>,
-    scope: String,
-    /// Image tags the test made, removed at the end.
-    tags: Vec<String>,
-}
-
-const APP: &str = r#"  web:
-    driver: docker
-    image: slipway-demo
-    port: 8080
-    pull: never
-    memory: 64m
-    health: { path: /health, interval: 100ms, timeout: 1s, start_period: 2s, unhealthy_threshold: 2 }
-    smoke:
-      - { get: /health, expect_status: 200 }
-"#;
-
-impl DockerServer {
-    /// `envs` is the YAML of the `environments:` map.
-    async fn start(envs: &str) -> DockerServer {
-        DockerServer::start_with(envs, "").await
-    }
-
-    /// With `server` lines (indented by two spaces) added to the server section.
-    async fn start_with(envs: &str, server: &str) -> DockerServer {
-        images();
-        let server = TestServer::start_yaml(|dir| {
-            format!(
-                "version: 1\nserver:\n  listen: 127.0.0.1:0\n  data_dir: {}\n  tick: 50ms\n{server}apps:\n{APP}environments:\n{envs}\nusers:\n  alice: {{ role: approver }}\n",
-                dir.join("data").display()
-            )
-        })
-        .await;
-        let scope = std::fs::canonicalize(server.dir.path().join("data"))
-            .unwrap()
-            .display()
-            .to_string();
-        DockerServer {
-            server: Some(server),
-            scope,
-            tags: Vec::new(),
-        }
-    }
-
-    /// Ids of every container of this server, running or not.
-    fn containers(&self) -> BTreeSet<String> {
-        let filter = format!("label=slipway.scope={}", self.scope);
-        docker(&["ps", "-aq", "--no-trunc", "--filter", &filter])
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The running containers of this server by name.
-    fn running_names(&self) -> BTreeSet<String> {
-        let filter = format!("label=slipway.scope={}", self.scope);
-        docker(&["ps", "--format", "{{.Names}}", "--filter", &filter])
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Points `slipway-demo:<tag>` at the image of `source`, until the test ends.
-    fn tag(&mut self, source: &str, tag: &str) {
-        docker(&[
-            "tag",
-            &format!("slipway-demo:{source}"),
-            &format!("slipway-demo:{tag}"),
-        ]);
-        self.tags.push(format!("slipway-demo:{tag}"));
-    }
-
-    async fn body(&self, env: &str) -> String {
-        self.through_router(env).await.1.trim().to_owned()
-    }
-}
-
-impl Deref for DockerServer {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        self.server.as_ref().unwrap()
-    }
-}
-
-impl DerefMut for DockerServer {
-    fn deref_mut(&mut self) -> &mut TestServer {
-        self.server.as_mut().unwrap()
-    }
-}
-
-impl Drop for DockerServer {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        let filter = format!("label=slipway.scope={}", self.scope);
-        let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter", &filter])
-            .output()
-        else {
-            return;
-        };
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v"])
-                .args(&ids)
-                .output();
-        }
-        for tag in &self.tags {
-            // Only the tag: the image stays for the other tags that name it.
-            let _ = Command::new("docker").args(["rmi", tag]).output();
-        }
-    }
-}
 
 fn digest(d: &Value) -> &str {
     d["digest"].as_str().unwrap_or_default()
-}
-
-fn blue_green(env: &str) -> String {
-    format!("    {env}:\n      listen: 127.0.0.1:0\n      strategy: blue-green\n")
 }
 
 /// A protected canary environment, after `requires` when not empty.
@@ -407,4 +265,303 @@ async fn an_unreachable_docker_host_ends_the_deployment_error_naming_it() {
     );
     assert!(s.containers().is_empty());
     assert!(s.instance_states(&env, "v1").await.is_empty());
+}
+
+/// Instances are checked this often in the tests of replacements.
+const CHECKED: &str = "  instance_check: 100ms\n";
+
+/// The running instances of `web` `version` in `env`, as (address, handle).
+async fn running(s: &DockerServer, env: &str, version: &str) -> Vec<(String, String)> {
+    s.env(env).await["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["version"] == version && i["state"] == "running")
+        .map(|i| {
+            (
+                i["addr"].as_str().unwrap().to_owned(),
+                i["handle"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `web` `version` in `env` runs one instance other than `old` and the
+/// router answers from it; returns it.
+async fn replaced(
+    s: &DockerServer,
+    env: &str,
+    version: &str,
+    old: &(String, String),
+) -> (String, String) {
+    let what = format!("{version} in {env} to run again on another container");
+    let new = util::poll_until(&what, || async {
+        let now = running(s, env, version).await;
+        (now.len() == 1 && now[0].1 != old.1).then(|| now[0].clone())
+    })
+    .await;
+    wait_until("the router to reach the replacement", || async {
+        s.body(env).await == format!("ok release={version}")
+    })
+    .await;
+    new
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_killed_or_removed_by_someone_else_is_replaced_on_a_new_port() {
+    let env = unique("stg");
+    let s = DockerServer::start_with(&blue_green(&env), CHECKED).await;
+    let d = s.deploy_and_wait(&env, "v1", "success").await;
+    let id = d["id"].as_i64().unwrap();
+    let name = format!("slipway-web-{env}-v1-1");
+    let first = running(&s, &env, "v1").await.remove(0);
+
+    docker(&["kill", &name]);
+    let second = replaced(&s, &env, "v1", &first).await;
+    assert_ne!(second.0, first.0, "the router got the new port");
+    assert_eq!(s.containers().len(), 1, "the killed container is removed");
+    assert!(s.running_names().contains(&name), "the name is reused");
+
+    docker(&["rm", "-f", &name]);
+    let third = replaced(&s, &env, "v1", &second).await;
+    assert_ne!(third.0, second.0);
+    assert_eq!(s.containers().len(), 1);
+
+    let lines = s.log_lines(id).await;
+    let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
+    assert!(
+        has(&format!(
+            "instance {name} ({}) is gone: its container exited with code 137 (killed); replacing it",
+            first.0
+        )),
+        "{lines:#?}"
+    );
+    // `docker rm -f` kills, then removes: a check may see either.
+    let removed = [
+        "its container was removed",
+        "its container exited with code 137 (killed)",
+    ]
+    .map(|why| {
+        format!(
+            "instance {name} ({}) is gone: {why}; replacing it",
+            second.0
+        )
+    });
+    assert!(removed.iter().any(|l| has(l)), "{lines:#?}");
+    assert!(
+        has(&format!("replaced: {name} serves v1 on {}", third.0)),
+        "{lines:#?}"
+    );
+    let d = s.wait_for(id, &["success"]).await;
+    assert_eq!(TestServer::statuses(&d).last().unwrap(), "success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_killed_mid_canary_fails_it_and_traffic_returns_to_the_stable_one() {
+    let env = unique("prd");
+    let manual = format!(
+        "    {env}:\n      listen: 127.0.0.1:0\n      strategy:\n        canary:\n          steps: [{{ weight: 50 }}, {{ pause: manual }}]\n          analysis: {{ interval: 100ms, max_error_rate: 50%, min_requests: 0, failure_limit: 3 }}\n"
+    );
+    let s = DockerServer::start_with(&manual, CHECKED).await;
+    s.deploy_and_wait(&env, "v1", "success").await;
+    let (status, d) = s.deploy(&s.admin, &env, "v2").await;
+    assert_eq!(status, 201, "{d}");
+    let id = d["id"].as_i64().unwrap();
+    util::poll_until("the canary to pause", || async {
+        let (_, d) = s
+            .call("GET", &format!("/api/v1/deployments/{id}"), &s.admin, None)
+            .await;
+        (!d["paused"].is_null()).then_some(())
+    })
+    .await;
+
+    docker(&["kill", &format!("slipway-web-{env}-v2-1")]);
+    let d = s.wait_for(id, &["failure", "success", "error"]).await;
+    assert_eq!(d["status"], "failure", "{d:#}");
+    assert_eq!(
+        TestServer::last_reason(&d),
+        format!(
+            "instance slipway-web-{env}-v2-1 died during the rollout: its container exited with code 137 (killed)"
+        )
+    );
+    assert_eq!(
+        TestServer::split(&s.env(&env).await),
+        [("v1".to_string(), 100.0)]
+    );
+    assert_eq!(s.body(&env).await, "ok release=v1");
+    assert_eq!(
+        s.running_names(),
+        BTreeSet::from([format!("slipway-web-{env}-v1-1")]),
+        "v2's container is removed"
+    );
+    assert_eq!(s.containers().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_crashes_under_restart_on_failure_is_restarted_by_docker_not_replaced() {
+    let env = unique("stg");
+    let app = APP.replace(
+        "    memory: 64m\n",
+        "    memory: 64m\n    restart: on-failure:3\n",
+    );
+    let s = DockerServer::start_app(&blue_green(&env), CHECKED, &app).await;
+    let d = s.deploy_and_wait(&env, "v1", "success").await;
+    let name = format!("slipway-web-{env}-v1-1");
+    let policy = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        &name,
+    ]);
+    assert_eq!(policy, "on-failure 3");
+    let before = s.containers();
+
+    // A crash from inside (not `docker kill`, which Docker counts as a stop): its main
+    // process dies by a signal, so it exits with an error and Docker restarts it.
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", &name]);
+    let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(
+        killed.success(),
+        "the test must be allowed to signal the container's process"
+    );
+    wait_until("docker to restart it", || async {
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Running}}",
+            &name,
+        ]) == "1 true"
+    })
+    .await;
+    wait_until("the router to reach it again", || async {
+        s.body(&env).await == "ok release=v1"
+    })
+    .await;
+    // Ten checks later slipway has still not replaced it: Docker brought it back.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        assert_eq!(s.containers(), before);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let lines = s.log_lines(d["id"].as_i64().unwrap()).await;
+    assert!(!lines.iter().any(|l| l.contains("is gone")), "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_whose_healthcheck_says_unhealthy_fails_even_when_health_passes() {
+    let env = unique("stg");
+    // `health:` asks `/`, which v3 answers 200; its HEALTHCHECK asks `/health`, which
+    // v3 fails.
+    let app = APP
+        .replace("path: /health, interval", "path: /, interval")
+        .replace(
+            "{ get: /health, expect_status: 200 }",
+            "{ get: /, expect_status: 200 }",
+        );
+    let s = DockerServer::start_app(&blue_green(&env), "", &app).await;
+    let d = s.deploy_and_wait(&env, "v2", "success").await;
+    let lines = s.log_lines(d["id"].as_i64().unwrap()).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("the image's HEALTHCHECK says healthy")),
+        "{lines:#?}"
+    );
+    let before = s.containers();
+
+    let d = s.deploy_and_wait(&env, "v3", "failure").await;
+    let reason = TestServer::last_reason(&d);
+    assert!(
+        reason.starts_with("v3 never became healthy: the image's HEALTHCHECK reports unhealthy"),
+        "{reason}"
+    );
+    let lines = s.log_lines(d["id"].as_i64().unwrap()).await;
+    assert!(
+        lines.iter().any(|l| l == "healthy: GET /: 200"),
+        "health: passed: {lines:#?}"
+    );
+    assert_eq!(s.body(&env).await, "ok release=v2");
+    assert_eq!(s.containers(), before, "v3's container is removed");
+}
+
+/// A container run by hand with this server's labels, removed when the test ends.
+struct Foreign(String);
+
+impl Foreign {
+    fn run(name: &str, scope: &str, env: &str) -> Foreign {
+        let id = docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            &format!("slipway.scope={scope}"),
+            "--label",
+            "slipway.app=web",
+            "--label",
+            &format!("slipway.environment={env}"),
+            "--label",
+            "slipway.release=v1",
+            "--label",
+            &format!("slipway.instance={name}"),
+            "slipway-demo:v1",
+        ]);
+        Foreign(id)
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_no_deployment_owns_are_listed_and_removed_only_by_gc() {
+    let env = unique("stg");
+    let s = DockerServer::start(&blue_green(&env)).await;
+    s.deploy_and_wait(&env, "v1", "success").await;
+    let owned = s.containers();
+    let orphan_name = format!("slipway-web-{env}-v0-1");
+    let orphan = Foreign::run(&orphan_name, &s.scope, &env);
+    let other = Foreign::run(
+        &unique("slipway-web-elsewhere-v1-"),
+        "/another/server",
+        &env,
+    );
+
+    let (status, listed) = s.call("GET", "/api/v1/gc", &s.admin, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let leftovers = listed["leftovers"].as_array().unwrap();
+    assert_eq!(leftovers.len(), 1, "only this server's orphan: {listed:#}");
+    assert_eq!(leftovers[0]["name"], orphan_name.as_str());
+    assert_eq!(leftovers[0]["handle"], format!("docker:{}", orphan.0));
+    assert_eq!(leftovers[0]["running"], true);
+    assert_eq!(leftovers[0]["environment"], env.as_str());
+    assert_eq!(leftovers[0]["driver"], "docker");
+    // Listing changes nothing, and nothing removes it behind the admin's back.
+    assert!(s.containers().contains(&orphan.0));
+
+    let deployer = s.user("dora", "deployer").await;
+    let (status, err) = s.call("POST", "/api/v1/gc", &deployer, None).await;
+    assert_eq!(status, 403, "{err}");
+    assert!(s.containers().contains(&orphan.0));
+
+    let (status, done) = s.call("POST", "/api/v1/gc", &s.admin, None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["removed"][0]["name"], orphan_name.as_str(), "{done:#}");
+    assert_eq!(done["skipped"], serde_json::json!([]));
+    assert_eq!(
+        s.containers(),
+        owned,
+        "the orphan is gone, the owned one stays"
+    );
+    assert_eq!(s.body(&env).await, "ok release=v1");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", &other.0]),
+        "true",
+        "another server's container is never touched"
+    );
+    let (_, listed) = s.call("GET", "/api/v1/gc", &s.admin, None).await;
+    assert_eq!(listed["leftovers"], serde_json::json!([]));
 }

@@ -229,7 +229,7 @@ async fn the_openapi_document_states_auth_errors_enums_and_formats() {
             }
         }
     }
-    assert_eq!(operations, 14);
+    assert_eq!(operations, 16);
     let list = &doc["paths"]["/api/v1/deployments"]["get"]["parameters"];
     let param = |name: &str| {
         list.as_array()

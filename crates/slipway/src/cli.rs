@@ -56,7 +56,8 @@ pub enum Command {
     Router(RouterArgs),
     /// Zero-setup story: a server with two environments, four releases, approvals, a
     /// failed health check, a manual rollback and a faulty canary rolled back by its
-    /// analysis, printed as a timeline.
+    /// analysis, printed as a timeline; then, when a Docker daemon answers, a docker app
+    /// through staging into production and a removed container replaced.
     Demo {
         /// Keep the demo's temporary directory (config, database, logs) and print its path.
         #[arg(long)]
@@ -119,6 +120,15 @@ pub enum ClientCommand {
         /// Keep printing new lines until the deployment ends or waits.
         #[arg(long, short)]
         follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the instances (containers) labelled for this server that no deployment
+    /// owns; `--dry-run` only lists them. Removing needs the admin role.
+    Gc {
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },

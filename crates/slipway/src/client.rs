@@ -341,6 +341,16 @@ impl Client {
         let query = slipway_api::NotificationQuery { limit: Some(limit) };
         self.get("api/v1/notifications", &query).await
     }
+
+    /// The instances this server holds that no deployment owns.
+    pub async fn leftovers(&self) -> Result<Fetched<slipway_api::Leftovers>> {
+        self.get("api/v1/gc", &()).await
+    }
+
+    /// Removes them (admin).
+    pub async fn gc(&self) -> Result<Fetched<slipway_api::GcResult>> {
+        self.post("api/v1/gc", &Value::Null).await
+    }
 }
 
 /// Names come from the user: keep them one path segment even if they hold `/` or `?`.

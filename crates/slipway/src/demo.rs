@@ -6,6 +6,11 @@
 //! stays on v2, then production is rolled back to v1 and forward to v2 again. Last, v4
 //! passes staging but answers half of production's requests with errors: its canary's
 //! analysis fails it and puts all traffic back on v2 without anyone acting.
+//!
+//! When a Docker daemon answers, app `shop` then tells the container story
+//! (`containers.rs`); when none does, the demo says so in one line.
+
+mod containers;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,15 +36,20 @@ const PRODUCTION: &str = "production";
 
 pub async fn run(keep: bool) -> Result<u8> {
     let app_bin = demo_app().await?;
+    let docker = containers::prepare().await;
     let dir = tempfile::Builder::new()
         .prefix("slipway-demo-")
         .tempdir()
         .map_err(Error::io("cannot create a temporary directory"))?;
     let config_path = dir.path().join("slipway.yaml");
-    std::fs::write(&config_path, config_yaml(dir.path(), &app_bin))
+    let docker_app = matches!(docker, containers::Docker::Ready(_));
+    std::fs::write(&config_path, config_yaml(dir.path(), &app_bin, docker_app))
         .map_err(Error::io(format!("cannot write {}", config_path.display())))?;
     let config = slipway_config::load(&config_path)?;
     outln!("slipway demo in {}", dir.path().display());
+    if let containers::Docker::Skipped(line) = &docker {
+        outln!("{line}");
+    }
 
     let handle = slipway_server::start(config).await?;
     let api = format!("http://{}", handle.api_addr);
@@ -70,8 +80,13 @@ pub async fn run(keep: bool) -> Result<u8> {
     let admin = Client::new(&api, Some(token))?;
     let traffic = Traffic::start(&routers);
     let story = async {
-        let mut story = Story::new(&admin, dir.path(), traffic.clone()).await?;
-        story.tell().await
+        let mut story = Story::new(&admin, dir.path(), routers, traffic.clone()).await?;
+        story.tell().await?;
+        match &docker {
+            containers::Docker::Ready(driver) => story.containers(driver).await?,
+            containers::Docker::Skipped(_) => {}
+        }
+        story.close().await
     };
     let outcome = tokio::select! {
         outcome = story => outcome,
@@ -156,16 +171,28 @@ fn built_executable(messages: &str) -> Option<PathBuf> {
 }
 
 /// Where the environments' routers listen (ports the server picked).
+#[derive(Debug, Clone, Copy)]
 struct Routers {
     staging: SocketAddr,
     production: SocketAddr,
+}
+
+impl Routers {
+    fn of(&self, env: &str) -> SocketAddr {
+        if env == STAGING {
+            self.staging
+        } else {
+            self.production
+        }
+    }
 }
 
 /// The demo's `slipway.yaml`. Every instance reads its fault flags from a file per
 /// version when it starts, which is how v3 gets `--fail-health` and v4 `--error-rate`
 /// without the demo app knowing about it. Production's canary judges every 250ms and
 /// from 5 requests on: the demo's traffic (about 20 requests a second) decides in seconds.
-fn config_yaml(dir: &Path, app_bin: &Path) -> String {
+/// With `docker_app`, app `shop` runs containers beside it.
+fn config_yaml(dir: &Path, app_bin: &Path, docker_app: bool) -> String {
     let dir_s = dir.display().to_string();
     let run = format!(
         "exec '{}' --port {{port}} --release {{version}} $(cat '{dir_s}'/flags-{{version}} 2>/dev/null)",
@@ -179,6 +206,7 @@ server:
   listen: 127.0.0.1:0
   data_dir: {data_dir}
   tick: 50ms
+  instance_check: 250ms
 apps:
   web:
     driver: process
@@ -187,7 +215,7 @@ apps:
     smoke:
       - {{ get: /health, expect_status: 200 }}
       - {{ get: /, expect_body_contains: "ok release=" }}
-environments:
+{docker}environments:
   staging:
     listen: 127.0.0.1:0
     strategy: blue-green
@@ -208,6 +236,11 @@ users:
 "#,
         data_dir = quote(&dir.join("data").display().to_string()),
         run = quote(&run),
+        docker = if docker_app {
+            containers::app_yaml()
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -241,6 +274,7 @@ impl Traffic {
                     // A new user key per request: the sticky split shows as percentages.
                     let answer = http
                         .get(url)
+                        .header("X-Slipway-App", APP)
                         .header("X-Slipway-Key", format!("demo-user-{n}"))
                         .send()
                         .await;
@@ -308,11 +342,14 @@ struct Story {
     admin: Client,
     dir: PathBuf,
     started: SystemTime,
+    routers: Routers,
     traffic: Traffic,
+    /// v4's deployment to production, whose canary the engine rolls back.
+    v4: Option<i64>,
 }
 
 impl Story {
-    async fn new(admin: &Client, dir: &Path, traffic: Traffic) -> Result<Story> {
+    async fn new(admin: &Client, dir: &Path, routers: Routers, traffic: Traffic) -> Result<Story> {
         let alice = admin.add_user("alice", Role::Approver).await?.data.token;
         let bob = admin.add_user("bob", Role::Approver).await?.data.token;
         outln!(
@@ -332,7 +369,9 @@ impl Story {
             admin: admin.clone(),
             dir: dir.to_path_buf(),
             started: SystemTime::now(),
+            routers,
             traffic,
+            v4: None,
         })
     }
 
@@ -424,15 +463,22 @@ impl Story {
             "the analysis failed v4 and put all traffic back on v2 at once; nobody had to act",
         );
         self.traffic_report();
+        self.v4 = Some(v4);
+        Ok(())
+    }
 
-        let status = self.admin.status(Some(APP), None).await?.data;
+    /// What runs where, and the closing check, read back from the server: the story's
+    /// point is that the failed canary was rolled back by the engine alone.
+    async fn close(&self) -> Result<()> {
+        let status = self.admin.status(None, None).await?.data;
         outln!(
             "\n{}",
             status_table(&status.environments, SystemTime::now())
         );
-        // The closing check, read back from the server: the story's point is that the
-        // failed canary was rolled back by the engine alone.
-        self.expect_auto_rollback(v4, "v2").await
+        match self.v4 {
+            Some(v4) => self.expect_auto_rollback(v4, "v2").await,
+            None => Err(Error::Failed("the story ended before v4's canary".into())),
+        }
     }
 
     fn chapter(&self, title: &str) {
@@ -448,8 +494,18 @@ impl Story {
     }
 
     async fn deploy_and_expect(&self, version: &str, env: &str, want: Status) -> Result<i64> {
+        self.deploy_app_and_expect(APP, version, env, want).await
+    }
+
+    async fn deploy_app_and_expect(
+        &self,
+        app: &str,
+        version: &str,
+        env: &str,
+        want: Status,
+    ) -> Result<i64> {
         let new = CreateDeployment {
-            app: APP.into(),
+            app: app.into(),
             environment: env.into(),
             version: version.into(),
             git_ref: Some("main".into()),
@@ -462,8 +518,12 @@ impl Story {
     }
 
     async fn deploy_and_expect_approval(&self, version: &str) -> Result<i64> {
+        self.deploy_app_and_expect_approval(APP, version).await
+    }
+
+    async fn deploy_app_and_expect_approval(&self, app: &str, version: &str) -> Result<i64> {
         let new = CreateDeployment {
-            app: APP.into(),
+            app: app.into(),
             environment: PRODUCTION.into(),
             version: version.into(),
             git_ref: Some("main".into()),
@@ -680,15 +740,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("slipway.yaml");
         let app = dir.path().join("bin dir").join(DEMO_APP);
-        std::fs::write(&path, config_yaml(dir.path(), &app)).unwrap();
+        std::fs::write(&path, config_yaml(dir.path(), &app, true)).unwrap();
         let config = slipway_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.environments.len(), 2);
+        assert_eq!(config.apps[containers::APP].port, Some(8080));
         let run = config.apps["web"].run.clone().unwrap();
         assert!(
             run.contains("{port}") && run.contains("flags-{version}"),
             "{run}"
         );
         assert!(run.contains(&format!("'{}'", app.display())), "{run}");
+        std::fs::write(&path, config_yaml(dir.path(), &app, false)).unwrap();
+        let config = slipway_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.apps.keys().collect::<Vec<_>>(),
+            ["web"],
+            "no docker app"
+        );
     }
 
     #[test]

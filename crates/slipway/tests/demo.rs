@@ -41,6 +41,30 @@ fn the_demo_tells_the_whole_story_and_cleans_up() {
     );
     assert!(so.contains("put all traffic back on v2"), "{so}");
     assert!(so.contains("the demo went as expected"), "{so}");
+    // The Docker daemon answers here (CI checks that it does): the container story runs
+    // and leaves no container behind.
+    assert!(so.contains("▸ containers: the Docker daemon at"), "{so}");
+    assert!(so.contains("shop  staging     v1   success"), "{so}");
+    assert!(
+        so.contains("production runs the digest that succeeded in staging"),
+        "{so}"
+    );
+    assert!(
+        so.contains("is gone:") && so.contains("production's router follows: ok release=v1"),
+        "{so}"
+    );
+    for env in ["staging", "production"] {
+        let name = format!("name=^slipway-shop-{env}-v1-1$");
+        let out = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &name])
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout(&out).trim(),
+            "",
+            "the demo's {env} container is removed"
+        );
+    }
     // Its temporary directory is gone and no app instance outlives it.
     let first = so.lines().next().unwrap_or_default();
     let demo_dir = first.trim_start_matches("slipway demo in ").trim();

@@ -5,16 +5,15 @@
 
 mod util;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{Sweep, demo_app, free_port, slipway, wait_until};
+use util::{
+    Load, Proc, Sweep, demo_app, free_port, get_body as get, slipway, standalone_router, wait_until,
+};
 
 const ROUTER_TOKEN: &str = "router-secret-for-this-test";
 
@@ -52,16 +51,6 @@ environments:
         dir = dir.display(),
     );
     std::fs::write(dir.join("slipway.yaml"), yaml).unwrap();
-}
-
-/// A child process killed and reaped on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start_server(dir: &Path, ports: &Ports, log: &str) -> Proc {
@@ -115,24 +104,6 @@ fn deploy(dir: &Path, ports: &Ports, version: &str, wait: bool) -> Value {
     let (code, d) = cli(dir, ports, &args);
     assert_eq!(code, 0, "{d}");
     d
-}
-
-/// One HTTP/1.0 GET on a new connection: (status, body), or None when the connection failed.
-fn get(port: u16) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    Some((status, body))
 }
 
 fn in_progress_phase(dir: &Path, ports: &Ports) -> Option<String> {
@@ -237,79 +208,26 @@ fn a_standalone_router_serves_through_a_server_kill_without_a_failed_request() {
         control: free_port(),
     };
     write_config(dir.path(), &ports, true);
-    let router_log = std::fs::File::create(dir.path().join("router.log")).unwrap();
-    let _router = Proc(
-        slipway(dir.path())
-            .args([
-                "router",
-                "--control",
-                &format!("127.0.0.1:{}", ports.control),
-            ])
-            .env("SLIPWAY_ROUTER_TOKEN", ROUTER_TOKEN)
-            .stdout(router_log.try_clone().unwrap())
-            .stderr(router_log)
-            .spawn()
-            .unwrap(),
-    );
-    assert!(wait_until(Duration::from_secs(30), || TcpStream::connect(
-        ("127.0.0.1", ports.control)
-    )
-    .is_ok()));
+    let _router = standalone_router(dir.path(), ports.control, ROUTER_TOKEN);
     let mut server = start_server(dir.path(), &ports, "server-1.log");
     deploy(dir.path(), &ports, "v1", true);
 
     // Steady load through the router from two threads, for the rest of the test.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
-    let answered = Arc::new(AtomicU64::new(0));
-    let load: Vec<_> = (0..2)
-        .map(|_| {
-            let (stop, failed, answered, port) = (
-                stop.clone(),
-                failed.clone(),
-                answered.clone(),
-                ports.staging,
-            );
-            std::thread::spawn(move || {
-                let deadline = std::time::Instant::now() + Duration::from_secs(120);
-                while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                    match get(port) {
-                        Some((200, _)) => answered.fetch_add(1, Ordering::Relaxed),
-                        other => {
-                            eprintln!("failed request: {other:?}");
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
-    assert!(wait_until(Duration::from_secs(10), || answered
-        .load(Ordering::Relaxed)
-        > 50));
+    let load = Load::start(ports.staging, 2);
+    assert!(load.answers(50));
 
     server.0.kill().unwrap();
     server.0.wait().unwrap();
     drop(server);
-    let during = answered.load(Ordering::Relaxed);
     assert!(
-        wait_until(Duration::from_secs(10), || answered.load(Ordering::Relaxed)
-            > during + 50),
+        load.answers(50),
         "the router stopped answering when the server died"
     );
 
     let _server = start_server(dir.path(), &ports, "server-2.log");
     deploy(dir.path(), &ports, "v2", true);
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        t.join().unwrap();
-    }
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "of {} requests",
-        answered.load(Ordering::Relaxed)
-    );
+    let (answered, failed) = load.finish();
+    assert_eq!(failed, 0, "of {answered} requests");
     assert_eq!(
         get(ports.staging).map(|(s, b)| (s, b.trim().to_string())),
         Some((200, "ok release=v2".into()))

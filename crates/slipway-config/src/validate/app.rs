@@ -11,7 +11,6 @@ const APP_KEYS: &[&str] = &[
 /// Keys only a docker app has.
 const DOCKER_KEYS: &[&str] = &["image", "pull", "memory", "cpus", "restart", "args"];
 const PULLS: &[&str] = &["never", "if-missing", "always"];
-const RESTARTS: &[&str] = &["no", "on-failure", "unless-stopped", "always"];
 /// Docker refuses a memory limit below 6 MiB.
 const MIN_MEMORY: u64 = 6 << 20;
 const HEALTH_KEYS: &[&str] = &[
@@ -140,15 +139,10 @@ impl<'a> Checker<'a> {
             Some("always") => Pull::Always,
             _ => Pull::IfMissing,
         };
-        let restart = match f
+        let restart = f
             .get("restart")
-            .and_then(|i| self.choice(&i, "restart policy", RESTARTS))
-        {
-            Some("on-failure") => RestartPolicy::OnFailure,
-            Some("unless-stopped") => RestartPolicy::UnlessStopped,
-            Some("always") => RestartPolicy::Always,
-            _ => RestartPolicy::No,
-        };
+            .and_then(|i| self.restart(&i))
+            .unwrap_or_default();
         let args = match f.get("args") {
             Some(i) => self
                 .list(&i, "arguments")

@@ -26,6 +26,7 @@ const SERVER_KEYS: &[&str] = &[
     "tick",
     "router_control",
     "docker_host",
+    "instance_check",
 ];
 const USER_KEYS: &[&str] = &["role"];
 const ROLES: &[&str] = &["viewer", "deployer", "approver", "admin"];
@@ -42,6 +43,7 @@ fn default_config(base_dir: &Path) -> Config {
             tick: Duration::from_millis(100),
             router_control: None,
             docker_host: None,
+            instance_check: super::docker::DEFAULT_INSTANCE_CHECK,
         },
         apps: BTreeMap::new(),
         environments: BTreeMap::new(),
@@ -198,6 +200,7 @@ impl<'a> Checker<'a> {
             None
         });
         ServerConfig {
+            instance_check: self.instance_check(&f),
             router_control,
             docker_host,
             listen,

@@ -17,6 +17,7 @@ use crate::tree::{Node, Pos, describe, quote, scalar_text};
 
 mod app;
 mod cross;
+mod docker;
 mod document;
 mod environment;
 mod migrate;

@@ -40,3 +40,22 @@ pub fn docker(args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Removes every container `docker ps --filter <filter>` lists, with its anonymous
+/// volumes, best effort: for guards that clean up when a test ends or fails.
+pub fn remove_containers(filter: &str) {
+    let Ok(out) = Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter", filter])
+        .output()
+    else {
+        return;
+    };
+    let ids = String::from_utf8_lossy(&out.stdout);
+    let ids: Vec<&str> = ids.lines().collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(&ids)
+            .output();
+    }
+}

@@ -5,7 +5,7 @@
 
 mod images;
 
-pub use images::{docker, images};
+pub use images::{docker, images, remove_containers};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -80,6 +80,11 @@ impl Scope {
     /// Tags `source` as `target` until the test ends.
     pub fn tag(&self, source: &str, target: &str) {
         docker(&["tag", source, target]);
+        self.untag_later(target);
+    }
+
+    /// Removes the tag `target` (made elsewhere) when the test ends.
+    pub fn untag_later(&self, target: &str) {
         self.tags.lock().unwrap().push(target.to_owned());
     }
 
@@ -100,24 +105,14 @@ impl Scope {
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        let mut ids: BTreeSet<String> = self.ids.lock().unwrap().drain(..).collect();
-        if let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--no-trunc", "--filter"])
-            .arg(format!("label=slipway.scope={}", self.scope))
-            .output()
-        {
-            ids.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .map(str::to_owned),
-            );
-        }
+        let ids: Vec<String> = self.ids.lock().unwrap().drain(..).collect();
         if !ids.is_empty() {
             let _ = Command::new("docker")
                 .args(["rm", "-f"])
                 .args(&ids)
                 .output();
         }
+        remove_containers(&format!("label=slipway.scope={}", self.scope));
         for tag in self.tags.lock().unwrap().drain(..) {
             // Untags only: the image stays under its other tags.
             let _ = Command::new("docker").args(["rmi", &tag]).output();

@@ -85,7 +85,7 @@ async fn verify_on_preview(r: &Rollout<'_>) -> Result<(), Stop> {
     inner.log(d.id, "engine", &line).await;
     let passed = inner
         .prober
-        .smoke(addr, &r.app.smoke, r.app.health.timeout)
+        .smoke(addr, &d.app, &r.app.smoke, r.app.health.timeout)
         .await
         .map_err(|why| Stop::Failed(format!("on the preview listener: {why}")))?;
     for line in &passed {

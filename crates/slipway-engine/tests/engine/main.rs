@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod gates;
+mod heal;
 mod outbox;
 mod recovery;
 mod strategies;

@@ -316,6 +316,7 @@ impl Prober for FakeProber {
     async fn smoke(
         &self,
         addr: SocketAddr,
+        _app: &str,
         tests: &[SmokeTest],
         _timeout: Duration,
     ) -> Result<Vec<String>, String> {
@@ -493,8 +494,29 @@ impl Harness {
     }
 
     async fn start_full(envs: &str, app: &str, extra: &str, kinds: Vec<DriverKind>) -> Harness {
+        Self::start_edited(envs, app, extra, kinds, |_| {}).await
+    }
+
+    /// App `web` on the process driver, its instances checked every `every` (how dead
+    /// ones are replaced).
+    pub async fn start_checking(envs: &str, every: Duration) -> Harness {
+        let kinds = vec![DriverKind::Process];
+        Self::start_edited(envs, PROCESS_APP, "", kinds, |c| {
+            c.server.instance_check = every;
+        })
+        .await
+    }
+
+    async fn start_edited(
+        envs: &str,
+        app: &str,
+        extra: &str,
+        kinds: Vec<DriverKind>,
+        edit: impl FnOnce(&mut Config),
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), envs, app, extra);
+        let mut config = config(dir.path(), envs, app, extra);
+        edit(&mut config);
         let store = Arc::new(SqliteStore::open_in_memory().await.unwrap());
         let world = World::default();
         let clock = TestClock::default();

@@ -3,6 +3,7 @@
 //! processes, real router listeners, real HTTP. Every process a test causes is killed
 //! when its `TestServer` drops, also when the test fails.
 
+pub mod docker;
 pub mod load;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,24 @@ where
         async move { holds.await.then_some(()) }
     })
     .await
+}
+
+/// Polls `url` until the body contains `needle`; returns when it first did.
+pub async fn until_serving(http: &reqwest::Client, url: &str, needle: &str) -> std::time::Instant {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && let Ok(body) = r.text().await
+            && body.contains(needle)
+        {
+            return std::time::Instant::now();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never served {needle}"
+        );
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
 }
 
 pub struct TestServer {

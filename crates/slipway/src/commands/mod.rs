@@ -4,6 +4,7 @@
 pub mod deploy;
 pub mod flags;
 pub mod follow;
+pub mod gc;
 pub mod local;
 pub mod metrics;
 pub mod notifications;
@@ -43,6 +44,7 @@ pub async fn run_client(global: &GlobalArgs, command: ClientCommand) -> Result<u
         ClientCommand::User {
             command: UserCommand::Add { name, role },
         } => user::add(&client, &name, &role).await,
+        ClientCommand::Gc { dry_run, json } => gc::run(&client, dry_run, json).await,
         ClientCommand::Flags { command } => flags::run(&client, command).await,
         ClientCommand::Metrics { command } => metrics::run(&client, command).await,
         ClientCommand::Notifications { command } => notifications::run(&client, command).await,

@@ -2,9 +2,12 @@
 //! clean environment, and a `slipway server` process that is killed when the test ends.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_slipway");
@@ -167,6 +170,114 @@ impl Drop for Sweep {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+    }
+}
+
+/// One HTTP/1.0 GET on a new connection: (status, body), or None when the connection failed.
+pub fn get_body(port: u16) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Some((status, body))
+}
+
+/// A child process killed and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `slipway router --control 127.0.0.1:<control>` with `token`, its output in
+/// `router.log`, once its control API accepts connections.
+pub fn standalone_router(dir: &Path, control: u16, token: &str) -> Proc {
+    let log = std::fs::File::create(dir.join("router.log")).unwrap();
+    let router = Proc(
+        slipway(dir)
+            .args(["router", "--control", &format!("127.0.0.1:{control}")])
+            .env("SLIPWAY_ROUTER_TOKEN", token)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", control)).is_ok()
+        }),
+        "the standalone router did not start"
+    );
+    router
+}
+
+/// Steady `GET /` through a router on `port` from `threads` threads until finished (or
+/// two minutes passed), counting 200s and everything else.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(port: u16, threads: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let threads = (0..threads)
+            .map(|_| {
+                let (stop, answered, failed) = (stop.clone(), answered.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        match get_body(port) {
+                            Some((200, _)) => answered.fetch_add(1, Ordering::Relaxed),
+                            other => {
+                                eprintln!("failed request: {other:?}");
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            answered,
+            failed,
+            threads,
+        }
+    }
+
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` requests beyond those answered so far are answered.
+    pub fn answers(&self, more: u64) -> bool {
+        let now = self.answered();
+        wait_until(Duration::from_secs(10), || self.answered() >= now + more)
+    }
+
+    /// Stops the load; returns (answered, failed).
+    pub fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in std::mem::take(&mut self.threads) {
+            t.join().unwrap();
+        }
+        (self.answered(), self.failed.load(Ordering::Relaxed))
     }
 }
 
