@@ -43,25 +43,33 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             _ = tokio::time::sleep(inner.config.server.instance_check) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        for app in inner.config.apps.keys() {
-            for env in inner.config.environments.keys() {
-                let key = (app.clone(), env.clone());
-                if backoff.get(&key).is_some_and(|b| Instant::now() < b.next) {
-                    continue;
+        // A server that stops starts no replacement after it said so.
+        tokio::select! {
+            () = check_all(&inner, &mut backoff) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+async fn check_all(inner: &Arc<Inner>, backoff: &mut HashMap<(String, String), Backoff>) {
+    for app in inner.config.apps.keys() {
+        for env in inner.config.environments.keys() {
+            let key = (app.clone(), env.clone());
+            if backoff.get(&key).is_some_and(|b| Instant::now() < b.next) {
+                continue;
+            }
+            match check(inner, app, env).await {
+                Ok(true) => {
+                    backoff.remove(&key);
                 }
-                match check(&inner, app, env).await {
-                    Ok(true) => {
-                        backoff.remove(&key);
-                    }
-                    Ok(false) => {
-                        let failures = backoff.get(&key).map_or(1, |b| b.failures + 1);
-                        let wait = retry_after(inner.config.server.instance_check, failures);
-                        let next = Instant::now() + wait;
-                        backoff.insert(key, Backoff { failures, next });
-                    }
-                    Err(e) => {
-                        tracing::warn!(%app, environment = %env, error = %e, "instance check failed; retrying on the next one");
-                    }
+                Ok(false) => {
+                    let failures = backoff.get(&key).map_or(1, |b| b.failures + 1);
+                    let wait = retry_after(inner.config.server.instance_check, failures);
+                    let next = Instant::now() + wait;
+                    backoff.insert(key, Backoff { failures, next });
+                }
+                Err(e) => {
+                    tracing::warn!(%app, environment = %env, error = %e, "instance check failed; retrying on the next one");
                 }
             }
         }

@@ -416,6 +416,11 @@ impl TestServer {
 /// runtime cannot be blocked on, so a thread of its own does it.
 impl Drop for TestServer {
     fn drop(&mut self) {
+        // First the engine's tasks, so none replaces what is removed here. Its shutdown
+        // only signals them: one poll completes it.
+        if let Some(handle) = &self.handle {
+            let _ = futures_util::FutureExt::now_or_never(handle.engine.shutdown());
+        }
         let scope = self.scope.clone();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
