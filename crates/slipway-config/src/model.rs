@@ -14,6 +14,8 @@ pub struct Config {
     pub apps: BTreeMap<String, App>,
     pub environments: BTreeMap<String, Environment>,
     pub users: BTreeMap<String, User>,
+    /// `pipelines:` (docs/config.md#pipelines), by name.
+    pub pipelines: BTreeMap<String, slipway_pipeline::Pipeline>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

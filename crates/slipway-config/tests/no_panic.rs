@@ -9,6 +9,7 @@ const SEEDS: &[&str] = &[
     "version: 1\nenvironments:\n  a: {listen: '127.0.0.1:1', requires: [b], strategy: {canary: {steps: [{weight: 5}, {pause: manual}]}}}\n  b: {listen: '127.0.0.1:2', requires: [a], protection: {reviewers: [x], windows: ['Mon-Fri 09:00-17:00']}}\n",
     "version: 1\napps: {w: {driver: docker, image: r/w, port: 80, smoke: [{get: /}], health: {interval: 1s}}}\nusers: {x: {role: admin}}\nserver: {listen: '[::1]:7', tick: 1m30s}\n",
     "a: &x [1, *x]\n",
+    "version: 1\napps: {w: {run: x}}\nenvironments: {s: {listen: '127.0.0.1:3'}}\npipelines:\n  p:\n    on: {push: {repository: r, branches: [main]}, dispatch: {inputs: {v: {required: true}}}}\n    secrets: {T: {env: T}}\n    jobs:\n      a: {steps: [{run: 'echo ${{ git.sha }} ${{ secrets.T }}'}]}\n      b: {needs: [a], if: \"${{ inputs.v == 'x' && success() }}\", deploy: {app: w, env: s, version: '${{ needs.a.outputs.v }}'}}\n",
 ];
 
 /// Characters that change YAML structure the most.

@@ -376,7 +376,7 @@ pub struct Scope<'a> {
     /// The run has a commit (the pipeline names a repository).
     pub git: bool,
     pub inputs: BTreeSet<&'a str>,
-    /// The jobs this job lists under `needs` (none outside a job).
+    /// The jobs this job waits for, directly or through others (none outside a job).
     pub needs: BTreeSet<&'a str>,
     pub vars: BTreeSet<&'a str>,
     pub secrets: BTreeSet<&'a str>,
@@ -404,7 +404,9 @@ pub fn check(expr: &Expr, scope: &Scope) -> Vec<ExprError> {
                 let message = if scope.needs.is_empty() {
                     format!("`needs.{job}`: this job needs no other job")
                 } else {
-                    format!("`needs.{job}`: `{job}` is not among the jobs this job needs")
+                    format!(
+                        "`needs.{job}`: `{job}` is not a job this one needs (directly or through others)"
+                    )
                 };
                 Some(ExprError::unknown(at, message, job, known(&scope.needs)))
             }
@@ -1011,7 +1013,8 @@ mod tests {
                 (0, "unknown input `version`".to_owned()),
                 (
                     35,
-                    "`needs.test`: `test` is not among the jobs this job needs".to_owned()
+                    "`needs.test`: `test` is not a job this one needs (directly or through others)"
+                        .to_owned()
                 ),
                 (
                     56,

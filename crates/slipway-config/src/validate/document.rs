@@ -11,7 +11,14 @@ use super::{Checker, Fields, Item, Listener, one_of};
 use crate::model::*;
 use crate::tree::{Node, Pos, describe, quote};
 
-const TOP_KEYS: &[&str] = &["version", "server", "apps", "environments", "users"];
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "server",
+    "apps",
+    "environments",
+    "users",
+    "pipelines",
+];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -39,6 +46,7 @@ fn default_config(base_dir: &Path) -> Config {
         apps: BTreeMap::new(),
         environments: BTreeMap::new(),
         users: BTreeMap::new(),
+        pipelines: BTreeMap::new(),
     }
 }
 
@@ -94,6 +102,17 @@ impl<'a> Checker<'a> {
                 requires.push((name.clone(), refs));
                 config.environments.insert(name, env);
             }
+        }
+        if let Some(item) = top.get("pipelines") {
+            let targets = super::pipeline::Targets {
+                apps: config.apps.keys().map(String::as_str).collect(),
+                environments: config.environments.keys().map(String::as_str).collect(),
+            };
+            let mut pipelines = BTreeMap::new();
+            for (name, pipeline) in self.named(&item, "pipeline") {
+                pipelines.insert(name, self.pipeline(&pipeline, &targets, base_dir));
+            }
+            config.pipelines = pipelines;
         }
         self.check_requires(&requires);
         self.check_listeners();

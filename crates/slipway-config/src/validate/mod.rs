@@ -19,6 +19,7 @@ mod app;
 mod cross;
 mod document;
 mod environment;
+mod pipeline;
 mod primitives;
 mod protection;
 mod strategy;
