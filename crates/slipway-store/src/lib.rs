@@ -8,11 +8,16 @@
 mod dora;
 mod error;
 mod flags;
+mod pipelines;
 mod sqlite;
 
 pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
+pub use pipelines::{
+    JobKind, NewJob, NewRun, PipelineStore, Run, RunChange, RunFilter, RunId, RunJob, RunLogLine,
+    RunStatusEntry, Trigger,
+};
 pub use sqlite::SqliteStore;
 
 use slipway_config::Role;

@@ -353,10 +353,7 @@ impl<'a> Checker<'a> {
     }
 
     /// The jobs' graph, or `None` after reporting why they do not form one.
-    fn check_needs(
-        &mut self,
-        jobs: &[NeededBy<'a>],
-    ) -> Option<Dag> {
+    fn check_needs(&mut self, jobs: &[NeededBy<'a>]) -> Option<Dag> {
         let graph: Vec<(&str, Vec<&str>)> = jobs
             .iter()
             .map(|(name, _, needs)| {
