@@ -10,6 +10,7 @@ mod dora;
 mod error;
 mod flags;
 mod ofrep;
+mod pipelines;
 mod preflight;
 mod views;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     pub engine: Engine,
     pub flags: Arc<flags::Flags>,
     pub dora: Arc<dyn slipway_store::DoraStore>,
+    pub pipelines: slipway_engine::Pipelines,
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
@@ -95,6 +97,15 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/flags/{env}/{key}/rollout", post(flags::rollout))
         .route("/api/v1/flags/{env}/{key}/kill", post(flags::kill))
         .route("/api/v1/metrics/dora", get(dora::report))
+        .route(
+            "/api/v1/pipelines/{name}/runs",
+            post(pipelines::dispatch).get(pipelines::pipeline_runs),
+        )
+        .route("/api/v1/runs", get(pipelines::runs))
+        .route("/api/v1/runs/{id}", get(pipelines::get_run))
+        .route("/api/v1/runs/{id}/logs", get(pipelines::logs))
+        .route("/api/v1/runs/{id}/cancel", post(pipelines::cancel))
+        .route("/api/v1/triggers/push", post(pipelines::push))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))
@@ -144,10 +155,12 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     parts.secrets = known_secrets(&parts.config, server_env, admin_token.as_deref());
     let engine = Engine::start(parts).await?;
+    let pipelines = slipway_engine::Pipelines::start(&engine, sqlite.clone()).await?;
     let app = routes(AppState {
         engine: engine.clone(),
         flags,
         dora: sqlite,
+        pipelines,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {

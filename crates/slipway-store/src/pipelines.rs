@@ -183,7 +183,8 @@ pub struct RunFilter {
 
 #[async_trait::async_trait]
 pub trait PipelineStore: Send + Sync {
-    /// Stores a new run and its jobs, all `queued`, with the run's first history entry.
+    /// Stores a new run and its jobs, all `queued`, with the run's first history entry
+    /// and its log's first line.
     /// [`Error::AlreadyExists`], and nothing written, when `head_of` names a branch whose
     /// head `commit` already started a run of this pipeline.
     async fn create_run(&self, new: NewRun) -> Result<Run>;
@@ -200,10 +201,12 @@ pub trait PipelineStore: Send + Sync {
 
     /// Sets the status of the run or of one of its jobs, only if it is still `from`
     /// (else [`Error::RunConflict`] with the current status, and nothing written), and
-    /// appends the change to the history; in one transaction. Entering `in_progress`
-    /// sets the start time (and a job's attempt counts one more when it comes from
-    /// `queued`); a finished status sets the finish time.
-    async fn transition_run(&self, change: RunChange) -> Result<()>;
+    /// appends the change to the history and to the run's log (`<status>: <reason>`,
+    /// stream `status`); in one transaction, so a reader that sees the status also sees
+    /// its line. Entering `in_progress` sets the start time (and a job's attempt counts
+    /// one more when it comes from `queued`); a finished status sets the finish time.
+    /// Returns the log line's `seq`.
+    async fn transition_run(&self, change: RunChange) -> Result<i64>;
 
     /// The run's and its jobs' status changes, oldest first.
     async fn run_statuses(&self, id: RunId) -> Result<Vec<RunStatusEntry>>;
@@ -309,6 +312,8 @@ impl PipelineStore for SqliteStore {
             &new.reason,
         )
         .await?;
+        let line = format!("{}: {}", Status::Queued, new.reason);
+        append_log(&mut tx, id, None, new.created_at, "status", &line).await?;
         let run = load_run(&mut tx, id).await?;
         tx.commit().await?;
         Ok(run)
@@ -353,7 +358,7 @@ impl PipelineStore for SqliteStore {
         with_jobs(&mut tx, rows).await
     }
 
-    async fn transition_run(&self, change: RunChange) -> Result<()> {
+    async fn transition_run(&self, change: RunChange) -> Result<i64> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let started = (change.to == Status::InProgress).then_some(change.at);
         let finished = change.to.is_finished().then_some(change.at);
@@ -436,8 +441,18 @@ impl PipelineStore for SqliteStore {
             &change.reason,
         )
         .await?;
+        let line = format!("{}: {}", change.to, change.reason);
+        let seq = append_log(
+            &mut tx,
+            change.run,
+            change.job.as_deref(),
+            change.at,
+            "status",
+            &line,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(seq)
     }
 
     async fn run_statuses(&self, id: RunId) -> Result<Vec<RunStatusEntry>> {
@@ -492,29 +507,8 @@ impl PipelineStore for SqliteStore {
         stream: &str,
         message: &str,
     ) -> Result<i64> {
-        // One statement: SQLite holds the write lock from the MAX(seq) read to the
-        // insert, so concurrent appends never pick the same seq.
-        sqlx::query_scalar(
-            "INSERT INTO pipeline_logs (run_id, seq, job, at, stream, message) \
-             SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? \
-             FROM pipeline_logs WHERE run_id = ? RETURNING seq",
-        )
-        .bind(id)
-        .bind(job)
-        .bind(at)
-        .bind(stream)
-        .bind(message)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => {
-                Error::NotFound {
-                    what: format!("run {id}"),
-                }
-            }
-            e => e.into(),
-        })
+        let mut conn = self.pool.acquire().await?;
+        append_log(&mut conn, id, job, at, stream, message).await
     }
 
     async fn run_logs(
@@ -572,6 +566,39 @@ async fn append_status(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// One statement: SQLite holds the write lock from the MAX(seq) read to the insert, so
+/// concurrent appends never pick the same seq.
+async fn append_log(
+    conn: &mut SqliteConnection,
+    id: RunId,
+    job: Option<&str>,
+    at: Millis,
+    stream: &str,
+    message: &str,
+) -> Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO pipeline_logs (run_id, seq, job, at, stream, message) \
+         SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? \
+         FROM pipeline_logs WHERE run_id = ? RETURNING seq",
+    )
+    .bind(id)
+    .bind(job)
+    .bind(at)
+    .bind(stream)
+    .bind(message)
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => {
+            Error::NotFound {
+                what: format!("run {id}"),
+            }
+        }
+        e => e.into(),
+    })
 }
 
 async fn load_run(conn: &mut SqliteConnection, id: RunId) -> Result<Run> {

@@ -224,6 +224,19 @@ async fn a_change_happens_only_from_the_status_it_expects_and_enters_the_history
             Err(Error::NotFound { .. })
         ));
 
+        let lines: Vec<String> = store
+            .run_logs(id, None, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.stream == "status")
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(lines.first().map(String::as_str), Some("queued: pushed"));
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("success: to success")
+        );
         let history: Vec<(Option<String>, Status)> = store
             .run_statuses(id)
             .await
@@ -309,13 +322,14 @@ async fn the_log_is_numbered_per_run_filtered_by_job_and_paged() {
             seqs.push(append.await.unwrap());
         }
         seqs.sort();
-        assert_eq!(seqs, (1..=40).collect::<Vec<i64>>());
+        // Line 1 of each run is its `queued` status.
+        assert_eq!(seqs, (2..=41).collect::<Vec<i64>>());
         assert_eq!(
             store
                 .append_run_log(b, None, 1, "runner", "b")
                 .await
                 .unwrap(),
-            1
+            2
         );
         let build = store.run_logs(a, Some("build"), 0, 100).await.unwrap();
         assert_eq!(build.len(), 20);
@@ -323,6 +337,10 @@ async fn the_log_is_numbered_per_run_filtered_by_job_and_paged() {
         let page = store.run_logs(a, None, 10, 5).await.unwrap();
         let seqs: Vec<i64> = page.iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [11, 12, 13, 14, 15]);
+        assert_eq!(
+            store.run_logs(a, None, 0, 1).await.unwrap()[0].stream,
+            "status"
+        );
         assert!(matches!(
             store.append_run_log(999, None, 1, "runner", "x").await,
             Err(Error::NotFound { .. })
