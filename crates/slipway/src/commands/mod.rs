@@ -6,6 +6,7 @@ pub mod flags;
 pub mod follow;
 pub mod local;
 pub mod metrics;
+pub mod pipelines;
 pub mod read;
 pub mod user;
 
@@ -44,6 +45,9 @@ pub async fn run_client(global: &GlobalArgs, command: ClientCommand) -> Result<u
         } => user::add(&client, &name, &role).await,
         ClientCommand::Flags { command } => flags::run(&client, command).await,
         ClientCommand::Metrics { command } => metrics::run(&client, command).await,
+        ClientCommand::Run(args) => pipelines::run(&client, args).await,
+        ClientCommand::Runs(args) => pipelines::runs(&client, args).await,
+        ClientCommand::Trigger(args) => pipelines::trigger(&client, args).await,
     }
 }
 
