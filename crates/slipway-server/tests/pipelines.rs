@@ -654,3 +654,148 @@ async fn a_restart_mid_run_retries_the_job_that_ran_or_fails_it_with_the_reason(
     assert!(lines.contains(&"again".to_owned()));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_attempt_is_retried_and_the_log_streams_as_server_sent_events() {
+    let pipelines = r#"pipelines:
+  flaky:
+    on: { dispatch: {} }
+    jobs:
+      once-bad:
+        retries: 2
+        steps:
+          - run: "echo try; if [ -e {dir}/mark ]; then echo fine; else touch {dir}/mark; exit 7; fi"
+"#;
+    let server = server(pipelines, |_| {}).await;
+    let (_, run) = server
+        .call("POST", "/api/v1/pipelines/flaky/runs", &server.admin, None)
+        .await;
+    let id = run["id"].as_i64().unwrap();
+    // The stream ends by itself once the run has ended, after its last line.
+    let body = reqwest::Client::new()
+        .get(format!("{}/api/v1/runs/{id}/logs", server.base))
+        .bearer_auth(&server.admin)
+        .header("Accept", "text/event-stream")
+        .timeout(util::DEADLINE)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<(&str, Value)> = body
+        .split("\n\n")
+        .filter_map(|event| {
+            let name = event.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name, serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let (last, ended) = events.last().unwrap();
+    assert_eq!(
+        (*last, ended["status"].as_str()),
+        ("end", Some("success")),
+        "{body}"
+    );
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|(name, _)| *name == "log")
+        .map(|(_, l)| l["message"].as_str().unwrap())
+        .collect();
+    let seqs: Vec<i64> = events
+        .iter()
+        .filter(|(name, _)| *name == "log")
+        .map(|(_, l)| l["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] + 1 == w[1]),
+        "every line once, in order: {seqs:?}"
+    );
+    assert_eq!(
+        messages.iter().filter(|m| **m == "try").count(),
+        2,
+        "{messages:#?}"
+    );
+    assert!(messages.contains(&"queued: attempt 1 failed: step 1/1 exited with status 7: try; retrying (attempt 2 of 3)"), "{messages:#?}");
+    assert_eq!(messages.last(), Some(&"success: every job succeeded"));
+    assert_eq!(ended["jobs"][0]["attempt"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn with_cancel_in_progress_a_newer_push_cancels_the_older_run_but_not_its_rollout() {
+    let release = RELEASE.replace(
+        "    jobs:\n",
+        "    concurrency: { group: release, cancel_in_progress: true }\n    jobs:\n",
+    );
+    let mut first_sha = String::new();
+    let server = TestServer::start_yaml(|dir| {
+        first_sha = commit_of(&init_repo(dir, 0));
+        // The first release takes a while to come up: its rollout is under way when
+        // the second push comes.
+        std::fs::write(
+            dir.join(format!("flags-sha-{}", &first_sha[..7])),
+            "--start-delay-ms 2000",
+        )
+        .unwrap();
+        let yaml = release.replace("{repo}", &dir.join("repo").display().to_string());
+        format!("{}{yaml}", config_yaml(dir, ENVS, "", "20s"))
+    })
+    .await;
+    let first = run_of(&server, "release", &first_sha).await["id"]
+        .as_i64()
+        .unwrap();
+    let rolling = poll_until("the first staging rollout to be under way", || async {
+        let run = get(&server, &format!("/api/v1/runs/{first}")).await;
+        let id = job(&run, "deploy-staging")["deployment_id"].as_i64()?;
+        let d = get(&server, &format!("/api/v1/deployments/{id}")).await;
+        (d["status"] == "in_progress").then_some(id)
+    })
+    .await;
+
+    let second_sha = commit(&server.dir.path().join("repo"), 0);
+    let second = run_of(&server, "release", &second_sha).await["id"]
+        .as_i64()
+        .unwrap();
+    let first_run = run_reaches(&server, first, &["cancelled", "failure", "success"]).await;
+    assert_eq!(first_run["status"], "cancelled", "{first_run:#}");
+    assert_eq!(
+        first_run["reason"],
+        format!("superseded by run {second} of concurrency group release")
+    );
+    // The rollout under way was not interrupted; what came after it never started.
+    assert_eq!(job(&first_run, "deploy-staging")["status"], "success");
+    assert_eq!(job(&first_run, "deploy-production")["status"], "cancelled");
+    let d = get(&server, &format!("/api/v1/deployments/{rolling}")).await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    // Runs of one group never overlap: the second started after the first ended.
+    let second_run = run_reaches(&server, second, &["waiting", "failure", "success"]).await;
+    assert!(
+        second_run["started_at"].as_str().unwrap() >= first_run["finished_at"].as_str().unwrap(),
+        "{second_run:#}\n{first_run:#}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_has_the_pipeline_endpoints_and_names_the_pipelines() {
+    let server = server(RELEASE, |dir| {
+        init_repo(dir, 0);
+    })
+    .await;
+    let doc = get(&server, "/api/v1/openapi.json").await;
+    for path in [
+        "/api/v1/pipelines/{name}/runs",
+        "/api/v1/runs",
+        "/api/v1/runs/{id}",
+        "/api/v1/runs/{id}/logs",
+        "/api/v1/runs/{id}/cancel",
+        "/api/v1/triggers/push",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is missing");
+    }
+    let name = &doc["paths"]["/api/v1/pipelines/{name}/runs"]["post"]["parameters"][0];
+    assert_eq!(name["schema"]["enum"], json!(["release"]));
+    assert!(doc["components"]["schemas"]["Run"].is_object());
+    server.stop().await;
+}
