@@ -89,6 +89,17 @@ impl Dag {
         })
     }
 
+    /// The graph of jobs given as (name, the names it needs).
+    pub fn of<'j>(
+        jobs: impl IntoIterator<Item = (&'j str, &'j [String])>,
+    ) -> Result<Dag, Vec<DagError>> {
+        let jobs: Vec<(&str, Vec<&str>)> = jobs
+            .into_iter()
+            .map(|(name, needs)| (name, needs.iter().map(String::as_str).collect()))
+            .collect();
+        Dag::new(&jobs)
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

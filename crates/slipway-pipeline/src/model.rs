@@ -41,17 +41,11 @@ impl Pipeline {
 
     /// The graph of the jobs by `needs` (validation has made sure it is one).
     pub fn dag(&self) -> Result<Dag, Vec<DagError>> {
-        let jobs: Vec<(&str, Vec<&str>)> = self
-            .jobs
-            .iter()
-            .map(|j| {
-                (
-                    j.name.as_str(),
-                    j.needs.iter().map(String::as_str).collect(),
-                )
-            })
-            .collect();
-        Dag::new(&jobs)
+        Dag::of(
+            self.jobs
+                .iter()
+                .map(|j| (j.name.as_str(), j.needs.as_slice())),
+        )
     }
 }
 

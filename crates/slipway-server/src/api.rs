@@ -313,7 +313,15 @@ pub async fn deployment_logs(
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogLines>, ApiError> {
-    let q = query_map(q)?;
+    let (after, limit) = log_window(&query_map(q)?)?;
+    let lines = state.engine.logs(parse_id(&id)?, after, limit).await?;
+    Ok(Json(LogLines {
+        lines: lines.into_iter().map(views::log_line).collect(),
+    }))
+}
+
+/// `after` (default 0) and `limit` (1 to 10000, default 1000) of a log query.
+pub(crate) fn log_window(q: &HashMap<String, String>) -> Result<(i64, u32), ApiError> {
     let after = q
         .get("after")
         .map(|a| match a.parse::<i64>() {
@@ -336,10 +344,7 @@ pub async fn deployment_logs(
         })
         .transpose()?
         .unwrap_or(1000);
-    let lines = state.engine.logs(parse_id(&id)?, after, limit).await?;
-    Ok(Json(LogLines {
-        lines: lines.into_iter().map(views::log_line).collect(),
-    }))
+    Ok((after, limit))
 }
 
 async fn decide(

@@ -23,7 +23,7 @@ use slipway_store::{JobKind, Run, RunFilter, RunId, RunLogLine, Trigger};
 use tokio::sync::broadcast;
 
 use crate::AppState;
-use crate::api::{ApiJson, check_commit, check_ref, query_map};
+use crate::api::{ApiJson, check_commit, check_ref, log_window, query_map};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::views::rfc3339;
@@ -280,22 +280,7 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     let id = parse_run_id(&id)?;
     let q = query_map(q)?;
-    let after = q
-        .get("after")
-        .map(|a| match a.parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(n),
-            _ => Err(ApiError::bad_request(
-                "invalid_after",
-                format!("after must be a sequence number (0 or more), got `{a}`"),
-            )),
-        })
-        .transpose()?
-        .unwrap_or(0);
-    let limit = q
-        .get("limit")
-        .map(|l| number(l, "limit", 1, 10_000))
-        .transpose()?
-        .unwrap_or(DEFAULT_LOG_PAGE);
+    let (after, limit) = log_window(&q)?;
     let job = q.get("job").cloned();
     // Checks the run and the job exist before anything is streamed.
     let first = state

@@ -169,6 +169,34 @@ async fn log(server: &TestServer, id: i64, job: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// The pid a job's step printed as `pid=N`, once it has.
+async fn step_pid(server: &TestServer, id: i64, job: &str) -> u32 {
+    poll_until(&format!("job {job} to print a pid"), || async {
+        let lines = log(server, id, Some(job)).await;
+        lines
+            .iter()
+            .any(|l| l.starts_with("pid="))
+            .then(|| printed_pid(&lines))
+    })
+    .await
+}
+
+/// Commits again and waits until the run for that commit supersedes run `first` (of the
+/// concurrency group `release`); returns the new run's id and the first run as it ended.
+async fn push_again_superseding(server: &TestServer, first: i64) -> (String, i64, Value) {
+    let sha = commit(&server.dir.path().join("repo"), 0);
+    let second = run_of(server, "release", &sha).await["id"]
+        .as_i64()
+        .unwrap();
+    let first_run = run_reaches(server, first, &["cancelled", "failure", "success"]).await;
+    assert_eq!(first_run["status"], "cancelled", "{first_run:#}");
+    assert_eq!(
+        first_run["reason"],
+        format!("superseded by run {second} of concurrency group release")
+    );
+    (sha, second, first_run)
+}
+
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
@@ -403,16 +431,7 @@ async fn a_second_push_supersedes_the_run_that_waits_for_approval() {
         .as_i64()
         .unwrap();
 
-    let second_sha = commit(&server.dir.path().join("repo"), 0);
-    let second = run_of(&server, "release", &second_sha).await["id"]
-        .as_i64()
-        .unwrap();
-    let first_run = run_reaches(&server, first, &["cancelled", "failure", "success"]).await;
-    assert_eq!(first_run["status"], "cancelled", "{first_run:#}");
-    assert_eq!(
-        first_run["reason"],
-        format!("superseded by run {second} of concurrency group release")
-    );
+    let (second_sha, second, first_run) = push_again_superseding(&server, first).await;
     assert_eq!(job(&first_run, "deploy-production")["status"], "cancelled");
     let d = get(&server, &format!("/api/v1/deployments/{old_deployment}")).await;
     assert_eq!(d["status"], "cancelled", "{d:#}");
@@ -443,14 +462,7 @@ async fn a_job_timeout_ends_its_whole_process_group() {
         .await;
     assert_eq!(status, 201, "{run}");
     let id = run["id"].as_i64().unwrap();
-    let sleep = poll_until("the step to print its child's pid", || async {
-        let lines = log(&server, id, Some("hang")).await;
-        lines
-            .iter()
-            .any(|l| l.starts_with("pid="))
-            .then(|| printed_pid(&lines))
-    })
-    .await;
+    let sleep = step_pid(&server, id, "hang").await;
     let _reap = Reap(sleep);
     let run = run_reaches(&server, id, &["failure", "success"]).await;
     assert_eq!(run["status"], "failure");
@@ -476,14 +488,7 @@ async fn a_cancel_ends_the_steps_and_the_run() {
         .call("POST", "/api/v1/pipelines/slow/runs", &server.admin, None)
         .await;
     let id = run["id"].as_i64().unwrap();
-    let sleep = poll_until("the step to print its child's pid", || async {
-        let lines = log(&server, id, Some("hang")).await;
-        lines
-            .iter()
-            .any(|l| l.starts_with("pid="))
-            .then(|| printed_pid(&lines))
-    })
-    .await;
+    let sleep = step_pid(&server, id, "hang").await;
     let _reap = Reap(sleep);
     let (status, body) = server
         .call(
@@ -614,14 +619,7 @@ async fn a_restart_mid_run_retries_the_job_that_ran_or_fails_it_with_the_reason(
     let id = run["id"].as_i64().unwrap();
     let mut reaps = Vec::new();
     for name in ["flaky", "once"] {
-        let pid = poll_until("both steps to run", || async {
-            let lines = log(&server, id, Some(name)).await;
-            lines
-                .iter()
-                .any(|l| l.starts_with("pid="))
-                .then(|| printed_pid(&lines))
-        })
-        .await;
+        let pid = step_pid(&server, id, name).await;
         reaps.push(Reap(pid));
     }
     server.restart().await;
@@ -753,16 +751,7 @@ async fn with_cancel_in_progress_a_newer_push_cancels_the_older_run_but_not_its_
     })
     .await;
 
-    let second_sha = commit(&server.dir.path().join("repo"), 0);
-    let second = run_of(&server, "release", &second_sha).await["id"]
-        .as_i64()
-        .unwrap();
-    let first_run = run_reaches(&server, first, &["cancelled", "failure", "success"]).await;
-    assert_eq!(first_run["status"], "cancelled", "{first_run:#}");
-    assert_eq!(
-        first_run["reason"],
-        format!("superseded by run {second} of concurrency group release")
-    );
+    let (_, second, first_run) = push_again_superseding(&server, first).await;
     // The rollout under way was not interrupted; what came after it never started.
     assert_eq!(job(&first_run, "deploy-staging")["status"], "success");
     assert_eq!(job(&first_run, "deploy-production")["status"], "cancelled");

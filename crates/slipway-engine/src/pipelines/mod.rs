@@ -487,6 +487,11 @@ impl Shared {
         }
     }
 
+    /// A line of slipway's own in a run's log (not of a job).
+    pub(crate) async fn note(&self, run: RunId, message: &str) {
+        self.log(run, None, "runner", message, None).await;
+    }
+
     /// Tells a run's task to cancel it (a run not driven by a task has nothing to tell).
     fn signal_cancel(&self, run: RunId, reason: &str) {
         let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());

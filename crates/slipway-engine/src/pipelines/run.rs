@@ -59,10 +59,8 @@ pub(super) async fn recover(shared: &Arc<Shared>, run: &Run) -> Result<()> {
     let ended = slipway_drivers::shell::end_groups_marked(super::RUN_MARKER, &marker);
     if !ended.is_empty() {
         shared
-            .log(
+            .note(
                 run.id,
-                None,
-                "runner",
                 &format!(
                     "ended {} process(es) that the last server's steps left running (pid {})",
                     ended.len(),
@@ -72,7 +70,6 @@ pub(super) async fn recover(shared: &Arc<Shared>, run: &Run) -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                None,
             )
             .await;
     }
@@ -212,15 +209,12 @@ async fn wait_for_turn(
                 said = ahead;
                 if let Some(ahead) = ahead {
                     shared
-                        .log(
+                        .note(
                             run.id,
-                            None,
-                            "runner",
                             &format!(
                                 "waiting for run {ahead} of concurrency group {} to end",
                                 group.group
                             ),
-                            None,
                         )
                         .await;
                 }
@@ -315,17 +309,12 @@ impl<'s> Runner<'s> {
         cancel: watch::Receiver<Option<String>>,
     ) -> Result<Runner<'s>> {
         // The run's own jobs and needs, as they were when it was created.
-        let graph: Vec<(&str, Vec<&str>)> = run
-            .jobs
-            .iter()
-            .map(|j| {
-                (
-                    j.name.as_str(),
-                    j.needs.iter().map(String::as_str).collect(),
-                )
-            })
-            .collect();
-        let dag = Dag::new(&graph).map_err(|errors| {
+        let dag = Dag::of(
+            run.jobs
+                .iter()
+                .map(|j| (j.name.as_str(), j.needs.as_slice())),
+        )
+        .map_err(|errors| {
             Error::conflict(
                 "invalid_run",
                 format!("run {}: its jobs do not form a graph: {errors:?}", run.id),
@@ -417,13 +406,7 @@ impl<'s> Runner<'s> {
             std::fs::create_dir_all(self.dir())
                 .map_err(|e| format!("cannot create {}: {e}", self.dir().display()))?;
             self.shared
-                .log(
-                    self.run.id,
-                    None,
-                    "runner",
-                    &format!("checking out {sha} of {repository}"),
-                    None,
-                )
+                .note(self.run.id, &format!("checking out {sha} of {repository}"))
                 .await;
             git::checkout(repository, sha, &workspace).await?;
             let at = git::commit_time(&workspace, sha).await?;
@@ -703,13 +686,7 @@ impl<'s> Runner<'s> {
     /// Cancels every job not finished, except a deploy job whose rollout is under way.
     async fn start_cancel(&mut self, reason: String) -> Result<()> {
         self.shared
-            .log(
-                self.run.id,
-                None,
-                "runner",
-                &format!("cancelling: {reason}"),
-                None,
-            )
+            .note(self.run.id, &format!("cancelling: {reason}"))
             .await;
         let live: Vec<Live> = self
             .statuses
