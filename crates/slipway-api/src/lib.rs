@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod gc;
+pub mod pipelines;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -16,6 +16,8 @@ pub struct Config {
     pub users: BTreeMap<String, User>,
     /// Webhooks told of deployments and runs, in the order written.
     pub notifications: Vec<Webhook>,
+    /// `pipelines:` (docs/config.md#pipelines), by name.
+    pub pipelines: BTreeMap<String, slipway_pipeline::Pipeline>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

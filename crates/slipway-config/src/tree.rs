@@ -251,12 +251,17 @@ fn end_of_document(source: &str, line: usize) -> Pos {
 
 /// The text of a node as written in the source (quotes included), when known.
 pub(crate) fn raw<'s>(source: &'s str, node: &Spanned<Node>) -> Option<&'s str> {
+    raw_at(source, node).map(|(_, text)| text)
+}
+
+/// [`raw`], with the byte offset in `source` where it begins.
+pub(crate) fn raw_at<'s>(source: &'s str, node: &Spanned<Node>) -> Option<(usize, &'s str)> {
     let span = node.referenced.span();
     let start = usize::try_from(span.byte_offset()?).ok()?;
     let len = usize::try_from(span.byte_len()?).ok()?;
     let text = source.get(start..start.checked_add(len)?)?;
     // An alias's span is the `*name` token, which says nothing about the value.
-    (!text.is_empty() && !text.starts_with('*')).then_some(text)
+    (!text.is_empty() && !text.starts_with('*')).then_some((start, text))
 }
 
 /// A scalar as the user wrote it: strings as themselves, other scalars as their source

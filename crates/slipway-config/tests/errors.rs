@@ -338,7 +338,7 @@ slipway.yaml:10:73: environments.b.strategy.canary.steps[3].weight: weight `0` i
         "empty file",
         r#""#,
         r#"slipway.yaml:1:1: the file is empty
-  expected: a mapping with keys version, server, apps, environments, users, notifications
+  expected: a mapping with keys version, server, apps, environments, users, notifications, pipelines
   hint: start with `version: 1`"#,
     ),
     (

@@ -10,6 +10,7 @@ const SEEDS: &[&str] = &[
     "version: 1\napps: {w: {driver: docker, image: r/w, port: 80, smoke: [{get: /}], health: {interval: 1s}}}\nusers: {x: {role: admin}}\nserver: {listen: '[::1]:7', tick: 1m30s}\n",
     "a: &x [1, *x]\n",
     "version: 1\nnotifications:\n  - {url: 'https://h.example/x', events: ['*'], format: slack, secret: {env: K}, attempts: 3, backoff: 1s}\n  - url: http://127.0.0.1:1\n    events: [run.failed, deployment.rolled_back]\n",
+    "version: 1\napps: {w: {run: x}}\nenvironments: {s: {listen: '127.0.0.1:3'}}\npipelines:\n  p:\n    on: {push: {repository: r, branches: [main]}, dispatch: {inputs: {v: {required: true}}}}\n    secrets: {T: {env: T}}\n    jobs:\n      a: {steps: [{run: 'echo ${{ git.sha }} ${{ secrets.T }}'}]}\n      b: {needs: [a], if: \"${{ inputs.v == 'x' && success() }}\", deploy: {app: w, env: s, version: '${{ needs.a.outputs.v }}'}}\n",
 ];
 
 /// Characters that change YAML structure the most.

@@ -215,6 +215,28 @@ pub async fn run_shell(cmd: &ShellCommand, mut sink: impl FnMut(OutputLine) + Se
     ShellRun { outcome, leftovers }
 }
 
+/// SIGKILLs the process group of every live process whose initial environment has
+/// `name=value`, and returns their pids: what commands of a server that died (so never
+/// ended them) left running, found by the marker the caller gave them in `env`.
+pub fn end_groups_marked(name: &str, value: &str) -> Vec<u32> {
+    let marked: Vec<(u32, i64)> = procfs::pids()
+        .into_iter()
+        .filter(|&pid| procfs::env_var(pid, name).as_deref() == Some(value))
+        .filter_map(|pid| {
+            let stat = procfs::stat(pid).filter(|s| !s.is_dead())?;
+            Some((pid, stat.pgrp))
+        })
+        .collect();
+    for &(_, pgrp) in &marked {
+        if let Ok(pgrp) = i32::try_from(pgrp)
+            && pgrp > 1
+        {
+            let _ = killpg(Pid::from_raw(pgrp), Signal::SIGKILL);
+        }
+    }
+    marked.into_iter().map(|(pid, _)| pid).collect()
+}
+
 fn note(text: String) -> OutputLine {
     OutputLine {
         stream: Stream::Runner,
@@ -587,6 +609,35 @@ mod tests {
         assert_eq!(out[0].len(), MAX_LINE);
         assert_eq!(out[1], "x".repeat(10));
         assert_eq!(out[2], "caf\u{fffd}");
+    }
+
+    #[test]
+    fn marked_groups_left_behind_are_ended_and_others_are_not() {
+        use std::os::unix::process::CommandExt as _;
+        let spawn = |mark: &str| {
+            std::process::Command::new("/bin/sh")
+                .args(["-c", "sleep 1000 & wait"])
+                .env("SLIPWAY_TEST_MARK", mark)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn("run-7");
+        let mut other = spawn("run-8");
+        let _reap = (Reap(ours.id()), Reap(other.id()));
+        let ended = loop {
+            // A just-spawned process shows its environment once it has exec'd.
+            let ended = end_groups_marked("SLIPWAY_TEST_MARK", "run-7");
+            if !ended.is_empty() {
+                break ended;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(ended.contains(&ours.id()), "{ended:?}");
+        assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(alive(other.id()));
+        let _ = other.kill();
+        let _ = other.wait();
     }
 
     #[tokio::test]

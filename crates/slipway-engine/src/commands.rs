@@ -155,7 +155,10 @@ fn force_of(req: &DeployRequest, actor: &Actor) -> Result<Option<Force>> {
 }
 
 /// `; did you mean `x`?` when a known name is close, else the list of known names.
-fn suggestion<'a>(name: &str, known: impl Iterator<Item = &'a String> + Clone) -> String {
+pub(crate) fn suggestion<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a String> + Clone,
+) -> String {
     match slipway_config::did_you_mean(name, known.clone().map(String::as_str)) {
         Some(hint) => format!("; {hint}"),
         None => format!(

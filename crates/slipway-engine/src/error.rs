@@ -58,7 +58,9 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Refused { .. } => ErrorKind::Refused,
             Error::Store(slipway_store::Error::NotFound { .. }) => ErrorKind::NotFound,
-            Error::Store(slipway_store::Error::Conflict { .. }) => ErrorKind::Conflict,
+            Error::Store(
+                slipway_store::Error::Conflict { .. } | slipway_store::Error::RunConflict { .. },
+            ) => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
     }
@@ -73,7 +75,9 @@ impl Error {
             Error::NotFound { .. } | Error::Store(slipway_store::Error::NotFound { .. }) => {
                 "not_found"
             }
-            Error::Store(slipway_store::Error::Conflict { .. }) => "conflict",
+            Error::Store(
+                slipway_store::Error::Conflict { .. } | slipway_store::Error::RunConflict { .. },
+            ) => "conflict",
             _ => "internal",
         }
     }

@@ -71,7 +71,9 @@ fn body_too_large() -> ApiError {
 }
 
 /// A decision's body is optional: no body at all (or `null`) means no comment.
-async fn optional_body<T: DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
+pub(crate) async fn optional_body<T: DeserializeOwned + Default>(
+    req: Request,
+) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
         .map_err(|e| {
@@ -150,7 +152,7 @@ fn rfc3339_millis(s: &str) -> Option<i64> {
 
 /// A branch or tag name: printable, no spaces or control characters, at most
 /// [`MAX_REF_CHARS`] characters.
-fn check_ref(git_ref: &str) -> Result<(), ApiError> {
+pub(crate) fn check_ref(git_ref: &str) -> Result<(), ApiError> {
     let valid = !git_ref.is_empty()
         && git_ref.chars().count() <= MAX_REF_CHARS
         && git_ref
@@ -170,7 +172,7 @@ fn check_ref(git_ref: &str) -> Result<(), ApiError> {
 }
 
 /// A commit is a hex SHA: abbreviated (7 or more) up to a full SHA-256 (64).
-fn check_commit(commit: &str) -> Result<(), ApiError> {
+pub(crate) fn check_commit(commit: &str) -> Result<(), ApiError> {
     let valid = (7..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit());
     if valid {
         Ok(())
@@ -324,7 +326,15 @@ pub async fn deployment_logs(
     Path(id): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogLines>, ApiError> {
-    let q = query_map(q)?;
+    let (after, limit) = log_window(&query_map(q)?)?;
+    let lines = state.engine.logs(parse_id(&id)?, after, limit).await?;
+    Ok(Json(LogLines {
+        lines: lines.into_iter().map(views::log_line).collect(),
+    }))
+}
+
+/// `after` (default 0) and `limit` (1 to 10000, default 1000) of a log query.
+pub(crate) fn log_window(q: &HashMap<String, String>) -> Result<(i64, u32), ApiError> {
     let after = q
         .get("after")
         .map(|a| match a.parse::<i64>() {
@@ -347,10 +357,7 @@ pub async fn deployment_logs(
         })
         .transpose()?
         .unwrap_or(1000);
-    let lines = state.engine.logs(parse_id(&id)?, after, limit).await?;
-    Ok(Json(LogLines {
-        lines: lines.into_iter().map(views::log_line).collect(),
-    }))
+    Ok((after, limit))
 }
 
 async fn decide(
@@ -661,7 +668,10 @@ pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
     let names = |keys: Vec<&String>| serde_json::json!({ "type": "string", "enum": keys });
     let apps = names(config.apps.keys().collect());
     let envs = names(config.environments.keys().collect());
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut api = ApiDoc::openapi();
+    api.merge(crate::pipelines::PipelinesDoc::openapi());
+    let pipelines = names(config.pipelines.keys().collect());
+    let mut doc = serde_json::to_value(api).unwrap_or_default();
     if let Some(paths) = doc["paths"].as_object_mut() {
         for operation in paths.values_mut().filter_map(|p| p.as_object_mut()) {
             for op in operation.values_mut() {
@@ -670,6 +680,7 @@ pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
                     match param["name"].as_str() {
                         Some("app") => param["schema"] = apps.clone(),
                         Some("env" | "environment") => param["schema"] = envs.clone(),
+                        Some("name" | "pipeline") => param["schema"] = pipelines.clone(),
                         _ => {}
                     }
                 }

@@ -13,6 +13,7 @@ mod flags;
 mod gc;
 mod notifications;
 mod ofrep;
+mod pipelines;
 mod preflight;
 mod views;
 mod webhook;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub dora: Arc<dyn slipway_store::DoraStore>,
     pub notifications: Arc<dyn slipway_store::NotificationStore>,
     pub console: console::Console,
+    pub pipelines: slipway_engine::Pipelines,
 }
 
 /// A running server; dropping it does not stop it, `shutdown` does.
@@ -103,6 +105,15 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/v1/metrics/dora", get(dora::report))
         .route("/api/v1/notifications", get(notifications::log))
         .route("/api/v1/gc", get(gc::list).post(gc::collect))
+        .route(
+            "/api/v1/pipelines/{name}/runs",
+            post(pipelines::dispatch).get(pipelines::pipeline_runs),
+        )
+        .route("/api/v1/runs", get(pipelines::runs))
+        .route("/api/v1/runs/{id}", get(pipelines::get_run))
+        .route("/api/v1/runs/{id}/logs", get(pipelines::logs))
+        .route("/api/v1/runs/{id}/cancel", post(pipelines::cancel))
+        .route("/api/v1/triggers/push", post(pipelines::push))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_all))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_one))
         .route("/api/v1/openapi.json", get(openapi))
@@ -153,6 +164,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     parts.secrets = known_secrets(&parts.config, server_env, admin_token.as_deref());
     let engine = Engine::start(parts).await?;
+    let pipelines = slipway_engine::Pipelines::start(&engine, sqlite.clone()).await?;
     let app = routes(AppState {
         engine: engine.clone(),
         flags,
@@ -162,6 +174,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, Error> {
             sessions: sqlite.clone(),
             history: sqlite,
         },
+        pipelines,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {

@@ -8,7 +8,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use util::{TestServer, demo_app};
+use util::{Reap, TestServer, alive, demo_app, printed_pid};
 
 /// A server whose `web` app has `hooks` (YAML of the hooks mapping, `{dir}` replaced by
 /// the test's dir) and one environment, `staging`.
@@ -42,39 +42,6 @@ environments:
         )
     })
     .await
-}
-
-/// The pid a hook printed as `pid=N` into the log.
-fn printed_pid(lines: &[String]) -> u32 {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix("pid=")?.parse().ok())
-        .unwrap_or_else(|| panic!("no pid=N in the log: {lines:#?}"))
-}
-
-/// Alive = exists and is not a zombie (pid 1 in a container may never reap orphans).
-fn alive(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    match stat.rfind(')') {
-        Some(i) => !matches!(stat[i + 1..].trim_start().chars().next(), Some('Z' | 'X')),
-        None => false,
-    }
-}
-
-/// Kills the `sleep` a hook started when the test ends, also when it fails (and only
-/// while that pid still runs `sleep`).
-struct Reap(u32);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
-        if let (true, Ok(pid)) = (cmdline.starts_with(b"sleep"), i32::try_from(self.0)) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
 }
 
 #[tokio::test]

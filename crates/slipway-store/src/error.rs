@@ -9,6 +9,12 @@ pub enum Error {
     /// A transition expected another status; nothing was written.
     #[error("the deployment is {current}")]
     Conflict { current: Status },
+    /// A run's or job's transition expected another status; nothing was written.
+    #[error("{what} is {current}")]
+    RunConflict {
+        what: String,
+        current: slipway_pipeline::Status,
+    },
     #[error("{what} already exists")]
     AlreadyExists { what: String },
     #[error("cannot create the database directory {path}: {source}")]

@@ -11,6 +11,7 @@ mod flags;
 mod history;
 mod migration_runs;
 mod notifications;
+mod pipelines;
 mod sessions;
 mod sqlite;
 mod watches;
@@ -21,6 +22,10 @@ pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
 pub use history::{Cursor, HistoryPage, HistoryQuery, HistoryStore};
 pub use migration_runs::MigrationStore;
 pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
+pub use pipelines::{
+    JobKind, NewJob, NewRun, PipelineStore, Run, RunChange, RunFilter, RunId, RunJob, RunLogLine,
+    RunStatusEntry, Trigger,
+};
 pub use sessions::{NewSession, Session, SessionStore};
 pub use sqlite::SqliteStore;
 pub use watches::WatchStore;

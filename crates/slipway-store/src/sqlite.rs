@@ -26,7 +26,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite serialises writers anyway; more connections only help concurrent readers.
 const MAX_CONNECTIONS: u32 = 8;
 /// Ids per `IN (…)` list, well below SQLite's limit of 32766 bound parameters.
-const IDS_PER_QUERY: usize = 1000;
+pub(crate) const IDS_PER_QUERY: usize = 1000;
 
 /// Write transactions take the write lock up front: a deferred transaction that reads
 /// first and writes later fails at once with SQLITE_BUSY when another writer got in

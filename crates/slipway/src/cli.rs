@@ -147,6 +147,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: crate::commands::notifications::NotificationsCommand,
     },
+    /// Start a run of a pipeline by hand (`on.dispatch`).
+    Run(crate::commands::pipelines::RunArgs),
+    /// Runs of pipelines, newest first; `runs show|logs|cancel ID` for one.
+    Runs(crate::commands::pipelines::RunsArgs),
+    /// Tell the server a branch moved (from a git `post-receive` hook): each pipeline
+    /// watching it starts a run.
+    Trigger(crate::commands::pipelines::TriggerArgs),
     /// Manage API users.
     User {
         #[command(subcommand)]

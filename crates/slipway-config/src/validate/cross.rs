@@ -10,14 +10,6 @@ use crate::tree::quote;
 /// Per environment (by index), the environments it requires, with the item naming each.
 type Edges<'e, 'a> = Vec<Vec<(usize, &'e Item<'a>)>>;
 
-/// Depth-first search state of one environment.
-#[derive(Clone, Copy, PartialEq)]
-enum Mark {
-    New,
-    OnPath,
-    Done,
-}
-
 impl<'a> Checker<'a> {
     pub(super) fn check_requires(&mut self, envs: &[(String, Vec<(String, Item<'a>)>)]) {
         let names: Vec<&str> = envs.iter().map(|(n, _)| n.as_str()).collect();
@@ -82,50 +74,23 @@ impl<'a> Checker<'a> {
         self.push(d);
     }
 
-    /// Depth-first search in file order; each edge back into the current path closes
-    /// a cycle, reported once at that edge.
+    /// Each cycle is reported once, at the entry that closes it.
     fn report_cycles(&mut self, names: &[&str], edges: &Edges) {
-        let mut marks = vec![Mark::New; names.len()];
-        for start in 0..names.len() {
-            if marks[start] != Mark::New {
-                continue;
-            }
-            let mut path = vec![start];
-            let mut next_edge = vec![0usize];
-            marks[start] = Mark::OnPath;
-            while let (Some(&node), Some(edge)) = (path.last(), next_edge.last_mut()) {
-                let Some(&(to, item)) = edges[node].get(*edge) else {
-                    marks[node] = Mark::Done;
-                    path.pop();
-                    next_edge.pop();
-                    continue;
-                };
-                *edge += 1;
-                match marks[to] {
-                    Mark::New => {
-                        marks[to] = Mark::OnPath;
-                        path.push(to);
-                        next_edge.push(0);
-                    }
-                    Mark::OnPath => {
-                        let from = path.iter().position(|&n| n == to).unwrap_or(0);
-                        let cycle: Vec<&str> = path[from..]
-                            .iter()
-                            .chain(std::iter::once(&to))
-                            .map(|&n| names[n])
-                            .collect();
-                        let d = self
-                            .diag(
-                                item.pos,
-                                &item.path,
-                                format!("`requires` forms a cycle: {}", cycle.join(" -> ")),
-                            )
-                            .with_hint(Some("remove one of these requirements".to_owned()));
-                        self.push(d);
-                    }
-                    Mark::Done => {}
-                }
-            }
+        let targets: Vec<Vec<usize>> = edges
+            .iter()
+            .map(|e| e.iter().map(|&(to, _)| to).collect())
+            .collect();
+        for cycle in slipway_pipeline::dag::find_cycles(&targets) {
+            let item = edges[cycle.node][cycle.edge].1;
+            let path: Vec<&str> = cycle.path.iter().map(|&n| names[n]).collect();
+            let d = self
+                .diag(
+                    item.pos,
+                    &item.path,
+                    format!("`requires` forms a cycle: {}", path.join(" -> ")),
+                )
+                .with_hint(Some("remove one of these requirements".to_owned()));
+            self.push(d);
         }
     }
 

@@ -18,6 +18,7 @@ const TOP_KEYS: &[&str] = &[
     "environments",
     "users",
     "notifications",
+    "pipelines",
 ];
 const SERVER_KEYS: &[&str] = &[
     "listen",
@@ -49,6 +50,7 @@ fn default_config(base_dir: &Path) -> Config {
         environments: BTreeMap::new(),
         users: BTreeMap::new(),
         notifications: Vec::new(),
+        pipelines: BTreeMap::new(),
     }
 }
 
@@ -107,6 +109,17 @@ impl<'a> Checker<'a> {
         }
         if let Some(item) = top.get("notifications") {
             config.notifications = self.notifications(&item);
+        }
+        if let Some(item) = top.get("pipelines") {
+            let targets = super::pipeline::Targets {
+                apps: config.apps.keys().map(String::as_str).collect(),
+                environments: config.environments.keys().map(String::as_str).collect(),
+            };
+            let mut pipelines = BTreeMap::new();
+            for (name, pipeline) in self.named(&item, "pipeline") {
+                pipelines.insert(name, self.pipeline(&pipeline, &targets, base_dir));
+            }
+            config.pipelines = pipelines;
         }
         self.check_requires(&requires);
         self.check_listeners();

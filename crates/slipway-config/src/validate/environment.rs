@@ -118,7 +118,16 @@ impl<'a> Checker<'a> {
     }
 
     fn variables(&mut self, item: &Item<'a>) -> BTreeMap<String, String> {
-        let mut variables = BTreeMap::new();
+        self.variable_entries(item)
+            .into_iter()
+            .map(|(name, _, text)| (name, text))
+            .collect()
+    }
+
+    /// The entries of a mapping of variable names to scalar values, each with its value's
+    /// item (for errors about the value) and its text.
+    pub(super) fn variable_entries(&mut self, item: &Item<'a>) -> Vec<(String, Item<'a>, String)> {
+        let mut variables = Vec::new();
         for (name, value) in self.entries(item, "a mapping of variable names to values") {
             if !check_variable_name(self, &name, &value) {
                 continue;
@@ -128,9 +137,7 @@ impl<'a> Checker<'a> {
                 _ => scalar_text(self.source, value.node),
             };
             match text {
-                Some(text) => {
-                    variables.insert(name, text);
-                }
+                Some(text) => variables.push((name, value, text)),
                 None => {
                     let hint = matches!(value.node.value, Node::Null)
                         .then(|| format!("for an empty value write `{name}: \"\"`"));
@@ -143,7 +150,7 @@ impl<'a> Checker<'a> {
 }
 
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`. Reports and returns false if not.
-fn check_variable_name(checker: &mut Checker, name: &str, item: &Item) -> bool {
+pub(super) fn check_variable_name(checker: &mut Checker, name: &str, item: &Item) -> bool {
     let mut chars = name.chars();
     let valid = chars
         .next()

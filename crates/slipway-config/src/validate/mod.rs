@@ -22,6 +22,7 @@ mod document;
 mod environment;
 mod migrate;
 mod notifications;
+mod pipeline;
 mod primitives;
 mod protection;
 mod strategy;

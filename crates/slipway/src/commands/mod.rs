@@ -8,6 +8,7 @@ pub mod gc;
 pub mod local;
 pub mod metrics;
 pub mod notifications;
+pub mod pipelines;
 pub mod read;
 pub mod user;
 
@@ -48,6 +49,9 @@ pub async fn run_client(global: &GlobalArgs, command: ClientCommand) -> Result<u
         ClientCommand::Flags { command } => flags::run(&client, command).await,
         ClientCommand::Metrics { command } => metrics::run(&client, command).await,
         ClientCommand::Notifications { command } => notifications::run(&client, command).await,
+        ClientCommand::Run(args) => pipelines::run(&client, args).await,
+        ClientCommand::Runs(args) => pipelines::runs(&client, args).await,
+        ClientCommand::Trigger(args) => pipelines::trigger(&client, args).await,
     }
 }
 

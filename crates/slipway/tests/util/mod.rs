@@ -340,6 +340,23 @@ impl Server {
         server
     }
 
+    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A new server on the same directory and config (after [`Server::kill`]).
+    pub fn start_again(&self) -> Server {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the server's URL has its port");
+        Server::spawn(&self.dir, port, &[])
+    }
+
     pub fn admin_token(&self) -> String {
         std::fs::read_to_string(self.dir.join("data").join("admin.token"))
             .unwrap()
