@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use slipway_core::notify::{RunEvent, RunEventKind};
 use slipway_core::{DeploymentId, Millis};
 use slipway_pipeline::Status;
 use sqlx::error::ErrorKind;
@@ -441,6 +442,9 @@ impl PipelineStore for SqliteStore {
             &change.reason,
         )
         .await?;
+        if change.job.is_none() {
+            notify_run(&mut tx, &change).await?;
+        }
         let line = format!("{}: {}", change.to, change.reason);
         let seq = append_log(
             &mut tx,
@@ -749,4 +753,31 @@ impl JobRow {
             name: self.name,
         })
     }
+}
+
+/// A run's start and end enter the notification outbox in the same transaction as the
+/// change, so a webhook hears of every run exactly as the history has it.
+async fn notify_run(conn: &mut SqliteConnection, change: &RunChange) -> Result<()> {
+    let kind = match change.to {
+        Status::InProgress => RunEventKind::Started,
+        Status::Success => RunEventKind::Succeeded,
+        Status::Failure => RunEventKind::Failed,
+        _ => return Ok(()),
+    };
+    let (pipeline, commit, actor): (String, Option<String>, String) =
+        sqlx::query_as("SELECT pipeline, git_commit, created_by FROM pipeline_runs WHERE id = ?")
+            .bind(change.run)
+            .fetch_one(&mut *conn)
+            .await?;
+    let event = RunEvent {
+        run_id: change.run,
+        pipeline,
+        kind,
+        commit,
+        at: change.at,
+        actor,
+        reason: change.reason.clone(),
+    };
+    crate::notifications::outbox_run(conn, &event).await?;
+    Ok(())
 }

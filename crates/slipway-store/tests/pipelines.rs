@@ -394,3 +394,43 @@ async fn runs_survive_a_reopen_and_their_history_cannot_be_rewritten() {
         Err(Error::Corrupt { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_runs_start_and_end_enter_the_notification_outbox_and_its_jobs_do_not() {
+    use slipway_core::notify::RunEventKind;
+    use slipway_store::{OutboxEvent, Store};
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let id = store
+        .create_run(new_run("release", 1_000))
+        .await
+        .unwrap()
+        .id;
+    for (job, from, to, at) in [
+        (None, Status::Queued, Status::InProgress, 1_100),
+        (Some("build"), Status::Queued, Status::InProgress, 1_200),
+        (Some("build"), Status::InProgress, Status::Failure, 1_300),
+        (None, Status::InProgress, Status::Failure, 1_400),
+    ] {
+        store
+            .transition_run(change(id, job, from, to, at))
+            .await
+            .unwrap();
+    }
+    let events: Vec<_> = store
+        .outbox_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.event {
+            OutboxEvent::Run(run) => (run.run_id, run.pipeline, run.kind, run.at),
+            other => panic!("not a run event: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (id, "release".to_owned(), RunEventKind::Started, 1_100),
+            (id, "release".to_owned(), RunEventKind::Failed, 1_400),
+        ]
+    );
+}
