@@ -19,8 +19,8 @@ const RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Entries read from the outbox at a time.
 const BATCH: u32 = 100;
-/// How often the outbox is read when nothing woke the delivery: entries appended without
-/// telling the engine (a run, another process) still go out.
+/// How often the outbox is read when nothing woke the delivery: entries another writer
+/// of the same database appended still go out (this engine's own changes wake it).
 const POLL: Duration = Duration::from_secs(1);
 
 /// Told of status changes (webhooks, chat, e-mail).

@@ -123,6 +123,15 @@ pub(crate) fn limit(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError
         .transpose()
 }
 
+/// 400 for a `status` parameter that names no status, listing the ones there are.
+pub(crate) fn invalid_status<'a>(given: &str, known: impl Iterator<Item = &'a str>) -> ApiError {
+    let known: Vec<&str> = known.collect();
+    ApiError::bad_request(
+        "invalid_status",
+        format!("unknown status `{given}`; one of {}", known.join(", ")),
+    )
+}
+
 fn parse_id(raw: &str) -> Result<DeploymentId, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::bad_request(
@@ -272,13 +281,8 @@ pub async fn list_deployments(
     let status = q
         .get("status")
         .map(|s| {
-            Status::parse(s).ok_or_else(|| {
-                let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::bad_request(
-                    "invalid_status",
-                    format!("unknown status `{s}`; one of {}", known.join(", ")),
-                )
-            })
+            Status::parse(s)
+                .ok_or_else(|| invalid_status(s, Status::ALL.iter().map(|s| s.as_str())))
         })
         .transpose()?;
     let kind = q

@@ -23,7 +23,7 @@ use slipway_store::{JobKind, Run, RunFilter, RunId, RunLogLine, Trigger};
 use tokio::sync::broadcast;
 
 use crate::AppState;
-use crate::api::{ApiJson, check_commit, check_ref, log_window, query_map};
+use crate::api::{ApiJson, check_commit, check_ref, invalid_status, limit, log_window, query_map};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::views::rfc3339;
@@ -42,18 +42,6 @@ pub fn status(s: Status) -> RunStatus {
         Status::Failure => RunStatus::Failure,
         Status::Cancelled => RunStatus::Cancelled,
         Status::Skipped => RunStatus::Skipped,
-    }
-}
-
-fn status_from(s: RunStatus) -> Status {
-    match s {
-        RunStatus::Queued => Status::Queued,
-        RunStatus::Waiting => Status::Waiting,
-        RunStatus::InProgress => Status::InProgress,
-        RunStatus::Success => Status::Success,
-        RunStatus::Failure => Status::Failure,
-        RunStatus::Cancelled => Status::Cancelled,
-        RunStatus::Skipped => Status::Skipped,
     }
 }
 
@@ -139,36 +127,16 @@ fn run_filter(
     let status = q
         .get("status")
         .map(|s| {
-            serde_json::from_value::<RunStatus>(serde_json::Value::String(s.clone()))
-                .map(status_from)
-                .map_err(|_| {
-                    let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                    ApiError::bad_request(
-                        "invalid_status",
-                        format!("unknown status `{s}`; one of {}", known.join(", ")),
-                    )
-                })
+            Status::parse(s)
+                .ok_or_else(|| invalid_status(s, Status::ALL.iter().map(|s| s.as_str())))
         })
         .transpose()?;
-    let limit = q
-        .get("limit")
-        .map(|l| number(l, "limit", 1, 1000))
-        .transpose()?;
+    let limit = limit(q)?;
     Ok(RunFilter {
         pipeline: pipeline.or_else(|| q.get("pipeline").cloned()),
         status,
         limit,
     })
-}
-
-fn number(raw: &str, name: &str, min: u32, max: u32) -> Result<u32, ApiError> {
-    match raw.parse::<u32>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ApiError::bad_request(
-            &format!("invalid_{name}"),
-            format!("{name} must be a number from {min} to {max}, got `{raw}`"),
-        )),
-    }
 }
 
 // === handlers ===

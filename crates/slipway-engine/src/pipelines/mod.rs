@@ -446,6 +446,8 @@ impl Shared {
             status: to,
         });
         if job.is_none() {
+            // The store wrote the run's outbox entry with the change (for a start or an end).
+            self.engine.inner.outbox_written();
             self.bump();
         }
         Ok(())
