@@ -646,8 +646,10 @@ fn unexpected(d: &Deployment, wanted: &str) -> Error {
 /// to the stable release when a rollout that had moved it fails.
 struct Timeline {
     started: SystemTime,
-    /// The canary step last shown (split or pause), so each is shown once.
-    step: Option<String>,
+    /// The split last shown, and the pause last shown with the split it paused at, so
+    /// each is shown once even when a poll first sees a split already paused.
+    split: Option<String>,
+    pause: Option<(String, String)>,
     /// The stable release while traffic is split: where it goes back to on a failure.
     stable: Option<String>,
 }
@@ -656,7 +658,8 @@ impl Timeline {
     fn new(started: SystemTime) -> Timeline {
         Timeline {
             started,
-            step: None,
+            split: None,
+            pause: None,
             stable: None,
         }
     }
@@ -679,25 +682,30 @@ impl Timeline {
             .unwrap_or_default()
     }
 
-    /// The canary's step in `d` as a timeline entry, when it is new: `v2 80% · v4 20%`
-    /// while traffic is split, `pause 2s` at a pause.
-    fn step(&mut self, d: &Deployment) -> Option<String> {
-        if d.status != Status::InProgress {
-            return None;
+    /// The canary's new steps in `d` as timeline entries: `v2 80% · v4 20%` when the split
+    /// changed, `pause 2s` when a pause began. A weight step goes straight into its pause,
+    /// so one poll may bring both.
+    fn steps(&mut self, d: &Deployment) -> Vec<String> {
+        let mut steps = Vec::new();
+        if d.status != Status::InProgress || d.traffic.len() < 2 {
+            return steps;
         }
-        let step = match &d.paused {
-            Some(pause) => format!("pause {pause}"),
-            None if d.traffic.len() > 1 => output::traffic(&d.traffic),
-            None => return None,
-        };
         if let Some(stable) = d.traffic.iter().find(|t| t.version != d.version) {
             self.stable = Some(stable.version.clone());
         }
-        if self.step.as_deref() == Some(&step) {
-            return None;
+        let split = output::traffic(&d.traffic);
+        if self.split.as_deref() != Some(&split) {
+            self.split = Some(split.clone());
+            steps.push(split.clone());
         }
-        self.step = Some(step.clone());
-        Some(step)
+        if let Some(pause) = &d.paused {
+            let pause = (split, format!("pause {pause}"));
+            if self.pause.as_ref() != Some(&pause) {
+                steps.push(pause.1.clone());
+                self.pause = Some(pause);
+            }
+        }
+        steps
     }
 
     /// After a rollout that had split the traffic fails, where all of it went.
@@ -724,8 +732,8 @@ impl Observer for Timeline {
     }
 
     fn progress(&mut self, d: &Deployment) {
-        if let Some(step) = self.step(d) {
-            let offset = self.started.elapsed().unwrap_or_default();
+        let offset = self.started.elapsed().unwrap_or_default();
+        for step in self.steps(d) {
             self.row(d, offset, "canary", &step);
         }
     }
@@ -782,13 +790,20 @@ mod tests {
                 "version": "v4", "status": "in_progress", "traffic": traffic, "paused": paused
             }))
         };
-        let split = serde_json::json!([{"version": "v2", "weight": 80.0, "requests": 0, "errors": 0},
-                                      {"version": "v4", "weight": 20.0, "requests": 0, "errors": 0}]);
+        let split = |stable: f64| {
+            serde_json::json!([{"version": "v2", "weight": stable, "requests": 0, "errors": 0},
+                               {"version": "v4", "weight": 100.0 - stable, "requests": 0, "errors": 0}])
+        };
+        let pause = serde_json::json!({"kind": "timed", "duration_ms": 2000});
         let mut timeline = Timeline::new(SystemTime::now());
         // Before traffic moved (one release routed), no step, and a failure goes nowhere.
         let single =
             serde_json::json!([{"version": "v2", "weight": 100.0, "requests": 0, "errors": 0}]);
-        assert_eq!(timeline.step(&poll(single, serde_json::Value::Null)), None);
+        assert!(
+            timeline
+                .steps(&poll(single, serde_json::Value::Null))
+                .is_empty()
+        );
         let failed = StatusEntry {
             status: Status::Failure,
             at: "2026-11-24T10:00:00.000Z".into(),
@@ -796,22 +811,24 @@ mod tests {
             reason: "health check failed".into(),
         };
         assert_eq!(timeline.reverted(&failed), None);
+        // The first poll that sees the canary finds it already paused: both are shown.
         assert_eq!(
+            timeline.steps(&poll(split(80.0), pause.clone())),
+            ["v2 80% · v4 20%", "pause 2s"]
+        );
+        // The same split and pause on the next poll are not shown again.
+        assert!(timeline.steps(&poll(split(80.0), pause.clone())).is_empty());
+        assert!(
             timeline
-                .step(&poll(split.clone(), serde_json::Value::Null))
-                .as_deref(),
-            Some("v2 80% · v4 20%")
+                .steps(&poll(split(80.0), serde_json::Value::Null))
+                .is_empty()
         );
-        // The same split on the next poll is not shown again.
+        // The next weight and its pause of the same length are new steps.
         assert_eq!(
-            timeline.step(&poll(split.clone(), serde_json::Value::Null)),
-            None
+            timeline.steps(&poll(split(50.0), serde_json::Value::Null)),
+            ["v2 50% · v4 50%"]
         );
-        let pause = serde_json::json!({"kind": "timed", "duration_ms": 2000});
-        assert_eq!(
-            timeline.step(&poll(split, pause)).as_deref(),
-            Some("pause 2s")
-        );
+        assert_eq!(timeline.steps(&poll(split(50.0), pause)), ["pause 2s"]);
         assert_eq!(
             timeline.reverted(&failed).as_deref(),
             Some("100% back to v2")
