@@ -1,5 +1,5 @@
-//! Notifications against a real server: a run's start and end appended to the store reach
-//! a subscribed webhook, a rejection is told once, and the notification log is for
+//! Notifications against a real server: a real pipeline run's start and end reach a
+//! subscribed webhook, a rejection is told once, and the notification log is for
 //! deployers and up.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::routing::post;
 use serde_json::{Value, json};
-use slipway_core::notify::{RunEvent, RunEventKind};
-use slipway_store::{NotificationStore, SqliteStore};
 use util::{TestServer, config_yaml, poll_until};
 
 /// A webhook receiver on 127.0.0.1:0 that answers 200 and keeps every body it got.
@@ -44,58 +42,73 @@ async fn received(got: &Arc<Mutex<Vec<Value>>>, n: usize) -> Vec<Value> {
 
 const PRODUCTION: &str = "    production:\n      listen: 127.0.0.1:0\n      strategy: recreate\n      protection: { reviewers: [alice], required_approvals: 1 }\n";
 
+/// A pipeline whose one step exits with the dispatch's `exit` input.
+const CHECK: &str = r#"pipelines:
+  check:
+    on: { dispatch: { inputs: { exit: { required: true } } } }
+    jobs:
+      check: { steps: [{ run: "exit ${{ inputs.exit }}" }] }
+"#;
+
 async fn server(events: &str, url: &str) -> TestServer {
     let notifications =
         format!("notifications:\n  - {{ url: '{url}', events: {events}, backoff: 10ms }}\n");
-    TestServer::start_yaml(|dir| config_yaml(dir, PRODUCTION, "", "1s") + &notifications).await
+    TestServer::start_yaml(|dir| config_yaml(dir, PRODUCTION, "", "1s") + CHECK + &notifications)
+        .await
 }
 
-fn run_event(kind: RunEventKind, at: i64) -> RunEvent {
-    RunEvent {
-        run_id: 41,
-        pipeline: "release".into(),
-        kind,
-        commit: Some("3f2a9c1".into()),
-        at,
-        actor: "push".into(),
-        reason: format!("run 41 {}", kind.as_str()),
-    }
+/// Dispatches `check` with `exit` and waits for the run to end; returns its id.
+async fn run_check(server: &TestServer, exit: u8) -> i64 {
+    let body = json!({ "inputs": { "exit": exit.to_string() } });
+    let (status, run) = server
+        .call(
+            "POST",
+            "/api/v1/pipelines/check/runs",
+            &server.admin,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    poll_until(&format!("run {id} to end"), || async {
+        let (_, run) = server
+            .call("GET", &format!("/api/v1/runs/{id}"), &server.admin, None)
+            .await;
+        matches!(run["status"].as_str(), Some("success" | "failure")).then_some(())
+    })
+    .await;
+    id
 }
 
 #[tokio::test]
 async fn a_runs_start_and_end_reach_a_subscribed_target_and_a_rejection_is_told_once() {
     let (url, got) = receiver().await;
     let server = server("[run.started, run.failed, deployment.rejected]", &url).await;
-    // What a pipeline run does: append to the outbox of the server's own database.
-    let store = SqliteStore::open(&server.dir.path().join("data/slipway.db"))
-        .await
-        .unwrap();
-    store
-        .append_run_event(&run_event(RunEventKind::Started, 1_780_394_400_000))
-        .await
-        .unwrap();
-    store
-        .append_run_event(&run_event(RunEventKind::Succeeded, 1_780_394_401_000))
-        .await
-        .unwrap();
-    store
-        .append_run_event(&run_event(RunEventKind::Failed, 1_780_394_402_000))
-        .await
-        .unwrap();
-    let bodies = received(&got, 2).await;
-    assert_eq!(bodies[0]["event"], "run.started");
-    assert_eq!(bodies[0]["at"], "2026-06-02T10:00:00.000Z");
+    let passed = run_check(&server, 0).await;
+    let failed = run_check(&server, 1).await;
+    let bodies = received(&got, 3).await;
+    let events: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["event"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        bodies[0]["run"],
-        json!({ "id": 41, "pipeline": "release", "status": "in_progress",
-                "commit": "3f2a9c1", "actor": "push", "reason": "run 41 started" })
-    );
-    assert!(bodies[0].get("deployment").is_none());
-    assert_eq!(
-        bodies[1]["event"], "run.failed",
+        events,
+        ["run.started", "run.started", "run.failed"],
         "run.succeeded is not subscribed"
     );
-    assert_eq!(bodies[1]["run"]["status"], "failure");
+    let started = &bodies[0]["run"];
+    assert_eq!(started["id"], passed);
+    assert_eq!(started["pipeline"], "check");
+    assert_eq!(started["status"], "in_progress");
+    assert_eq!(started["actor"], "admin");
+    assert!(bodies[0].get("deployment").is_none());
+    assert!(
+        bodies[0]["at"].as_str().unwrap().ends_with('Z'),
+        "{}",
+        bodies[0]
+    );
+    assert_eq!(bodies[2]["run"]["id"], failed);
+    assert_eq!(bodies[2]["run"]["status"], "failure");
 
     let (status, d) = server.deploy(&server.admin, "production", "v1").await;
     assert_eq!(status, 201, "{d}");
@@ -111,8 +124,8 @@ async fn a_runs_start_and_end_reach_a_subscribed_target_and_a_rejection_is_told_
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let bodies = received(&got, 3).await;
-    let rejected = &bodies[2];
+    let bodies = received(&got, 4).await;
+    let rejected = &bodies[3];
     assert_eq!(rejected["event"], "deployment.rejected");
     assert_eq!(rejected["deployment"]["status"], "rejected");
     assert_eq!(rejected["deployment"]["approvals"][0]["decision"], "reject");
@@ -124,7 +137,7 @@ async fn a_runs_start_and_end_reach_a_subscribed_target_and_a_rejection_is_told_
             .unwrap()["reason"],
         "rejected by alice: not today"
     );
-    // Told once: the attempts hold exactly three deliveries.
+    // Told once: the attempts hold exactly four deliveries.
     let (status, log) = server
         .call("GET", "/api/v1/notifications", &server.admin, None)
         .await;
@@ -136,8 +149,16 @@ async fn a_runs_start_and_end_reach_a_subscribed_target_and_a_rejection_is_told_
         .rev()
         .map(|a| a["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["run.started", "run.failed", "deployment.rejected"]);
-    assert_eq!(got.lock().unwrap().len(), 3);
+    assert_eq!(
+        events,
+        [
+            "run.started",
+            "run.started",
+            "run.failed",
+            "deployment.rejected"
+        ]
+    );
+    assert_eq!(got.lock().unwrap().len(), 4);
 }
 
 #[tokio::test]

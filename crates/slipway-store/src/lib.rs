@@ -165,7 +165,8 @@ pub trait Store: Send + Sync {
     /// Outbox entries after `after_seq` in the order they were written, at most `limit`
     /// (capped at [`MAX_LOG_LIMIT`]): every status change (creation's `queued` included)
     /// and every decision, each written in the same transaction as the change itself, and
-    /// the runs' starts and ends ([`NotificationStore::append_run_event`]).
+    /// the runs' starts and ends (written with the run's change by
+    /// [`PipelineStore::transition_run`]).
     async fn outbox_after(&self, after_seq: i64, limit: u32) -> Result<Vec<OutboxEntry>>;
 
     /// The last outbox `seq` the notifier `name` took; 0 when it never took one.

@@ -72,10 +72,6 @@ pub struct RecordedAttempt {
 
 #[async_trait::async_trait]
 pub trait NotificationStore: Send + Sync {
-    /// Appends a run's start or end to the outbox; its `seq`. (A run store that changes a
-    /// run's status in a transaction of its own writes the entry in that transaction.)
-    async fn append_run_event(&self, event: &RunEvent) -> Result<i64>;
-
     /// The cursor of the notifier `name`. A notifier never seen before starts at the end
     /// of the outbox: a target added to the config is told what happens from now on, not
     /// the whole past.
@@ -306,11 +302,6 @@ fn recorded(row: AttemptRow) -> Result<RecordedAttempt> {
 
 #[async_trait::async_trait]
 impl NotificationStore for SqliteStore {
-    async fn append_run_event(&self, event: &RunEvent) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
-        outbox_run(&mut conn, event).await
-    }
-
     async fn begin_outbox_cursor(&self, name: &str) -> Result<i64> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         sqlx::query(

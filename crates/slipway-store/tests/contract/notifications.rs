@@ -1,12 +1,11 @@
-//! The contract of [`NotificationStore`] together with the outbox it reads: decisions and
-//! runs enter the outbox in order beside the status changes, a new notifier starts at the
+//! The contract of [`NotificationStore`] together with the outbox it reads: decisions
+//! enter the outbox in order beside the status changes, a new notifier starts at the
 //! end, and delivery attempts are kept. Each test takes a fresh, empty store as both
 //! traits (the same object).
 
 use std::sync::Arc;
 
 use slipway_config::NotificationEvent;
-use slipway_core::notify::{RunEvent, RunEventKind};
 use slipway_core::{Approval, Decision, Status};
 use slipway_store::{AttemptOutcome, NotificationAttempt, NotificationStore, OutboxEvent, Store};
 
@@ -19,7 +18,6 @@ macro_rules! notification_store_contract {
     ($make:expr) => {
         $crate::notification_store_contract!(@tests $make;
             decisions_enter_the_outbox_with_what_the_deployment_had,
-            run_events_enter_the_outbox_in_order_among_deployment_changes,
             a_new_notifier_starts_at_the_end_and_a_known_one_keeps_its_place,
             attempts_are_kept_newest_first_and_capped
         );
@@ -33,18 +31,6 @@ macro_rules! notification_store_contract {
             }
         )*
     };
-}
-
-pub fn run_event(run_id: i64, kind: RunEventKind, at: i64) -> RunEvent {
-    RunEvent {
-        run_id,
-        pipeline: "release".to_owned(),
-        kind,
-        commit: Some("0123abc".to_owned()),
-        at,
-        actor: "push".to_owned(),
-        reason: format!("run {run_id} {}", kind.as_str()),
-    }
 }
 
 /// (kind, deployment id or run id, what, statuses, approvals) of every outbox entry.
@@ -133,46 +119,6 @@ pub async fn decisions_enter_the_outbox_with_what_the_deployment_had(
     // A decision on a deployment that does not exist writes nothing.
     assert!(store.add_approval(d.id + 100, approval).await.is_err());
     assert_eq!(store.outbox_after(entries[4].seq, 100).await.unwrap(), []);
-}
-
-pub async fn run_events_enter_the_outbox_in_order_among_deployment_changes(
-    store: Arc<dyn Store>,
-    notifications: Arc<dyn NotificationStore>,
-) {
-    let started = notifications
-        .append_run_event(&run_event(7, RunEventKind::Started, 10))
-        .await
-        .unwrap();
-    let d = store
-        .create_deployment(new("web", "staging", "v1", 11))
-        .await
-        .unwrap();
-    let failed = notifications
-        .append_run_event(&run_event(7, RunEventKind::Failed, 12))
-        .await
-        .unwrap();
-    assert!(started < failed);
-    assert_eq!(
-        outbox(store.as_ref()).await,
-        [
-            ("run", 7, "started".to_owned(), 0, 0),
-            ("status", d.id, "queued".to_owned(), 1, 0),
-            ("run", 7, "failed".to_owned(), 0, 0),
-        ]
-    );
-    let entries = store.outbox_after(0, 100).await.unwrap();
-    assert_eq!(entries[0].seq, started);
-    assert_eq!(entries[0].deployment(), None);
-    assert_eq!(
-        entries[2].event,
-        OutboxEvent::Run(run_event(7, RunEventKind::Failed, 12))
-    );
-    let mut bare = run_event(8, RunEventKind::Succeeded, 13);
-    bare.commit = None;
-    notifications.append_run_event(&bare).await.unwrap();
-    let last = store.outbox_after(failed, 100).await.unwrap();
-    assert_eq!(last.len(), 1);
-    assert_eq!(last[0].event, OutboxEvent::Run(bare));
 }
 
 pub async fn a_new_notifier_starts_at_the_end_and_a_known_one_keeps_its_place(
