@@ -257,8 +257,17 @@ impl Inner {
     }
 
     pub(crate) fn set_verdict(&self, id: DeploymentId, verdict: &Verdict, text: &str) {
+        let judged = crate::Judged {
+            at: self.clock.now(),
+            verdict: verdict.clone(),
+            text: text.to_string(),
+        };
         self.with_control(id, |c| {
-            c.live.verdict = Some((verdict.clone(), text.to_string()))
+            let verdicts = &mut c.live.verdicts;
+            if verdicts.len() == crate::RECENT_VERDICTS {
+                verdicts.remove(0);
+            }
+            verdicts.push(judged);
         });
     }
 

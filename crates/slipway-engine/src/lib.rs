@@ -157,10 +157,28 @@ struct RolloutControl {
 /// What only a running rollout knows, for the API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Live {
-    /// The canary analysis's latest verdict, and the sentence that states it.
-    pub verdict: Option<(slipway_core::analysis::Verdict, String)>,
+    /// The canary analysis's last verdicts, oldest first, at most [`RECENT_VERDICTS`].
+    pub verdicts: Vec<Judged>,
     /// The canary pause it waits at.
     pub paused: Option<Paused>,
+}
+
+/// How many of its analysis's verdicts a running canary keeps for the console.
+pub const RECENT_VERDICTS: usize = 5;
+
+/// One verdict of the canary analysis, when it was given and the sentence that states it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub at: slipway_core::Millis,
+    pub verdict: slipway_core::analysis::Verdict,
+    pub text: String,
+}
+
+impl Live {
+    /// The analysis's latest verdict.
+    pub fn verdict(&self) -> Option<&Judged> {
+        self.verdicts.last()
+    }
 }
 
 /// A canary pause under way.

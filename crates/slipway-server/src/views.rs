@@ -8,7 +8,7 @@ use slipway_core::analysis::Verdict;
 use slipway_core::migration::{MigrationRun, UndoState};
 use slipway_core::watch::{WatchEnd, WatchRecord};
 use slipway_core::{Decision, Deployment, InstanceState, Kind, LogLine, Millis, Phase, Status};
-use slipway_engine::{EnvStatus, Live, Paused, Share, StatusEvent, WaitingOn};
+use slipway_engine::{EnvStatus, Judged, Live, Paused, Share, StatusEvent, WaitingOn};
 
 pub fn rfc3339(ms: Millis) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
@@ -75,8 +75,8 @@ fn waiting_on(w: WaitingOn) -> api::WaitingOn {
     }
 }
 
-fn verdict((v, text): (Verdict, String)) -> api::Verdict {
-    let kind = match v {
+fn verdict(Judged { verdict, text, .. }: Judged) -> api::Verdict {
+    let kind = match verdict {
         Verdict::Pass => api::VerdictKind::Pass,
         Verdict::Fail(_) => api::VerdictKind::Fail,
         Verdict::Inconclusive(_) => api::VerdictKind::Inconclusive,
@@ -117,7 +117,7 @@ pub fn deployment(
     holds: Option<WaitingOn>,
 ) -> api::Deployment {
     api::Deployment {
-        analysis: live.verdict.map(verdict),
+        analysis: live.verdicts.into_iter().last().map(verdict),
         paused: live.paused.map(pause),
         waiting_on: holds.map(waiting_on),
         id: d.id,

@@ -282,10 +282,8 @@ async fn a_paused_canary_shows_its_split_and_is_promoted_from_its_page() {
         .await;
         let table = wait_for_text(&b, "#details table", |t| t.contains("30%")).await;
         assert!(table.contains("v1") && table.contains("70%"), "{table}");
-        wait_for_text(&b, "#details .verdict", |t| {
-            t.starts_with("Last analysis (pass)")
-        })
-        .await;
+        // The newest of the last analyses comes first.
+        wait_for_text(&b, "#details .verdicts li", |t| t.starts_with("pass: ")).await;
         screenshot(&b, "canary.png").await;
 
         b.find(Locator::Css("form[action$='/promote'] button"))

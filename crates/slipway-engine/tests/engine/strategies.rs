@@ -276,7 +276,7 @@ async fn a_manual_pause_waits_for_promote() {
     .await;
     assert_eq!(h.get(d.id).await.status, Status::InProgress);
     assert!(
-        h.engine.live(d.id).verdict.is_some(),
+        h.engine.live(d.id).verdict().is_some(),
         "the analysis runs while paused"
     );
     h.engine.promote(d.id, &Harness::admin()).await.unwrap();

@@ -33,7 +33,8 @@ struct DeploymentPage {
     rollout: Option<String>,
     split: Split,
     releases: Vec<ReleaseRow>,
-    verdict: Option<VerdictView>,
+    /// The canary analysis's last verdicts, newest first.
+    verdicts: Vec<VerdictView>,
     timeline: Vec<Entry>,
     approvals: Vec<ApprovalView>,
     approvals_rule: Option<String>,
@@ -86,8 +87,8 @@ struct ReleaseRow {
 }
 
 struct VerdictView {
-    kind: &'static str,
     tone: &'static str,
+    at: When,
     text: String,
 }
 
@@ -195,19 +196,24 @@ fn releases(shares: &[Share], this: &str) -> Vec<ReleaseRow> {
         .collect()
 }
 
-fn verdict(live: &Live) -> Option<VerdictView> {
-    live.verdict.as_ref().map(|(v, text)| {
-        let (kind, tone) = match v {
-            Verdict::Pass => ("pass", "ok"),
-            Verdict::Fail(_) => ("fail", "bad"),
-            Verdict::Inconclusive(_) => ("inconclusive", "wait"),
-        };
-        VerdictView {
-            kind,
-            tone,
-            text: text.clone(),
-        }
-    })
+fn verdicts(live: &Live, now: i64) -> Vec<VerdictView> {
+    live.verdicts
+        .iter()
+        .rev()
+        .map(|j| {
+            // The sentence starts with the verdict (`pass: 40 requests, …`).
+            let tone = match j.verdict {
+                Verdict::Pass => "ok",
+                Verdict::Fail(_) => "bad",
+                Verdict::Inconclusive(_) => "wait",
+            };
+            VerdictView {
+                tone,
+                at: When::at(j.at, now),
+                text: j.text.clone(),
+            }
+        })
+        .collect()
 }
 
 pub(super) fn summary(d: &Deployment, waiting_on: Option<String>, now: i64) -> Summary {
@@ -299,7 +305,7 @@ pub async fn page(
         rollout: in_progress.then(|| step_text(&d, env.map(|e| &e.strategy), &live)),
         split: Split::of(&shares, stable.as_deref()),
         releases: releases(&shares, &d.release.version),
-        verdict: verdict(&live),
+        verdicts: verdicts(&live, now),
         timeline: d
             .statuses
             .iter()
