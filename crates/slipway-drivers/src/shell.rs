@@ -624,7 +624,17 @@ mod tests {
         };
         let mut ours = spawn("run-7");
         let mut other = spawn("run-8");
-        let _reap = (Reap(ours.id()), Reap(other.id()));
+        // Each `sh` leads a group of its own with its `sleep`: end both groups, also when
+        // an assertion fails.
+        struct ReapGroup(u32);
+        impl Drop for ReapGroup {
+            fn drop(&mut self) {
+                if let Ok(pgid) = i32::try_from(self.0) {
+                    let _ = nix::sys::signal::killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                }
+            }
+        }
+        let _reap = (ReapGroup(ours.id()), ReapGroup(other.id()));
         let ended = loop {
             // A just-spawned process shows its environment once it has exec'd.
             let ended = end_groups_marked("SLIPWAY_TEST_MARK", "run-7");
@@ -636,7 +646,7 @@ mod tests {
         assert!(ended.contains(&ours.id()), "{ended:?}");
         assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(alive(other.id()));
-        let _ = other.kill();
+        drop(_reap);
         let _ = other.wait();
     }
 
