@@ -14,8 +14,8 @@ usage: slipway-demo-app --port P --release R [--error-rate F] [--latency-ms N]
   --release R          release name reported by GET / and GET /health
   --error-rate F       fraction of GET / answered with 500, 0.0..=1.0 (default 0)
   --latency-ms N       delay every response by N milliseconds (default 0)
-  --error-after-ms N   --error-rate and --latency-ms take effect only after N
-                       milliseconds of serving: a release that turns bad later
+  --error-after-ms N   --error-rate, --latency-ms and --fail-health take effect only
+                       after N milliseconds of serving: a release that turns bad later
   --fail-health        GET /health answers 503
   --start-delay-ms N   listen only after N milliseconds (default 0)
   --host ADDR          address to bind (default 127.0.0.1)
@@ -31,7 +31,8 @@ pub struct Settings {
     pub latency: Duration,
     pub fail_health: bool,
     pub start_delay: Duration,
-    /// How long after it starts listening the faults (error rate, latency) begin.
+    /// How long after it starts listening the faults (error rate, latency, failing health)
+    /// begin.
     pub error_after: Duration,
 }
 

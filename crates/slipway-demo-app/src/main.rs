@@ -177,19 +177,22 @@ async fn serve_conn(stream: TcpStream, app: Arc<App>, mut shutdown: watch::Recei
 struct App {
     error_rate: f64,
     latency: Duration,
-    /// The error rate and latency apply from then on (`--error-after-ms`).
+    /// The error rate, latency and failing health apply from then on (`--error-after-ms`).
     faults_from: Instant,
     fail_health: bool,
     requests: AtomicU64,
     root_ok: Bytes,
     root_error: Bytes,
-    health: Bytes,
+    health_ok: Bytes,
+    health_failing: Bytes,
 }
 
 impl App {
     fn new(s: &Settings) -> App {
-        let status = if s.fail_health { "failing" } else { "ok" };
-        let health = serde_json::json!({ "status": status, "release": s.release });
+        let health = |status: &str| {
+            let body = serde_json::json!({ "status": status, "release": s.release });
+            Bytes::from(body.to_string())
+        };
         App {
             error_rate: s.error_rate,
             latency: s.latency,
@@ -198,7 +201,8 @@ impl App {
             requests: AtomicU64::new(0),
             root_ok: Bytes::from(format!("ok release={}\n", s.release)),
             root_error: Bytes::from(format!("error release={}\n", s.release)),
-            health: Bytes::from(health.to_string()),
+            health_ok: health("ok"),
+            health_failing: health("failing"),
         }
     }
 
@@ -208,6 +212,7 @@ impl App {
             tokio::time::sleep(self.latency).await;
         }
         const TEXT: &str = "text/plain; charset=utf-8";
+        const JSON: &str = "application/json";
         match (req.method(), req.uri().path()) {
             (&Method::GET, "/") if faulty && self.next_fails() => respond(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -215,14 +220,12 @@ impl App {
                 self.root_error.clone(),
             ),
             (&Method::GET, "/") => respond(StatusCode::OK, TEXT, self.root_ok.clone()),
-            (&Method::GET, "/health") => {
-                let status = if self.fail_health {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::OK
-                };
-                respond(status, "application/json", self.health.clone())
-            }
+            (&Method::GET, "/health") if faulty && self.fail_health => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                JSON,
+                self.health_failing.clone(),
+            ),
+            (&Method::GET, "/health") => respond(StatusCode::OK, JSON, self.health_ok.clone()),
             _ => respond(
                 StatusCode::NOT_FOUND,
                 TEXT,
@@ -282,7 +285,10 @@ mod tests {
 
     #[test]
     fn health_body_is_valid_json_even_for_odd_release_names() {
-        let body: serde_json::Value = serde_json::from_slice(&app(0.0).health).unwrap();
+        let a = app(0.0);
+        let body: serde_json::Value = serde_json::from_slice(&a.health_ok).unwrap();
         assert_eq!(body, serde_json::json!({"status": "ok", "release": "v\"1"}));
+        let body: serde_json::Value = serde_json::from_slice(&a.health_failing).unwrap();
+        assert_eq!(body["status"], "failing");
     }
 }

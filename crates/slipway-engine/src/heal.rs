@@ -1,8 +1,8 @@
 //! Keeps every serving release at its count of instances: every `server.instance_check`
 //! it asks the drivers whether each instance still runs. One that died or was removed
-//! behind slipway's back (`docker kill`, `docker rm -f`, a crash) is recorded in the log
-//! of the deployment that serves, removed, and replaced by a new instance, which takes
-//! traffic once healthy. While a rollout is in progress the rollout owns the instances:
+//! behind slipway's back (`docker kill`, `docker rm -f`, a crash), or whose image's own
+//! `HEALTHCHECK` turned unhealthy, is recorded in the log of the deployment that serves,
+//! removed, and replaced by a new instance, which takes traffic once healthy. While a rollout is in progress the rollout owns the instances:
 //! one of its new release that dies fails it (its revert restores the previous release
 //! at full strength), and nothing is replaced meanwhile.
 
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_core::{Deployment, InstanceState, Phase, Status};
-use slipway_drivers::{ImageHealth, Liveness};
+use slipway_drivers::{Driver, ImageHealth, Liveness};
 use tokio::time::Instant;
 
 use crate::error::{Result, Stop};
@@ -136,13 +136,9 @@ async fn watch_rollout(inner: &Inner, d: &Deployment) -> Result<()> {
         if inst.version != d.release.version || inst.state != InstanceState::Running {
             continue;
         }
-        let why = match driver.liveness(&inst.handle).await {
-            Liveness::Gone(why) => why,
-            Liveness::Running => match driver.own_health(&inst.handle).await {
-                Some(own) if own.status == ImageHealth::Unhealthy => instances::own_unhealthy(&own),
-                _ => continue,
-            },
-            Liveness::Restarting | Liveness::Unknown(_) => continue,
+        let why = match look(driver.as_ref(), &inst.handle).await {
+            Seen::Gone(why) | Seen::Unhealthy(why) => why,
+            Seen::Running | Seen::Restarting | Seen::Unknown(_) => continue,
         };
         // The rollout's own revert stops its instances: that is no death to report.
         let now = inner.store.get_deployment(d.id).await?;
@@ -157,6 +153,33 @@ async fn watch_rollout(inner: &Inner, d: &Deployment) -> Result<()> {
         return Ok(());
     }
     Ok(())
+}
+
+/// What the check makes of one instance.
+enum Seen {
+    Running,
+    /// Its driver brings it back by itself (Docker's `restart:`).
+    Restarting,
+    /// The driver cannot tell (the daemon did not answer): counted as running.
+    Unknown(String),
+    /// Dead or removed, and why.
+    Gone(String),
+    /// Running, but its image's own `HEALTHCHECK` says unhealthy: as good as gone.
+    Unhealthy(String),
+}
+
+async fn look(driver: &dyn Driver, handle: &str) -> Seen {
+    match driver.liveness(handle).await {
+        Liveness::Running => match driver.own_health(handle).await {
+            Some(own) if own.status == ImageHealth::Unhealthy => {
+                Seen::Unhealthy(instances::own_unhealthy(&own))
+            }
+            _ => Seen::Running,
+        },
+        Liveness::Restarting => Seen::Restarting,
+        Liveness::Unknown(why) => Seen::Unknown(why),
+        Liveness::Gone(why) => Seen::Gone(why),
+    }
 }
 
 /// Replaces the serving release's dead instances and brings it back to its count; false
@@ -177,32 +200,34 @@ async fn heal(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
         if &inst.version != version {
             continue;
         }
-        match driver.liveness(&inst.handle).await {
-            Liveness::Running => {
+        let what = match look(driver.as_ref(), &inst.handle).await {
+            Seen::Running => {
                 alive += 1;
                 if inst.state != InstanceState::Running {
                     inst.state = InstanceState::Running;
                     inner.store.put_instance(&inst).await?;
                 }
+                continue;
             }
             // The driver brings it back by itself (Docker's `restart:`).
-            Liveness::Restarting => alive += 1,
-            Liveness::Unknown(why) => {
+            Seen::Restarting => {
+                alive += 1;
+                continue;
+            }
+            Seen::Unknown(why) => {
                 tracing::warn!(instance = %inst.id, %why, "cannot tell whether the instance runs");
                 alive += 1;
+                continue;
             }
-            Liveness::Gone(why) => {
-                let line = format!(
-                    "instance {} ({}) is gone: {why}; replacing it",
-                    inst.id, inst.addr
-                );
-                inner.log(current.id, "engine", &line).await;
-                tracing::warn!(deployment = current.id, instance = %inst.id, %why, "replacing an instance that is gone");
-                instances::copy_instance_output(inner, current.id, &inst).await;
-                instances::stop(inner, &inst).await?;
-                lost = true;
-            }
-        }
+            Seen::Gone(why) => format!("is gone: {why}"),
+            Seen::Unhealthy(why) => format!("is unhealthy: {why}"),
+        };
+        let line = format!("instance {} ({}) {what}; replacing it", inst.id, inst.addr);
+        inner.log(current.id, "engine", &line).await;
+        tracing::warn!(deployment = current.id, instance = %inst.id, %what, "replacing an instance");
+        instances::copy_instance_output(inner, current.id, &inst).await;
+        instances::stop(inner, &inst).await?;
+        lost = true;
     }
     if lost {
         // No request waits on an address that no longer answers.

@@ -484,6 +484,50 @@ async fn an_image_whose_healthcheck_says_unhealthy_fails_even_when_health_passes
     assert_eq!(s.containers(), before, "v3's container is removed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_whose_healthcheck_turns_unhealthy_after_success_is_replaced() {
+    let env = unique("stg");
+    // v2's HEALTHCHECK asks `/health`, which these arguments fail 8 s after the start;
+    // `health:` and the smoke test ask `/`, which stays fine.
+    let app = APP
+        .replace("path: /health, interval", "path: /, interval")
+        .replace(
+            "{ get: /health, expect_status: 200 }",
+            "{ get: /, expect_status: 200 }",
+        )
+        + "    args: [--host, 0.0.0.0, --port, \"8080\", --release, v2, --fail-health, --error-after-ms, \"8000\"]\n";
+    let s = DockerServer::start_app(&blue_green(&env), CHECKED, &app).await;
+    let d = s.deploy_and_wait(&env, "v2", "success").await;
+    let id = d["id"].as_i64().unwrap();
+    let name = format!("slipway-web-{env}-v2-1");
+    let first = running(&s, &env, "v2").await.remove(0);
+
+    let second = replaced(&s, &env, "v2", &first).await;
+    assert_ne!(second.0, first.0, "the router got the new port");
+    let lines = s.log_lines(id).await;
+    let unhealthy = format!(
+        "instance {name} ({}) is unhealthy: the image's HEALTHCHECK reports unhealthy",
+        first.0
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&unhealthy)),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("replaced: {name} serves v2 on {}", second.0)),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        s.containers().len(),
+        1,
+        "the unhealthy container is removed"
+    );
+    let d = s.wait_for(id, &["success"]).await;
+    assert_eq!(TestServer::statuses(&d).last().unwrap(), "success");
+}
+
 /// A container run by hand with this server's labels, removed when the test ends.
 struct Foreign(String);
 
