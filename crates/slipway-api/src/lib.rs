@@ -685,6 +685,8 @@ pub enum NotificationEvent {
     DeploymentFailed,
     #[serde(rename = "deployment.rolled_back")]
     DeploymentRolledBack,
+    #[serde(rename = "deployment.watch_failed")]
+    DeploymentWatchFailed,
 }
 
 impl NotificationEvent {
@@ -700,6 +702,7 @@ impl NotificationEvent {
             NotificationEvent::DeploymentSucceeded => "deployment.succeeded",
             NotificationEvent::DeploymentFailed => "deployment.failed",
             NotificationEvent::DeploymentRolledBack => "deployment.rolled_back",
+            NotificationEvent::DeploymentWatchFailed => "deployment.watch_failed",
         }
     }
 }
@@ -726,6 +729,17 @@ pub struct WebhookBody {
     /// For `run.*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunNotice>,
+    /// For `deployment.watch_failed`: how the watch of `deployment` ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchNotice>,
+}
+
+/// How a post-deploy watch ended, as `deployment.watch_failed` tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WatchNotice {
+    pub state: WatchState,
+    /// The figures that failed, and what followed: a rollback, or why there was none.
+    pub reason: String,
 }
 
 /// A pipeline run as a `run.*` notification shows it. Provisional: it becomes the API's

@@ -371,10 +371,12 @@ pub enum NotificationEvent {
     DeploymentSucceeded,
     DeploymentFailed,
     DeploymentRolledBack,
+    /// A post-deploy watch failed its verdict (whether or not it could roll back).
+    DeploymentWatchFailed,
 }
 
 impl NotificationEvent {
-    pub const ALL: [NotificationEvent; 10] = [
+    pub const ALL: [NotificationEvent; 11] = [
         NotificationEvent::RunStarted,
         NotificationEvent::RunSucceeded,
         NotificationEvent::RunFailed,
@@ -385,6 +387,7 @@ impl NotificationEvent {
         NotificationEvent::DeploymentSucceeded,
         NotificationEvent::DeploymentFailed,
         NotificationEvent::DeploymentRolledBack,
+        NotificationEvent::DeploymentWatchFailed,
     ];
 
     /// The stable name of docs/config.md, also the `event` of a webhook's body.
@@ -400,6 +403,7 @@ impl NotificationEvent {
             NotificationEvent::DeploymentSucceeded => "deployment.succeeded",
             NotificationEvent::DeploymentFailed => "deployment.failed",
             NotificationEvent::DeploymentRolledBack => "deployment.rolled_back",
+            NotificationEvent::DeploymentWatchFailed => "deployment.watch_failed",
         }
     }
 

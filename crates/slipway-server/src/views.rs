@@ -187,20 +187,21 @@ pub fn migration(m: MigrationRun) -> api::Migration {
     }
 }
 
+pub fn watch_state(end: WatchEnd) -> api::WatchState {
+    match end {
+        WatchEnd::Passed => api::WatchState::Passed,
+        WatchEnd::Inconclusive => api::WatchState::Inconclusive,
+        WatchEnd::Failed => api::WatchState::Failed,
+        WatchEnd::Ended => api::WatchState::Ended,
+    }
+}
+
 /// A watch at `now`: how long it has left while it watches.
 pub fn watch(w: WatchRecord, now: Millis) -> api::WatchView {
     let left_ms = u64::try_from(w.left(now).as_millis()).unwrap_or(u64::MAX);
     let (state, ended_at, reason) = match w.ended {
         None => (api::WatchState::Watching, None, None),
-        Some((at, end, reason)) => {
-            let state = match end {
-                WatchEnd::Passed => api::WatchState::Passed,
-                WatchEnd::Inconclusive => api::WatchState::Inconclusive,
-                WatchEnd::Failed => api::WatchState::Failed,
-                WatchEnd::Ended => api::WatchState::Ended,
-            };
-            (state, Some(rfc3339(at)), Some(reason))
-        }
+        Some((at, end, reason)) => (watch_state(end), Some(rfc3339(at)), Some(reason)),
     };
     api::WatchView {
         deployment_id: w.deployment_id,
@@ -308,6 +309,7 @@ pub fn notification_event(e: NotificationEvent) -> api::NotificationEvent {
         NotificationEvent::DeploymentSucceeded => api::NotificationEvent::DeploymentSucceeded,
         NotificationEvent::DeploymentFailed => api::NotificationEvent::DeploymentFailed,
         NotificationEvent::DeploymentRolledBack => api::NotificationEvent::DeploymentRolledBack,
+        NotificationEvent::DeploymentWatchFailed => api::NotificationEvent::DeploymentWatchFailed,
     }
 }
 

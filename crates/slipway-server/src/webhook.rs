@@ -13,6 +13,7 @@ use sha2::Sha256;
 use slipway_api as api;
 use slipway_config::{Config, EnvSecret, NotificationEvent, NotificationFormat, Place};
 use slipway_core::notify::{as_it_was, decision_event, run_event, status_event};
+use slipway_core::watch::WatchEnd;
 use slipway_engine::{Clock, Live, Notifier, OutboxDeployment, OutboxEntry, OutboxEvent};
 use slipway_store::{AttemptOutcome, NotificationAttempt, NotificationStore, Store};
 
@@ -135,8 +136,8 @@ impl Notifier for Webhook {
         };
         let subject = self.subject(entry).await?;
         let body = match self.target.format {
-            NotificationFormat::Json => json_body(event, entry.at(), &subject),
-            NotificationFormat::Slack => slack_body(event, &subject),
+            NotificationFormat::Json => json_body(event, entry, &subject),
+            NotificationFormat::Slack => slack_body(event, entry, &subject),
         };
         let signature = self.key.as_ref().map(|key| signature(&key.0, &body));
         let (deployment_id, run_id) = match &subject {
@@ -199,9 +200,9 @@ impl Webhook {
                     reason: run.reason.clone(),
                 }));
             }
-            OutboxEvent::Status { deployment, .. } | OutboxEvent::Decision { deployment, .. } => {
-                deployment
-            }
+            OutboxEvent::Status { deployment, .. }
+            | OutboxEvent::Decision { deployment, .. }
+            | OutboxEvent::Watch { deployment, .. } => deployment,
         };
         let now = self
             .deployments
@@ -285,6 +286,20 @@ fn event_of(entry: &OutboxEntry) -> Option<NotificationEvent> {
         OutboxEvent::Status { change, .. } => status_event(change.status),
         OutboxEvent::Decision { approval, .. } => decision_event(approval.decision),
         OutboxEvent::Run(run) => Some(run_event(run.kind)),
+        OutboxEvent::Watch { end, .. } => {
+            (*end == WatchEnd::Failed).then_some(NotificationEvent::DeploymentWatchFailed)
+        }
+    }
+}
+
+/// How the watch ended, for an entry that is a watch's end.
+fn watch_notice(entry: &OutboxEntry) -> Option<api::WatchNotice> {
+    match &entry.event {
+        OutboxEvent::Watch { end, reason, .. } => Some(api::WatchNotice {
+            state: views::watch_state(*end),
+            reason: reason.clone(),
+        }),
+        _ => None,
     }
 }
 
@@ -301,27 +316,28 @@ fn signature(key: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-fn json_body(event: NotificationEvent, at: slipway_core::Millis, subject: &Subject) -> Vec<u8> {
+fn json_body(event: NotificationEvent, entry: &OutboxEntry, subject: &Subject) -> Vec<u8> {
     let (deployment, run) = match subject {
         Subject::Deployment(d) => (Some(d.as_ref().clone()), None),
         Subject::Run(r) => (None, Some(r.clone())),
     };
     let body = api::WebhookBody {
         event: views::notification_event(event),
-        at: views::rfc3339(at),
+        at: views::rfc3339(entry.at()),
         deployment,
         run,
+        watch: watch_notice(entry),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// `{ "text": … }`: one line for people.
-fn slack_body(event: NotificationEvent, subject: &Subject) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "text": slack_text(event, subject) }))
+fn slack_body(event: NotificationEvent, entry: &OutboxEntry, subject: &Subject) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "text": slack_text(event, entry, subject) }))
         .unwrap_or_default()
 }
 
-fn slack_text(event: NotificationEvent, subject: &Subject) -> String {
+fn slack_text(event: NotificationEvent, entry: &OutboxEntry, subject: &Subject) -> String {
     use NotificationEvent as E;
     let line = match subject {
         Subject::Deployment(d) => {
@@ -337,6 +353,10 @@ fn slack_text(event: NotificationEvent, subject: &Subject) -> String {
                 E::DeploymentSucceeded => "succeeded".to_owned(),
                 E::DeploymentFailed => format!("failed: {reason}"),
                 E::DeploymentRolledBack => format!("rolled back: {reason}"),
+                E::DeploymentWatchFailed => match watch_notice(entry) {
+                    Some(w) => format!("watch failed: {}", w.reason),
+                    None => "watch failed".to_owned(),
+                },
                 other => other.as_str().to_owned(),
             };
             format!(
@@ -416,6 +436,27 @@ mod tests {
         OutboxEntry { seq: 3, event }
     }
 
+    fn status_at(at: i64) -> OutboxEntry {
+        entry(OutboxEvent::Status {
+            deployment: target(),
+            change: StatusChange {
+                status: Status::Failure,
+                at,
+                actor: "slipway".into(),
+                reason: String::new(),
+            },
+        })
+    }
+
+    fn watch_failed() -> OutboxEntry {
+        entry(OutboxEvent::Watch {
+            deployment: target(),
+            end: WatchEnd::Failed,
+            at: 5,
+            reason: "error rate 40% > 5%; not rolled back: a person must decide".into(),
+        })
+    }
+
     fn target() -> OutboxDeployment {
         OutboxDeployment {
             id: 1,
@@ -478,6 +519,19 @@ mod tests {
             reason: String::new(),
         }));
         assert_eq!(event_of(&run), Some(NotificationEvent::RunStarted));
+        let watch = |end| {
+            entry(OutboxEvent::Watch {
+                deployment: target(),
+                end,
+                at: 4,
+                reason: "error rate 40% > 5%; rolling back to v1 at once".into(),
+            })
+        };
+        assert_eq!(
+            event_of(&watch(WatchEnd::Failed)),
+            Some(NotificationEvent::DeploymentWatchFailed)
+        );
+        assert_eq!(event_of(&watch(WatchEnd::Passed)), None);
         for e in NotificationEvent::ALL {
             assert_eq!(views::notification_event(e).as_str(), e.as_str());
         }
@@ -485,17 +539,33 @@ mod tests {
 
     #[test]
     fn a_json_body_holds_the_event_its_time_and_its_object() {
+        let d = Subject::Deployment(Box::new(deployment()));
         let body = json_body(
             NotificationEvent::DeploymentFailed,
-            1_780_394_405_000,
-            &Subject::Deployment(Box::new(deployment())),
+            &status_at(1_780_394_405_000),
+            &d,
         );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["event"], "deployment.failed");
         assert_eq!(v["at"], "2026-06-02T10:00:05.000Z");
         assert_eq!(v["deployment"]["id"], 12);
-        assert!(v.get("run").is_none());
-        let body = json_body(NotificationEvent::RunFailed, 0, &Subject::Run(run()));
+        assert!(v.get("run").is_none() && v.get("watch").is_none());
+        let body = json_body(
+            NotificationEvent::DeploymentWatchFailed,
+            &watch_failed(),
+            &d,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["event"], "deployment.watch_failed");
+        assert_eq!(
+            v["watch"],
+            serde_json::json!({ "state": "failed", "reason": "error rate 40% > 5%; not rolled back: a person must decide" })
+        );
+        let body = json_body(
+            NotificationEvent::RunFailed,
+            &status_at(0),
+            &Subject::Run(run()),
+        );
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             (v["event"].as_str(), v["run"]["pipeline"].as_str()),
@@ -507,20 +577,29 @@ mod tests {
     #[test]
     fn a_slack_line_says_what_happened_and_escapes_what_slack_reads_as_markup() {
         let d = Subject::Deployment(Box::new(deployment()));
+        let e = status_at(0);
         assert_eq!(
-            slack_text(NotificationEvent::DeploymentFailed, &d),
+            slack_text(NotificationEvent::DeploymentFailed, &e, &d),
             "web v2 to production: failed: health check &lt;timeout&gt; &amp; more (deployment 12)"
         );
         assert_eq!(
-            slack_text(NotificationEvent::DeploymentApproved, &d),
+            slack_text(NotificationEvent::DeploymentApproved, &e, &d),
             "web v2 to production: approved by alice (deployment 12)"
         );
         assert_eq!(
-            slack_text(NotificationEvent::RunFailed, &Subject::Run(run())),
+            slack_text(NotificationEvent::RunFailed, &e, &Subject::Run(run())),
             "pipeline release run 4 at 0123456789ab: failed: job test failed"
         );
+        assert_eq!(
+            slack_text(
+                NotificationEvent::DeploymentWatchFailed,
+                &watch_failed(),
+                &d
+            ),
+            "web v2 to production: watch failed: error rate 40% &gt; 5%; not rolled back: a person must decide (deployment 12)"
+        );
         let v: serde_json::Value =
-            serde_json::from_slice(&slack_body(NotificationEvent::DeploymentSucceeded, &d))
+            serde_json::from_slice(&slack_body(NotificationEvent::DeploymentSucceeded, &e, &d))
                 .unwrap();
         assert_eq!(v["text"], "web v2 to production: succeeded (deployment 12)");
     }

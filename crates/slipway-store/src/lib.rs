@@ -32,6 +32,7 @@ pub use watches::WatchStore;
 
 use slipway_config::Role;
 use slipway_core::notify::RunEvent;
+use slipway_core::watch::WatchEnd;
 use slipway_core::{
     Approval, Deployment, DeploymentId, Force, Instance, Kind, LogLine, Millis, Phase, Release,
     Status, StatusChange, UserRecord,
@@ -227,6 +228,14 @@ pub enum OutboxEvent {
     },
     /// A pipeline run started or ended.
     Run(RunEvent),
+    /// A deployment's post-deploy watch ended as `end` (only `failed` is written).
+    Watch {
+        deployment: OutboxDeployment,
+        end: WatchEnd,
+        at: Millis,
+        /// The figures that failed, and what followed.
+        reason: String,
+    },
 }
 
 /// The deployment an outbox entry is about, and how much of its history it had then.
@@ -248,15 +257,16 @@ impl OutboxEntry {
             OutboxEvent::Status { change, .. } => change.at,
             OutboxEvent::Decision { approval, .. } => approval.at,
             OutboxEvent::Run(run) => run.at,
+            OutboxEvent::Watch { at, .. } => *at,
         }
     }
 
     /// The deployment it is about; `None` for a run's entry.
     pub fn deployment(&self) -> Option<&OutboxDeployment> {
         match &self.event {
-            OutboxEvent::Status { deployment, .. } | OutboxEvent::Decision { deployment, .. } => {
-                Some(deployment)
-            }
+            OutboxEvent::Status { deployment, .. }
+            | OutboxEvent::Decision { deployment, .. }
+            | OutboxEvent::Watch { deployment, .. } => Some(deployment),
             OutboxEvent::Run(_) => None,
         }
     }

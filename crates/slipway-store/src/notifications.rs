@@ -4,6 +4,7 @@
 
 use slipway_config::NotificationEvent;
 use slipway_core::notify::{RunEvent, RunEventKind};
+use slipway_core::watch::WatchEnd;
 use slipway_core::{Approval, Decision, DeploymentId, Millis, Status, StatusChange};
 use sqlx::FromRow;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -107,6 +108,17 @@ pub(crate) async fn outbox_decision(
         approval.user.as_str(),
     );
     outbox_deployment(conn, "decision", id, what, approval.comment.as_deref()).await
+}
+
+/// The entry of a watch of deployment `id` that ended as `end` at `at`.
+pub(crate) async fn outbox_watch(
+    conn: &mut SqliteConnection,
+    id: DeploymentId,
+    (end, at): (WatchEnd, Millis),
+    reason: &str,
+) -> Result<()> {
+    let what = (end.as_str(), at, "slipway");
+    outbox_deployment(conn, "watch", id, what, Some(reason)).await
 }
 
 /// A deployment's entry of `kind`, with what the deployment has now (this change
@@ -237,6 +249,13 @@ impl OutboxRow {
                     comment: self.reason,
                     at: self.at,
                 },
+            },
+            "watch" => OutboxEvent::Watch {
+                deployment: deployment()?,
+                end: WatchEnd::parse(&self.status)
+                    .ok_or_else(|| corrupt(&format!("unknown watch end {:?}", self.status)))?,
+                at: self.at,
+                reason: self.reason.unwrap_or_default(),
             },
             "run" => OutboxEvent::Run(RunEvent {
                 run_id: self.run_id.ok_or_else(|| corrupt("no run id"))?,

@@ -5,7 +5,7 @@
 use slipway_core::watch::{WatchEnd, WatchRecord};
 use slipway_core::{DeploymentId, Millis};
 
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{BEGIN_WRITE, SqliteStore};
 use crate::{Error, Result};
 
 #[async_trait::async_trait]
@@ -25,7 +25,8 @@ pub trait WatchStore: Send + Sync {
     async fn set_watch_passed(&self, id: DeploymentId) -> Result<()>;
 
     /// Ends the watch of deployment `id` unless it ended already; says whether this call
-    /// ended it, so of two racing ends exactly one acts on it.
+    /// ended it, so of two racing ends exactly one acts on it. A `Failed` end enters the
+    /// notification outbox in the same transaction.
     async fn end_watch(
         &self,
         id: DeploymentId,
@@ -168,6 +169,7 @@ impl WatchStore for SqliteStore {
         end: WatchEnd,
         reason: &str,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let done = sqlx::query(
             "UPDATE watches SET ended_at = ?, result = ?, reason = ? \
              WHERE deployment_id = ? AND ended_at IS NULL",
@@ -176,9 +178,14 @@ impl WatchStore for SqliteStore {
         .bind(end.as_str())
         .bind(reason)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let ended = done.rows_affected() == 1;
+        if ended && end == WatchEnd::Failed {
+            crate::notifications::outbox_watch(&mut tx, id, (end, at), reason).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn end_watches_of(

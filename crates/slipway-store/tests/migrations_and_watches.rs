@@ -5,7 +5,9 @@
 use slipway_core::migration::{MigrationRun, Undo, UndoState};
 use slipway_core::watch::{WatchEnd, WatchRecord};
 use slipway_core::{DeploymentId, Kind, Release};
-use slipway_store::{Error, MigrationStore, NewDeployment, SqliteStore, Store, WatchStore};
+use slipway_store::{
+    Error, MigrationStore, NewDeployment, OutboxEvent, SqliteStore, Store, WatchStore,
+};
 
 async fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("slipway.db"))
@@ -203,4 +205,43 @@ async fn a_watch_is_ended_once_and_resumes_after_a_reopen() {
             .is_empty()
     );
     assert_eq!(store.latest_watch("web", "nowhere").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_failed_watch_enters_the_outbox_with_its_end_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = deployment(&store, "production", "v1").await;
+    let b = deployment(&store, "staging", "v1").await;
+    store
+        .put_watch(&watch(a, "production", 1_000))
+        .await
+        .unwrap();
+    store.put_watch(&watch(b, "staging", 1_000)).await.unwrap();
+    let before = store.outbox_after(0, 100).await.unwrap().len();
+    store
+        .end_watch(b, 4_000, WatchEnd::Passed, "every verdict passed")
+        .await
+        .unwrap();
+    let why = "error rate 40% > 5%; not rolled back: v1 is the first release here";
+    store
+        .end_watch(a, 5_000, WatchEnd::Failed, why)
+        .await
+        .unwrap();
+    store
+        .end_watch(a, 6_000, WatchEnd::Failed, "twice")
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = open(&dir).await;
+    let entries = store.outbox_after(0, 100).await.unwrap();
+    assert_eq!(entries.len(), before + 1, "only the failed end, once");
+    let last = entries.last().unwrap();
+    assert_eq!(last.at(), 5_000);
+    assert_eq!(last.deployment().map(|d| d.id), Some(a));
+    assert!(
+        matches!(&last.event, OutboxEvent::Watch { end: WatchEnd::Failed, reason, .. } if reason == why),
+        "{last:?}"
+    );
 }

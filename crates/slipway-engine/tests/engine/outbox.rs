@@ -182,6 +182,7 @@ async fn a_decision_reaches_the_notifiers_between_the_status_changes_around_it()
                 format!("{} by {}", approval.decision.as_str(), approval.user)
             }
             OutboxEvent::Run(run) => run.kind.as_str().to_owned(),
+            OutboxEvent::Watch { end, .. } => format!("watch {}", end.as_str()),
         })
         .collect();
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The post-deploy watch with the injected clock and the fake router's made-up traffic:
-//! its end comes from the clock, and a failed verdict's rollback reaches the notifiers
-//! through the outbox like every status change.
+//! its end comes from the clock, and a failed verdict (with its rollback, or without one
+//! when there is nothing to return to) reaches the notifiers through the outbox.
 
 use std::time::Duration;
 
@@ -86,4 +86,40 @@ async fn a_failed_verdict_rolls_back_and_the_notifiers_are_told() {
         .unwrap();
     assert_eq!(end, WatchEnd::Failed);
     assert!(why.ends_with("rolling back to v1 at once"), "{why}");
+}
+
+#[tokio::test]
+async fn a_failed_watch_with_nothing_to_return_to_keeps_the_release_and_the_notifiers_are_told() {
+    let h = Harness::start(WATCHED).await;
+    let v1 = h.deploy_and_wait("staging", "v1", Status::Success).await;
+    h.world.lock().error_rate.insert("v1".into(), 0.5);
+    let failed_watch = || {
+        h.world.lock().notified.iter().find_map(|e| match &e.event {
+            OutboxEvent::Watch {
+                deployment,
+                end: WatchEnd::Failed,
+                reason,
+                ..
+            } if deployment.id == v1.id => Some(reason.clone()),
+            _ => None,
+        })
+    };
+    wait_until("the failed watch to be notified", || async {
+        failed_watch().is_some()
+    })
+    .await;
+    let reason = failed_watch().unwrap_or_default();
+    assert!(
+        reason.starts_with("post-deploy watch failed: error rate 50.0% > 5.0%")
+            && reason.ends_with(
+                "not rolled back: v1 is the first release here, there is nothing to return to"
+            ),
+        "{reason}"
+    );
+    assert_eq!(
+        h.get(v1.id).await.status,
+        Status::Success,
+        "v1 keeps serving"
+    );
+    assert_eq!(h.world.split("staging", "web"), [("v1".to_string(), 100.0)]);
 }

@@ -59,6 +59,15 @@ async fn outbox(store: &dyn Store) -> Vec<(&'static str, i64, String, usize, usi
                 deployment.approvals,
             ),
             OutboxEvent::Run(run) => ("run", run.run_id, run.kind.as_str().to_owned(), 0, 0),
+            OutboxEvent::Watch {
+                deployment, end, ..
+            } => (
+                "watch",
+                deployment.id,
+                end.as_str().to_owned(),
+                deployment.statuses,
+                deployment.approvals,
+            ),
         })
         .collect()
 }
