@@ -17,6 +17,7 @@ pub use diagnostic::{ConfigError, Diagnostic, Result};
 pub use model::*;
 pub use scalar::{did_you_mean, parse_duration, parse_percent, parse_window};
 pub use secrets::{EnvironmentSecrets, read_secret};
+pub use slipway_pipeline::SecretSource;
 
 /// The largest config file read: a real one is a few KiB, and a cap keeps `--config
 /// /dev/zero` (or a huge file by mistake) from filling memory.

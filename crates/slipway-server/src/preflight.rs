@@ -46,10 +46,16 @@ pub fn preflight(config: &Config, file: &str) -> Result<(), ConfigError> {
         slipway_config::EnvironmentSecrets::read(config, &|name| std::env::var(name).ok())
             .err()
             .unwrap_or_default();
-    for (place, message) in crate::webhook::missing_keys(config)
+    let keys = crate::webhook::missing_keys(config)
         .into_iter()
-        .chain(unreadable)
-    {
+        .map(|p| (p, "set it in the environment the server starts in"));
+    let secrets = unreadable.into_iter().map(|p| {
+        (
+            p,
+            "set the variable where the server starts, or put the file where the config says",
+        )
+    });
+    for ((place, message), hint) in keys.chain(secrets) {
         diagnostics.push(Diagnostic {
             file: file.to_string(),
             line: place.line,
@@ -57,10 +63,7 @@ pub fn preflight(config: &Config, file: &str) -> Result<(), ConfigError> {
             path: place.path,
             message,
             expected: None,
-            hint: Some(
-                "set it in the environment the server starts in (or make the file readable there)"
-                    .to_string(),
-            ),
+            hint: Some(hint.to_string()),
         });
     }
     if diagnostics.is_empty() {
