@@ -1,5 +1,5 @@
-//! Pipelines (`pipelines:`): triggers, concurrency, secrets (`secrets.rs`), env, and jobs with their
-//! needs, conditions, steps or deploys. The jobs must form a DAG, and every `${{ … }}`
+//! Pipelines (`pipelines:`): triggers, concurrency, secrets (`secrets.rs`), env, and jobs
+//! with their needs, environment, conditions, steps or deploys. The jobs must form a DAG, and every `${{ … }}`
 //! may name only what exists where it is written; each error points at the line and
 //! column of the offending entry or name.
 
@@ -74,6 +74,27 @@ impl<'n> Names<'n> {
             environment: self.environment,
             status_functions,
         }
+    }
+
+    /// The names of a job in `environment` (its `environment:`), which also reads that
+    /// environment's `secrets`.
+    fn in_environment<'m>(
+        &self,
+        environment: Option<&'m str>,
+        secrets: impl Iterator<Item = &'m &'m str>,
+    ) -> Names<'m>
+    where
+        'n: 'm,
+    {
+        let mut names = Names {
+            git: self.git,
+            inputs: self.inputs.clone(),
+            vars: self.vars.clone(),
+            secrets: self.secrets.clone(),
+            environment,
+        };
+        names.secrets.extend(secrets.copied());
+        names
     }
 }
 
@@ -396,22 +417,8 @@ impl<'a> Checker<'a> {
             }
             _ => None,
         };
-        // A job in an environment also reads that environment's secrets.
-        let env_secrets = environment
-            .as_deref()
-            .and_then(|e| targets.secrets.get(e))
-            .into_iter()
-            .flatten()
-            .copied();
-        let mut names_here = Names {
-            git: names.git,
-            inputs: names.inputs.clone(),
-            vars: names.vars.clone(),
-            secrets: names.secrets.clone(),
-            environment: environment.as_deref(),
-        };
-        names_here.secrets.extend(env_secrets);
-        let names = &names_here;
+        let secrets = environment.as_deref().and_then(|e| targets.secrets.get(e));
+        let names = &names.in_environment(environment.as_deref(), secrets.into_iter().flatten());
         let condition = f.get("if").and_then(|i| {
             let text = self.string(&i)?;
             let scope = names.scope(before, true);
