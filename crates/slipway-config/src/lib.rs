@@ -7,6 +7,7 @@
 mod diagnostic;
 pub mod model;
 mod scalar;
+pub mod secrets;
 mod tree;
 mod validate;
 
@@ -15,6 +16,8 @@ use std::path::Path;
 pub use diagnostic::{ConfigError, Diagnostic, Result};
 pub use model::*;
 pub use scalar::{did_you_mean, parse_duration, parse_percent, parse_window};
+pub use secrets::{EnvironmentSecrets, read_secret};
+pub use slipway_pipeline::SecretSource;
 
 /// The largest config file read: a real one is a few KiB, and a cap keeps `--config
 /// /dev/zero` (or a huge file by mistake) from filling memory.

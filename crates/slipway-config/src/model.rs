@@ -204,6 +204,9 @@ pub struct Environment {
     pub listen: SocketAddr,
     pub strategy: Strategy,
     pub variables: BTreeMap<String, String>,
+    /// `secrets:`: where each value is read when the server starts; given to instances,
+    /// hooks and migrations like `variables`, and masked in every log.
+    pub secrets: BTreeMap<String, Secret>,
     /// Keys that must be present in `variables` before a deployment may start.
     pub require_config: Vec<String>,
     /// Environments where the same release must have succeeded first.
@@ -356,6 +359,15 @@ pub struct Place {
     pub path: String,
     pub line: usize,
     pub column: usize,
+}
+
+/// A secret of an environment: where its value is read, and where the config says so
+/// (an unset variable or missing file is reported there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub source: slipway_pipeline::SecretSource,
+    /// Where `env` or `file` is written.
+    pub at: Place,
 }
 
 /// What a webhook can be told of (`events:`); `"*"` in the file stands for all of them.

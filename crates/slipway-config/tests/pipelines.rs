@@ -254,7 +254,7 @@ slipway.yaml:13:27: pipelines.ci.jobs.deploy.deploy.app: unknown app `wbe`
 slipway.yaml:13:37: pipelines.ci.jobs.deploy.deploy.env: unknown environment `qa`
   expected: one of production, staging
 slipway.yaml:13:61: pipelines.ci.jobs.deploy.timeout: a deploy job has no `timeout`
-  hint: the deployment follows its environment's rules; give `env`, `timeout`, `retries` and `working_directory` to jobs of steps
+  hint: the deployment follows its environment's rules and gets its secrets; give `environment`, `env`, `timeout`, `retries` and `working_directory` to jobs of steps
 slipway.yaml:14:23: pipelines.ci.jobs.step.steps[0]: expected a step: a mapping with keys run, env, name, got `make`
   hint: write `- run: make`
 slipway.yaml:14:30: pipelines.ci.jobs.step.working_directory: `../out` leaves the workspace
@@ -281,5 +281,114 @@ fn a_name_in_a_block_scalar_is_found_on_its_own_line() {
         e,
         "slipway.yaml:15:25: pipelines.ci.jobs.build.steps[0].run: unknown name `git.nope`
   expected: one of sha, short_sha, ref, branch, commit_time"
+    );
+}
+
+/// Environments with secrets, for the jobs that name one.
+const SECRET_HEAD: &str = "version: 1
+apps:
+  web: { run: 'app --port {port}' }
+environments:
+  staging: { listen: 127.0.0.1:8081 }
+  production:
+    listen: 127.0.0.1:8082
+    secrets: { DB_PASSWORD: { env: PROD_DB_PASSWORD }, TLS_KEY: { file: keys/tls } }
+";
+
+#[test]
+fn a_job_in_an_environment_reads_its_secrets() {
+    let yaml = format!(
+        r#"{SECRET_HEAD}pipelines:
+  ci:
+    on: {{ dispatch: {{}} }}
+    jobs:
+      migrate:
+        environment: production
+        steps: [{{ run: "echo ${{{{ secrets.DB_PASSWORD }}}} ${{{{ secrets.TLS_KEY }}}}" }}]
+"#
+    );
+    let config = parse(&yaml, "slipway.yaml", Path::new("/srv")).unwrap();
+    let production = &config.environments["production"];
+    assert_eq!(
+        production.secrets["TLS_KEY"].source,
+        SecretSource::File(PathBuf::from("/srv/keys/tls"))
+    );
+    assert_eq!(
+        (
+            production.secrets["DB_PASSWORD"].at.line,
+            production.secrets["DB_PASSWORD"].at.column
+        ),
+        (8, 31)
+    );
+    let job = config.pipelines["ci"].job("migrate").unwrap();
+    assert_eq!(job.environment.as_deref(), Some("production"));
+}
+
+#[test]
+fn a_job_names_a_known_environment_and_only_its_secrets() {
+    let yaml = format!(
+        r#"{SECRET_HEAD}pipelines:
+  ci:
+    on: {{ dispatch: {{}} }}
+    jobs:
+      a:
+        environment: prodution
+        steps: [{{ run: 'true' }}]
+      b:
+        environment: staging
+        steps: [{{ run: "echo ${{{{ secrets.DB_PASSWORD }}}}" }}]
+      c:
+        steps: [{{ run: "echo ${{{{ secrets.DB_PASSWORD }}}}" }}]
+      d:
+        environment: production
+        deploy: {{ app: web, env: production, version: v1 }}
+"#
+    );
+    let e = match parse(&yaml, "slipway.yaml", Path::new("/srv")) {
+        Ok(_) => panic!("parsed without error"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        e,
+        "slipway.yaml:14:9: pipelines.ci.jobs.a.environment: unknown environment `prodution`
+  expected: one of production, staging
+  hint: did you mean `production`?
+slipway.yaml:18:34: pipelines.ci.jobs.b.steps[0].run: unknown secret `DB_PASSWORD`: neither the pipeline's `secrets` nor environment `staging`'s define it
+slipway.yaml:20:34: pipelines.ci.jobs.c.steps[0].run: unknown secret `DB_PASSWORD`: the pipeline's `secrets` do not define it
+slipway.yaml:22:9: pipelines.ci.jobs.d.environment: a deploy job has no `environment`
+  hint: the deployment follows its environment's rules and gets its secrets; give `environment`, `env`, `timeout`, `retries` and `working_directory` to jobs of steps"
+    );
+}
+
+#[test]
+fn an_environment_secret_is_never_written_in_the_config_nor_a_variable_nor_the_servers() {
+    let yaml = "version: 1
+environments:
+  production:
+    listen: 127.0.0.1:8082
+    variables: { DB_PASSWORD: x }
+    secrets:
+      API_KEY: hunter2hunter2
+      DB_PASSWORD: { env: PROD_DB_PASSWORD }
+      ROUTER: { env: SLIPWAY_ROUTER_TOKEN }
+      SIGNING: { env: HOOK_KEY }
+notifications:
+  - { url: 'https://hooks.example.com/x', events: ['*'], secret: { env: HOOK_KEY } }
+";
+    let e = match parse(yaml, "slipway.yaml", Path::new("/srv")) {
+        Ok(_) => panic!("parsed without error"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        e,
+        "slipway.yaml:7:7: environments.production.secrets.API_KEY: a secret's value is never written in the config
+  expected: `{ env: VARIABLE }` or `{ file: PATH }`
+  hint: put the value in the server's environment and write `API_KEY: { env: API_KEY }`
+slipway.yaml:8:7: environments.production.secrets.DB_PASSWORD: `DB_PASSWORD` is both a variable and a secret
+  hint: remove `DB_PASSWORD` from `variables`: the secret is given to the workload under that name
+slipway.yaml:9:17: environments.production.secrets.ROUTER.env: `SLIPWAY_ROUTER_TOKEN` holds the server's own token, which never reaches a workload
+  hint: give the workload a credential of its own, in another variable
+slipway.yaml:10:18: environments.production.secrets.SIGNING.env: `HOOK_KEY` holds a webhook's signing key, which never reaches a workload
+  hint: give the workload a credential of its own, in another variable"
     );
 }

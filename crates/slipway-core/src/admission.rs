@@ -29,7 +29,8 @@ pub enum Refusal {
         git_ref: Option<String>,
         patterns: Vec<String>,
     },
-    /// Keys of `require_config` absent from the environment's variables, in config order.
+    /// Keys of `require_config` absent from the environment's variables and secrets, in
+    /// config order.
     MissingConfig { keys: Vec<String> },
     /// Required environments where this release has not succeeded, in config order.
     RequiresNotMet {
@@ -135,7 +136,9 @@ pub fn admit(input: &Admission<'_>) -> Result<(), Vec<Refusal>> {
     let missing: Vec<String> = env
         .require_config
         .iter()
-        .filter(|key| !env.variables.contains_key(key.as_str()))
+        .filter(|key| {
+            !env.variables.contains_key(key.as_str()) && !env.secrets.contains_key(key.as_str())
+        })
         .cloned()
         .collect();
     if !missing.is_empty() {
@@ -245,6 +248,7 @@ mod tests {
             listen: "127.0.0.1:8082".parse().unwrap(),
             strategy: Strategy::Recreate,
             variables: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             require_config: vec![],
             requires: vec![],
             protection: Protection::default(),
@@ -362,7 +366,18 @@ mod tests {
         );
         // A present key with an empty value is present: the app decides what empty means.
         e.variables.insert("DATABASE_URL".into(), String::new());
-        e.variables.insert("API_KEY".into(), "k".into());
+        // A secret is given to the workload as a variable is.
+        e.secrets.insert(
+            "API_KEY".into(),
+            slipway_config::Secret {
+                source: slipway_config::SecretSource::Env("PROD_API_KEY".into()),
+                at: slipway_config::Place {
+                    path: "environments.production.secrets.API_KEY.env".into(),
+                    line: 1,
+                    column: 1,
+                },
+            },
+        );
         assert_eq!(
             admit_with(&e, &release("v2", None), Kind::Deploy, &[]),
             Ok(())

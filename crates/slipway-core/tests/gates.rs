@@ -39,6 +39,7 @@ fn env(protection: Protection) -> Environment {
         listen: "127.0.0.1:8082".parse().unwrap(),
         strategy: Strategy::Recreate,
         variables: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         require_config: vec![],
         requires: vec![],
         protection,

@@ -185,7 +185,8 @@ impl Inner {
         self.data_dir.display().to_string()
     }
 
-    /// Environment of an instance or hook: the environment's variables plus slipway's own.
+    /// Environment of an instance, hook or migration: the environment's variables and
+    /// secrets plus slipway's own.
     pub(crate) fn instance_env(&self, d: &Deployment) -> BTreeMap<String, String> {
         let mut vars = self
             .config
@@ -193,6 +194,9 @@ impl Inner {
             .get(&d.environment)
             .map(|e| e.variables.clone())
             .unwrap_or_default();
+        if let Some(secrets) = self.environment_secrets.of(&d.environment) {
+            vars.extend(secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         vars.insert("SLIPWAY_APP".into(), d.app.clone());
         vars.insert("SLIPWAY_ENV".into(), d.environment.clone());
         vars.insert("SLIPWAY_VERSION".into(), d.release.version.clone());

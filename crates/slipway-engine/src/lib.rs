@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_config::{Config, Role};
+use slipway_config::{Config, EnvironmentSecrets, Role};
 use slipway_core::{DeploymentId, Masker, Millis, Status};
 use slipway_store::{MigrationStore, Store, WatchStore};
 use tokio::sync::{Mutex, Notify, broadcast, watch};
@@ -103,6 +103,10 @@ pub struct Parts {
     /// Secrets the server knows (tokens, secret-named variables), masked in every
     /// deployment log line; [`Engine::add_secret`] adds more.
     pub secrets: Masker,
+    /// The values of the environments' `secrets:`, read when the server started: given
+    /// to their instances, hooks, migrations and the pipeline jobs in them, and masked in
+    /// every log besides [`Parts::secrets`].
+    pub environment_secrets: EnvironmentSecrets,
 }
 
 #[derive(Clone)]
@@ -129,6 +133,7 @@ pub(crate) struct Inner {
     outbox: watch::Sender<u64>,
     data_dir: PathBuf,
     masker: std::sync::RwLock<Masker>,
+    environment_secrets: EnvironmentSecrets,
     /// Held while deciding which deployment may start, so a command and the loop never
     /// both act on the same pending deployment.
     decide: Mutex<()>,
@@ -196,6 +201,10 @@ impl Engine {
     pub async fn start(parts: Parts) -> Result<Engine> {
         let (events, _) = broadcast::channel(1024);
         let (shutdown, _) = watch::channel(false);
+        let mut masker = parts.secrets;
+        for secret in parts.environment_secrets.values() {
+            pipelines::mask_secret(&mut masker, secret);
+        }
         let inner = Arc::new(Inner {
             traffic: traffic::Traffic::new(parts.router),
             config: parts.config,
@@ -210,7 +219,8 @@ impl Engine {
             wake: Notify::new(),
             outbox: watch::channel(0).0,
             data_dir: parts.data_dir,
-            masker: std::sync::RwLock::new(parts.secrets),
+            masker: std::sync::RwLock::new(masker),
+            environment_secrets: parts.environment_secrets,
             decide: Mutex::new(()),
             rollouts: std::sync::Mutex::new(HashMap::new()),
             watching: std::sync::Mutex::new(HashMap::new()),

@@ -380,6 +380,8 @@ pub struct Scope<'a> {
     pub needs: BTreeSet<&'a str>,
     pub vars: BTreeSet<&'a str>,
     pub secrets: BTreeSet<&'a str>,
+    /// The job's `environment:`, whose secrets are among `secrets`.
+    pub environment: Option<&'a str>,
     /// `success()`, `failure()`, `always()`: only in `if:`.
     pub status_functions: bool,
 }
@@ -417,12 +419,17 @@ pub fn check(expr: &Expr, scope: &Scope) -> Vec<ExprError> {
                 known(&scope.vars),
             )),
             Ref::Secret(name) if !scope.secrets.contains(name.as_str()) => {
-                Some(ExprError::unknown(
-                    at,
-                    format!("unknown secret `{name}`: the pipeline's `secrets` do not define it"),
-                    name,
-                    known(&scope.secrets),
-                ))
+                let message = match scope.environment {
+                    Some(env) => format!(
+                        "unknown secret `{name}`: neither the pipeline's `secrets` nor environment `{env}`'s define it"
+                    ),
+                    None => {
+                        format!(
+                            "unknown secret `{name}`: the pipeline's `secrets` do not define it"
+                        )
+                    }
+                };
+                Some(ExprError::unknown(at, message, name, known(&scope.secrets)))
             }
             _ => None,
         };
@@ -1001,6 +1008,7 @@ mod tests {
             needs: BTreeSet::from(["build"]),
             vars: BTreeSet::new(),
             secrets: BTreeSet::from(["TOKEN"]),
+            environment: None,
             status_functions: false,
         };
         let errors: Vec<(usize, String)> = check(&expr, &scope)

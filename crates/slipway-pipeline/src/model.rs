@@ -79,7 +79,8 @@ pub struct Concurrency {
     pub cancel_in_progress: bool,
 }
 
-/// Where a secret's value is read when a run starts; never the config itself.
+/// Where a secret's value is read (a pipeline's when a run starts, an environment's when
+/// the server starts); never the config itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     /// A variable of the server's own environment.
@@ -93,6 +94,9 @@ pub struct Job {
     pub needs: Vec<String>,
     /// `if:`; none means `success()`.
     pub condition: Option<Condition>,
+    /// `environment:` of a job of steps: its steps also get that environment's secrets
+    /// (a deploy job's deployment gets them from its own environment).
+    pub environment: Option<String>,
     pub work: Work,
 }
 

@@ -1,6 +1,6 @@
 //! The one place that chooses the real parts of a server: the SQLite store in
 //! `data_dir`, the process and docker drivers, the in-process (or standalone) router, HTTP probes,
-//! shell hooks, the webhook notifiers and the system clock. `slipway server` and `slipway demo` both start here;
+//! shell hooks, the webhook notifiers, the environments' secrets and the system clock. `slipway server` and `slipway demo` both start here;
 //! tests hand the engine other parts.
 
 use std::path::PathBuf;
@@ -32,6 +32,13 @@ pub(crate) async fn real_parts(
     };
     let clock: Arc<dyn slipway_engine::Clock> = Arc::new(SystemClock);
     let notifiers = crate::webhook::webhooks(&config, sqlite.clone(), clock.clone()).await?;
+    // Read once, here: a secret that cannot be read stops the start, as a webhook's key does.
+    let environment_secrets =
+        slipway_config::EnvironmentSecrets::read(&config, &|name| std::env::var(name).ok())
+            .map_err(|problems| {
+                let (at, why) = &problems[0];
+                Error::Setup(format!("{}: {why}", at.path))
+            })?;
     let parts = Parts {
         config,
         store,
@@ -46,6 +53,7 @@ pub(crate) async fn real_parts(
         data_dir,
         // The caller adds the secrets it knows once the admin token exists.
         secrets: slipway_core::Masker::default(),
+        environment_secrets,
     };
     Ok((parts, router, sqlite))
 }

@@ -1,6 +1,7 @@
 //! What a config asks of this machine, checked before anything starts: every address the
-//! server would listen on is free, `data_dir` is (or can become) a directory, and every
-//! webhook's signing key is in its environment variable. Both
+//! server would listen on is free, `data_dir` is (or can become) a directory, every
+//! webhook's signing key is in its environment variable, and every environment secret
+//! can be read from its variable or file. Both
 //! `slipway validate` and `slipway server` report these as config errors with the key
 //! path, so a port in use is bad input (exit 2) rather than a crash half-way through.
 
@@ -41,7 +42,20 @@ pub fn preflight(config: &Config, file: &str) -> Result<(), ConfigError> {
             );
         }
     }
-    for (place, message) in crate::webhook::missing_keys(config) {
+    let unreadable =
+        slipway_config::EnvironmentSecrets::read(config, &|name| std::env::var(name).ok())
+            .err()
+            .unwrap_or_default();
+    let keys = crate::webhook::missing_keys(config)
+        .into_iter()
+        .map(|p| (p, "set it in the environment the server starts in"));
+    let secrets = unreadable.into_iter().map(|p| {
+        (
+            p,
+            "set the variable where the server starts, or put the file where the config says",
+        )
+    });
+    for ((place, message), hint) in keys.chain(secrets) {
         diagnostics.push(Diagnostic {
             file: file.to_string(),
             line: place.line,
@@ -49,7 +63,7 @@ pub fn preflight(config: &Config, file: &str) -> Result<(), ConfigError> {
             path: place.path,
             message,
             expected: None,
-            hint: Some("set it in the environment the server starts in".to_string()),
+            hint: Some(hint.to_string()),
         });
     }
     if diagnostics.is_empty() {

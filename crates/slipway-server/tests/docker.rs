@@ -609,3 +609,33 @@ async fn containers_no_deployment_owns_are_listed_and_removed_only_by_gc() {
     let (_, listed) = s.call("GET", "/api/v1/gc", &s.admin, None).await;
     assert_eq!(listed["leftovers"], serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_secret_is_in_the_containers_environment_and_nowhere_in_its_labels() {
+    const SECRET: &str = "container-secret-from-a-file-5b2e";
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("token");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let env = unique("stg");
+    let s = DockerServer::start(&format!(
+        "{}      secrets: {{ DEMO_TOKEN: {{ file: {} }} }}\n",
+        blue_green(&env),
+        file.display()
+    ))
+    .await;
+    s.deploy_and_wait(&env, "v1", "success").await;
+    let name = format!("slipway-web-{env}-v1-1");
+    let config: Value =
+        serde_json::from_str(&docker(&["inspect", "-f", "{{json .Config}}", &name])).unwrap();
+    let vars: Vec<&str> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        vars.contains(&format!("DEMO_TOKEN={SECRET}").as_str()),
+        "{vars:?}"
+    );
+    assert!(!config["Labels"].to_string().contains(SECRET), "{config:#}");
+}

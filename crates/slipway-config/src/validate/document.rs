@@ -102,7 +102,7 @@ impl<'a> Checker<'a> {
         let mut requires = Vec::new();
         if let Some(item) = top.get("environments") {
             for (name, env_item) in self.named(&item, "environment") {
-                let (env, refs) = self.environment(&env_item, &config.users);
+                let (env, refs) = self.environment(&env_item, &config.users, base_dir);
                 requires.push((name.clone(), refs));
                 config.environments.insert(name, env);
             }
@@ -110,10 +110,21 @@ impl<'a> Checker<'a> {
         if let Some(item) = top.get("notifications") {
             config.notifications = self.notifications(&item);
         }
+        self.check_secret_sources(&config);
         if let Some(item) = top.get("pipelines") {
             let targets = super::pipeline::Targets {
                 apps: config.apps.keys().map(String::as_str).collect(),
                 environments: config.environments.keys().map(String::as_str).collect(),
+                secrets: config
+                    .environments
+                    .iter()
+                    .map(|(name, env)| {
+                        (
+                            name.as_str(),
+                            env.secrets.keys().map(String::as_str).collect(),
+                        )
+                    })
+                    .collect(),
             };
             let mut pipelines = BTreeMap::new();
             for (name, pipeline) in self.named(&item, "pipeline") {

@@ -1,7 +1,8 @@
-//! Environments: listen, variables, require_config, requires, and their flags.
+//! Environments: listen, variables, secrets, require_config, requires, and their flags.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use super::strategy::default_strategy;
@@ -13,6 +14,7 @@ const ENV_KEYS: &[&str] = &[
     "listen",
     "strategy",
     "variables",
+    "secrets",
     "require_config",
     "requires",
     "protection",
@@ -28,6 +30,7 @@ impl<'a> Checker<'a> {
         &mut self,
         item: &Item<'a>,
         users: &BTreeMap<String, User>,
+        base_dir: &Path,
     ) -> (Environment, Vec<(String, Item<'a>)>) {
         let f = self.fields(item, ENV_KEYS);
         let listen = self.env_listen(&f);
@@ -37,6 +40,10 @@ impl<'a> Checker<'a> {
         };
         let variables = match f.get("variables") {
             Some(i) => self.variables(&i),
+            None => BTreeMap::new(),
+        };
+        let secrets = match f.get("secrets") {
+            Some(i) => self.secrets(&i, base_dir, |name| variables.contains_key(name)),
             None => BTreeMap::new(),
         };
         let require_config = match f.get("require_config") {
@@ -72,6 +79,7 @@ impl<'a> Checker<'a> {
             listen: listen.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
             strategy,
             variables,
+            secrets,
             require_config,
             requires: refs.iter().map(|(name, _)| name.clone()).collect(),
             protection,

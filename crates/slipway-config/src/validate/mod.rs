@@ -25,6 +25,7 @@ mod notifications;
 mod pipeline;
 mod primitives;
 mod protection;
+mod secrets;
 mod strategy;
 mod watch;
 
@@ -37,6 +38,18 @@ struct Item<'a> {
     node: &'a Spanned<Node>,
     path: String,
     pos: Pos,
+}
+
+impl Item<'_> {
+    /// Where the item is written, kept in the typed config for what only the server's
+    /// machine can check.
+    fn place(&self) -> Place {
+        Place {
+            path: self.path.clone(),
+            line: self.pos.line,
+            column: self.pos.column,
+        }
+    }
 }
 
 /// The entries of one mapping, already checked for bad and duplicate keys.

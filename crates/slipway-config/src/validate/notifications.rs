@@ -226,11 +226,7 @@ impl<'a> Checker<'a> {
         }
         Some(EnvSecret {
             env: name,
-            at: Place {
-                path: env.path.clone(),
-                line: env.pos.line,
-                column: env.pos.column,
-            },
+            at: env.place(),
         })
     }
 

@@ -1,5 +1,5 @@
-//! Pipelines (`pipelines:`): triggers, concurrency, secrets, env, and jobs with their
-//! needs, conditions, steps or deploys. The jobs must form a DAG, and every `${{ … }}`
+//! Pipelines (`pipelines:`): triggers, concurrency, secrets (`secrets.rs`), env, and jobs
+//! with their needs, environment, conditions, steps or deploys. The jobs must form a DAG, and every `${{ … }}`
 //! may name only what exists where it is written; each error points at the line and
 //! column of the offending entry or name.
 
@@ -8,11 +8,10 @@ use std::path::{Component, Path, PathBuf};
 
 use slipway_pipeline::expr::{self, Condition, ExprError, Scope, Template};
 use slipway_pipeline::{
-    Concurrency, Dag, DagError, Deploy, Dispatch, Input, Job, Pipeline, PushTrigger, SecretSource,
-    Step, Steps, Work, model,
+    Concurrency, Dag, DagError, Deploy, Dispatch, Input, Job, Pipeline, PushTrigger, Step, Steps,
+    Work, model,
 };
 
-use super::environment::check_variable_name;
 use super::{Checker, Fields, Item, one_of};
 use crate::scalar::did_you_mean;
 use crate::tree::{Node, Pos, quote, raw_at, scalar_text};
@@ -30,10 +29,10 @@ const PUSH_KEYS: &[&str] = &["repository", "branches", "poll"];
 const DISPATCH_KEYS: &[&str] = &["inputs"];
 const INPUT_KEYS: &[&str] = &["required", "default", "description"];
 const CONCURRENCY_KEYS: &[&str] = &["group", "cancel_in_progress"];
-const SECRET_KEYS: &[&str] = &["env", "file"];
 const JOB_KEYS: &[&str] = &[
     "needs",
     "if",
+    "environment",
     "env",
     "timeout",
     "retries",
@@ -42,7 +41,13 @@ const JOB_KEYS: &[&str] = &[
     "deploy",
 ];
 /// Keys only a job of steps has.
-const STEPS_ONLY: &[&str] = &["env", "timeout", "retries", "working_directory"];
+const STEPS_ONLY: &[&str] = &[
+    "environment",
+    "env",
+    "timeout",
+    "retries",
+    "working_directory",
+];
 const STEP_KEYS: &[&str] = &["run", "env", "name"];
 const DEPLOY_KEYS: &[&str] = &["app", "env", "version"];
 const MAX_PARALLEL: u64 = 256;
@@ -54,6 +59,8 @@ struct Names<'n> {
     inputs: BTreeSet<&'n str>,
     vars: BTreeSet<&'n str>,
     secrets: BTreeSet<&'n str>,
+    /// A job's `environment:`, whose secrets are among `secrets`.
+    environment: Option<&'n str>,
 }
 
 impl<'n> Names<'n> {
@@ -64,18 +71,42 @@ impl<'n> Names<'n> {
             needs: needs.iter().map(String::as_str).collect(),
             vars: self.vars.clone(),
             secrets: self.secrets.clone(),
+            environment: self.environment,
             status_functions,
         }
+    }
+
+    /// The names of a job in `environment` (its `environment:`), which also reads that
+    /// environment's `secrets`.
+    fn in_environment<'m>(
+        &self,
+        environment: Option<&'m str>,
+        secrets: impl Iterator<Item = &'m &'m str>,
+    ) -> Names<'m>
+    where
+        'n: 'm,
+    {
+        let mut names = Names {
+            git: self.git,
+            inputs: self.inputs.clone(),
+            vars: self.vars.clone(),
+            secrets: self.secrets.clone(),
+            environment,
+        };
+        names.secrets.extend(secrets.copied());
+        names
     }
 }
 
 /// A job's name, its fields, and the entries of its `needs` with their items.
 type NeededBy<'a> = (String, Fields<'a>, Vec<(String, Item<'a>)>);
 
-/// What a pipeline's deploy jobs may name.
+/// What a pipeline's jobs may name: apps and environments to deploy to, and each
+/// environment's secrets (for a job of steps that names its `environment:`).
 pub(super) struct Targets<'t> {
     pub apps: Vec<&'t str>,
     pub environments: Vec<&'t str>,
+    pub secrets: BTreeMap<&'t str, Vec<&'t str>>,
 }
 
 impl<'a> Checker<'a> {
@@ -99,7 +130,11 @@ impl<'a> Checker<'a> {
             }
         };
         let secrets = match f.get("secrets") {
-            Some(i) => self.secrets(&i, base_dir),
+            Some(i) => self
+                .secrets(&i, base_dir, |_| false)
+                .into_iter()
+                .map(|(name, secret)| (name, secret.source))
+                .collect(),
             None => BTreeMap::new(),
         };
         let concurrency = f.get("concurrency").and_then(|i| self.concurrency(&i));
@@ -123,6 +158,7 @@ impl<'a> Checker<'a> {
             inputs: input_names.iter().map(String::as_str).collect(),
             vars: var_names.iter().map(String::as_str).collect(),
             secrets: secret_names.iter().map(String::as_str).collect(),
+            environment: None,
         };
         // The pipeline's own env is what `vars.*` reads, so it cannot use `vars.*`.
         let env_scope = Scope {
@@ -256,58 +292,6 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn secrets(&mut self, item: &Item<'a>, base_dir: &Path) -> BTreeMap<String, SecretSource> {
-        let mut secrets = BTreeMap::new();
-        for (name, source) in self.entries(item, "a mapping of secret names to their sources") {
-            if !check_variable_name(self, &name, &source) {
-                continue;
-            }
-            if !matches!(source.node.value, Node::Map(_)) {
-                let d = self
-                    .diag(
-                        source.pos,
-                        &source.path,
-                        "a secret's value is never written in the config",
-                    )
-                    .with_expected("`{ env: VARIABLE }` or `{ file: PATH }`")
-                    .with_hint(Some(format!(
-                        "put the value in the server's environment and write `{name}: {{ env: {name} }}`"
-                    )));
-                self.push(d);
-                continue;
-            }
-            let f = self.fields(&source, SECRET_KEYS);
-            let found = match (f.get("env"), f.get("file")) {
-                (Some(env), None) => self.nonempty_string(&env).and_then(|var| {
-                    check_variable_name(self, &var, &env).then_some(SecretSource::Env(var))
-                }),
-                (None, Some(file)) => self
-                    .nonempty_string(&file)
-                    .map(|path| SecretSource::File(base_dir.join(path))),
-                (Some(_), Some(file)) => {
-                    let d = self
-                        .diag(file.pos, &file.path, "a secret has one source")
-                        .with_expected("`env` or `file`, not both");
-                    self.push(d);
-                    None
-                }
-                (None, None) => {
-                    self.missing(
-                        &f,
-                        "env",
-                        "the server's variable that holds it (or `file`)",
-                        None,
-                    );
-                    None
-                }
-            };
-            if let Some(found) = found {
-                secrets.insert(name, found);
-            }
-        }
-        secrets
-    }
-
     // === jobs ===
 
     fn jobs(&mut self, item: &Item<'a>, names: &Names, targets: &Targets) -> Vec<Job> {
@@ -427,6 +411,14 @@ impl<'a> Checker<'a> {
         names: &Names,
         targets: &Targets,
     ) -> Option<Job> {
+        let environment = match f.get("environment") {
+            Some(i) if f.get("deploy").is_none() => {
+                self.known_name(&i, "environment", &targets.environments)
+            }
+            _ => None,
+        };
+        let secrets = environment.as_deref().and_then(|e| targets.secrets.get(e));
+        let names = &names.in_environment(environment.as_deref(), secrets.into_iter().flatten());
         let condition = f.get("if").and_then(|i| {
             let text = self.string(&i)?;
             let scope = names.scope(before, true);
@@ -452,7 +444,7 @@ impl<'a> Checker<'a> {
                         let d = self
                             .diag(i.pos, &i.path, format!("a deploy job has no `{key}`"))
                             .with_hint(Some(
-                                "the deployment follows its environment's rules; give `env`, `timeout`, `retries` and `working_directory` to jobs of steps".to_owned(),
+                                "the deployment follows its environment's rules and gets its secrets; give `environment`, `env`, `timeout`, `retries` and `working_directory` to jobs of steps".to_owned(),
                             ));
                         self.push(d);
                     }
@@ -481,6 +473,7 @@ impl<'a> Checker<'a> {
             name,
             needs,
             condition,
+            environment,
             work,
         })
     }
@@ -557,29 +550,15 @@ impl<'a> Checker<'a> {
 
     fn deploy(&mut self, item: &Item<'a>, scope: &Scope, targets: &Targets) -> Option<Deploy> {
         let f = self.fields(item, DEPLOY_KEYS);
-        let name = |this: &mut Self, key: &str, what: &str, known: &[&str]| {
-            let Some(i) = f.get(key) else {
-                this.missing(&f, key, &format!("the name of an {what}"), None);
-                return None;
-            };
-            let name = this.nonempty_string(&i)?;
-            if known.contains(&name.as_str()) {
-                return Some(name);
+        let mut name = |key: &str, what: &str, known: &[&str]| match f.get(key) {
+            Some(i) => self.known_name(&i, what, known),
+            None => {
+                self.missing(&f, key, &format!("the name of an {what}"), None);
+                None
             }
-            let expected = if known.is_empty() {
-                format!("an {what} defined under `{what}s:`")
-            } else {
-                one_of(known)
-            };
-            let d = this
-                .diag(i.pos, &i.path, format!("unknown {what} {}", quote(&name)))
-                .with_expected(expected)
-                .with_hint(did_you_mean(&name, known.iter().copied()));
-            this.push(d);
-            None
         };
-        let app = name(self, "app", "app", &targets.apps);
-        let environment = name(self, "env", "environment", &targets.environments);
+        let app = name("app", "app", &targets.apps);
+        let environment = name("env", "environment", &targets.environments);
         let version = match f.get("version") {
             Some(i) => self.template(&i, scope),
             None => {
@@ -599,6 +578,30 @@ impl<'a> Checker<'a> {
             environment: environment?,
             version: version?,
         })
+    }
+
+    /// The name at `item` when it is one of `known` (apps or environments); else the
+    /// error, with the names there are.
+    fn known_name(&mut self, item: &Item, what: &str, known: &[&str]) -> Option<String> {
+        let name = self.nonempty_string(item)?;
+        if known.contains(&name.as_str()) {
+            return Some(name);
+        }
+        let expected = if known.is_empty() {
+            format!("an {what} defined under `{what}s:`")
+        } else {
+            one_of(known)
+        };
+        let d = self
+            .diag(
+                item.pos,
+                &item.path,
+                format!("unknown {what} {}", quote(&name)),
+            )
+            .with_expected(expected)
+            .with_hint(did_you_mean(&name, known.iter().copied()));
+        self.push(d);
+        None
     }
 
     /// A path inside the run's workspace: relative, without `..`.

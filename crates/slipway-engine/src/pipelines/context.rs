@@ -1,20 +1,19 @@
 //! What a run's expressions read: the commit, the inputs, the pipeline's variables, the
-//! secrets, and the outputs and results of the jobs before. Secrets are read when the run
-//! starts, from the server's environment or a file, and masked in everything it logs.
+//! secrets, and the outputs and results of the jobs before. The pipeline's secrets are
+//! read when the run starts, from the server's environment or a file; a job with an
+//! `environment:` also reads that environment's (read when the server started). Both are
+//! masked in everything the run logs.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
+use slipway_config::{EnvironmentSecrets, read_secret};
 use slipway_core::Masker;
 use slipway_pipeline::expr::{Context, Func, GitField, Ref, Value};
 use slipway_pipeline::schedule::Needs;
-use slipway_pipeline::{Pipeline, SecretSource, Status};
+use slipway_pipeline::{Pipeline, Status};
 use slipway_store::Run;
 
 use super::git;
-
-/// The largest secret file read.
-const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 /// The commit a run builds, as `git.*` reads it.
 #[derive(Debug, Clone, Default)]
@@ -30,37 +29,9 @@ pub(crate) struct Values {
     pub inputs: BTreeMap<String, String>,
     pub vars: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
+    /// The environments' secrets, for the jobs that name an `environment:`.
+    pub environments: EnvironmentSecrets,
     pub masker: Masker,
-}
-
-/// A secret's value, or why it has none. `env` reads the server's environment.
-pub(crate) fn read_secret(
-    name: &str,
-    source: &SecretSource,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
-    match source {
-        SecretSource::Env(var) => env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-            format!("secret {name}: the server's environment has no {var} (or it is empty)")
-        }),
-        SecretSource::File(path) => read_secret_file(path)
-            .map_err(|e| format!("secret {name}: cannot read {}: {e}", path.display())),
-    }
-}
-
-fn read_secret_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_SECRET_BYTES)
-        .read_to_string(&mut text)?;
-    // A file ends with a newline that is no part of the secret.
-    let value = text.strip_suffix('\n').unwrap_or(&text);
-    let value = value.strip_suffix('\r').unwrap_or(value);
-    if value.is_empty() {
-        return Err(std::io::Error::other("the file is empty"));
-    }
-    Ok(value.to_owned())
 }
 
 /// Every value a masker hides for `secret`: the whole of it, and each of its lines
@@ -78,6 +49,7 @@ impl Values {
     pub fn of(
         pipeline: &Pipeline,
         run: &Run,
+        environments: EnvironmentSecrets,
         mut masker: Masker,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Values, String> {
@@ -100,6 +72,7 @@ impl Values {
             inputs: run.inputs.clone(),
             vars: BTreeMap::new(),
             secrets,
+            environments,
             masker,
         };
         let cx = JobContext::outside_jobs(&values);
@@ -118,6 +91,8 @@ pub(crate) struct JobContext<'v> {
     /// Outputs and statuses of the run's jobs, by name.
     jobs: BTreeMap<&'v str, (&'v BTreeMap<String, String>, Status)>,
     needs: Needs,
+    /// The secrets of the job's `environment:`, over the pipeline's of the same name.
+    environment: Option<&'v BTreeMap<String, String>>,
 }
 
 impl<'v> JobContext<'v> {
@@ -130,13 +105,16 @@ impl<'v> JobContext<'v> {
                 success: true,
                 failure: false,
             },
+            environment: None,
         }
     }
 
+    /// For a job in `environment` (its `environment:`, if any).
     pub fn new(
         values: &'v Values,
         jobs: impl Iterator<Item = (&'v str, &'v BTreeMap<String, String>, Status)>,
         needs: Needs,
+        environment: Option<&str>,
     ) -> JobContext<'v> {
         JobContext {
             values,
@@ -144,6 +122,7 @@ impl<'v> JobContext<'v> {
                 .map(|(name, out, status)| (name, (out, status)))
                 .collect(),
             needs,
+            environment: environment.and_then(|e| values.environments.of(e)),
         }
     }
 }
@@ -173,9 +152,9 @@ impl Context for JobContext<'_> {
                 .cloned()
                 .ok_or_else(|| format!("vars.{n} is not set"))?,
             Ref::Secret(n) => self
-                .values
-                .secrets
-                .get(n)
+                .environment
+                .and_then(|e| e.get(n))
+                .or_else(|| self.values.secrets.get(n))
                 .cloned()
                 .ok_or_else(|| format!("secrets.{n} is not set"))?,
             Ref::Output { job, key } => {
@@ -207,33 +186,12 @@ impl Context for JobContext<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-
     use super::*;
 
     #[test]
-    fn secrets_come_from_the_environment_or_a_file_and_a_missing_one_says_which() {
-        let env = |name: &str| (name == "TOKEN_VAR").then(|| "s3cr3t-value".to_owned());
-        assert_eq!(
-            read_secret("T", &SecretSource::Env("TOKEN_VAR".into()), &env).unwrap(),
-            "s3cr3t-value"
-        );
-        assert_eq!(
-            read_secret("T", &SecretSource::Env("NOPE".into()), &env).unwrap_err(),
-            "secret T: the server's environment has no NOPE (or it is empty)"
-        );
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(b"line-one-key\nline-two-key\n").unwrap();
-        let value = read_secret("K", &SecretSource::File(file.path().into()), &env).unwrap();
-        assert_eq!(value, "line-one-key\nline-two-key");
+    fn each_line_of_a_secret_is_masked_on_its_own() {
         let mut masker = Masker::default();
-        mask_secret(&mut masker, &value);
+        mask_secret(&mut masker, "line-one-key\nline-two-key");
         assert_eq!(masker.mask("got line-two-key here"), "got *** here");
-        let missing = read_secret("K", &SecretSource::File("/nonexistent/k".into()), &env);
-        assert!(
-            missing
-                .unwrap_err()
-                .starts_with("secret K: cannot read /nonexistent/k: ")
-        );
     }
 }

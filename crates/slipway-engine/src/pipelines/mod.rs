@@ -13,6 +13,8 @@ mod job;
 mod poll;
 mod run;
 
+pub(crate) use context::mask_secret;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -420,7 +420,8 @@ impl<'s> Runner<'s> {
         std::fs::create_dir_all(&workspace)
             .and_then(|()| std::fs::create_dir_all(self.dir().join("outputs")))
             .map_err(|e| format!("cannot create {}: {e}", workspace.display()))?;
-        let values = Values::of(&self.pipeline, &self.run, masker, &|name| {
+        let environments = self.shared.engine.inner.environment_secrets.clone();
+        let values = Values::of(&self.pipeline, &self.run, environments, masker, &|name| {
             std::env::var(name).ok()
         })?;
         for secret in values.secrets.values() {
@@ -450,7 +451,14 @@ impl<'s> Runner<'s> {
                     match &job.condition {
                         None => Ok(needs.success),
                         Some(c) => c
-                            .holds(&job_context(values, jobs, outputs, statuses, needs))
+                            .holds(&job_context(
+                                values,
+                                jobs,
+                                outputs,
+                                statuses,
+                                needs,
+                                job.environment.as_deref(),
+                            ))
                             .map_err(|e| format!("`if: {}`: {e}", c.text)),
                     }
                 },
@@ -496,7 +504,15 @@ impl<'s> Runner<'s> {
             success: true,
             failure: false,
         };
-        let cx = job_context(values, &self.run.jobs, &self.outputs, &self.statuses, needs);
+        let environment = job.environment.as_deref();
+        let cx = job_context(
+            values,
+            &self.run.jobs,
+            &self.outputs,
+            &self.statuses,
+            needs,
+            environment,
+        );
         let (cancel, cancelled) = watch::channel(false);
         self.job_cancel[i] = Some(cancel);
         let attempt = Attempt {
@@ -508,7 +524,7 @@ impl<'s> Runner<'s> {
         };
         match &job.work {
             Work::Steps(steps) => {
-                let plan = match self.steps_plan(&name, steps, values, &cx, i) {
+                let plan = match self.steps_plan(&name, steps, environment, values, &cx, i) {
                     Ok(plan) => plan,
                     Err(why) => {
                         drop(cx);
@@ -562,11 +578,13 @@ impl<'s> Runner<'s> {
         Ok(())
     }
 
-    /// Every step of a job rendered: its command and environment.
+    /// Every step of a job rendered: its command and environment (with the secrets of the
+    /// job's `environment:`).
     fn steps_plan(
         &self,
         name: &str,
         steps: &slipway_pipeline::Steps,
+        environment: Option<&str>,
         values: &Values,
         cx: &JobContext,
         i: usize,
@@ -576,6 +594,9 @@ impl<'s> Runner<'s> {
             .join("outputs")
             .join(format!("{name}.{}", self.attempts[i]));
         let mut base = values.vars.clone();
+        if let Some(secrets) = environment.and_then(|e| values.environments.of(e)) {
+            base.extend(secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         for (key, template) in &steps.env {
             let value = template.render(cx).map_err(|e| format!("env {key}: {e}"))?;
             base.insert(key.clone(), value);
@@ -812,6 +833,7 @@ fn job_context<'v>(
     outputs: &'v [BTreeMap<String, String>],
     statuses: &[Status],
     needs: Needs,
+    environment: Option<&str>,
 ) -> JobContext<'v> {
     JobContext::new(
         values,
@@ -820,5 +842,6 @@ fn job_context<'v>(
             .zip(statuses.iter().copied())
             .map(|((j, o), s)| (j.name.as_str(), o, s)),
         needs,
+        environment,
     )
 }

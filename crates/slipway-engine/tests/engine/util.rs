@@ -557,6 +557,7 @@ impl Harness {
             notifiers: vec![Arc::new(FakeNotifier(world.clone()))],
             data_dir: dir.join("data"),
             secrets: Default::default(),
+            environment_secrets: Default::default(),
         })
         .await
         .unwrap()
