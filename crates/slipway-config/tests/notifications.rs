@@ -116,14 +116,14 @@ const CASES: &[(&str, &str, &str)] = &[
         "unknown event",
         "  - url: https://example.com/x\n    events: [deployment.started, deployment.succeded]\n",
         "slipway.yaml:4:34: notifications[0].events[1]: unknown event `deployment.succeded`
-  expected: one of *, run.started, run.succeeded, run.failed, deployment.started, deployment.waiting, deployment.approved, deployment.rejected, deployment.succeeded, deployment.failed, deployment.rolled_back
+  expected: one of *, run.started, run.succeeded, run.failed, deployment.started, deployment.waiting, deployment.approved, deployment.rejected, deployment.succeeded, deployment.failed, deployment.rolled_back, deployment.watch_failed
   hint: did you mean `deployment.succeeded`?",
     ),
     (
         "no events",
         "  - url: https://example.com/x\n    events: []\n",
         "slipway.yaml:4:5: notifications[0].events: subscribes to no event
-  expected: one of *, run.started, run.succeeded, run.failed, deployment.started, deployment.waiting, deployment.approved, deployment.rejected, deployment.succeeded, deployment.failed, deployment.rolled_back
+  expected: one of *, run.started, run.succeeded, run.failed, deployment.started, deployment.waiting, deployment.approved, deployment.rejected, deployment.succeeded, deployment.failed, deployment.rolled_back, deployment.watch_failed
   hint: `events: [\"*\"]` subscribes to every event",
     ),
     (
@@ -171,7 +171,7 @@ slipway.yaml:5:15: notifications[0].secret.value: unknown key `value`
         "every mistake of one target at once",
         "  - url: https://example.com/x\n    events: [deploy.done]\n    attempts: 0\n    timeout: 0s\n",
         "slipway.yaml:4:14: notifications[0].events[0]: unknown event `deploy.done`
-  expected: one of *, run.started, run.succeeded, run.failed, deployment.started, deployment.waiting, deployment.approved, deployment.rejected, deployment.succeeded, deployment.failed, deployment.rolled_back
+  expected: one of *, run.started, run.succeeded, run.failed, deployment.started, deployment.waiting, deployment.approved, deployment.rejected, deployment.succeeded, deployment.failed, deployment.rolled_back, deployment.watch_failed
 slipway.yaml:5:5: notifications[0].attempts: `0` is out of range
   expected: a whole number from 1 to 20
 slipway.yaml:6:5: notifications[0].timeout: must be longer than 0
