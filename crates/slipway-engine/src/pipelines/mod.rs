@@ -13,6 +13,8 @@ mod job;
 mod poll;
 mod run;
 
+pub use git::short_ref;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
