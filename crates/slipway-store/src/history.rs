@@ -71,8 +71,7 @@ pub trait HistoryStore: Send + Sync {
     async fn run_page(&self, query: &RunPageQuery) -> Result<RunPage>;
 }
 
-/// One page of the rows of `table` (read with `select`) whose columns equal the given
-/// values, with the count and whether there are more either side.
+/// What [`paged`] read.
 struct Paged<R> {
     rows: Vec<R>,
     total: i64,
@@ -90,6 +89,8 @@ fn push_filters<'a>(query: &mut QueryBuilder<'a, Sqlite>, filters: &'a [(&'stati
     }
 }
 
+/// One page of the rows of `table` (read with `select`, `id` giving a row's id) whose
+/// columns equal the given values, with the count and whether there are more either side.
 async fn paged<R>(
     conn: &mut SqliteConnection,
     select: &str,

@@ -95,7 +95,7 @@ pub(super) fn known<'f>(
     }
 }
 
-/// A status filter: one of `all`, parsed by `parse`; a page listing them otherwise.
+/// The `status` filter: one of `all`, as `name` spells it; a page listing them otherwise.
 pub(super) fn status_param<S: Copy>(
     q: &Form,
     all: &[S],
