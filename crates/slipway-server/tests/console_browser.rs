@@ -414,6 +414,20 @@ async fn a_run_waiting_for_approval_follows_its_jobs_to_success_without_a_reload
         .await;
         let shot = screenshot(&b, "run.png").await;
         assert!(std::fs::metadata(shot).unwrap().len() > 10_000);
+
+        // Readable on a phone: the jobs table scrolls, the page does not.
+        b.set_window_size(390, 844).await.unwrap();
+        b.refresh().await.unwrap();
+        wait_for_text(&b, "#run-summary h1 .badge", |t| t == "success").await;
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "the run page fits a phone's width");
+        screenshot(&b, "run-phone.png").await;
     })
     .await;
 }
