@@ -50,7 +50,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use hooks::ShellHooks;
 pub use leftovers::{GcReport, Leftover};
 pub use notify::Notifier;
-pub use pipelines::{MAX_INPUT_CHARS, Pipelines, RunEvent};
+pub use pipelines::{MAX_INPUT_CHARS, Pipelines, RunEvent, short_ref};
 pub use ports::{Drivers, HookOutput, HookRun, HookRunner, Prober};
 pub use probe::HttpProber;
 pub use slipway_store::{OutboxDeployment, OutboxEntry, OutboxEvent};

@@ -1,6 +1,7 @@
 // slipway console: live updates. The pages are complete without this script; it only
 // refreshes the parts marked data-live when a status changes (server-sent events of the
-// session's own /events stream) and, while a rollout moves, every few seconds.
+// session's own /events stream) and, while a rollout moves or a step's log grows, every
+// few seconds.
 (function () {
   "use strict";
   if (!window.EventSource || !window.fetch || !window.DOMParser) return;
@@ -55,6 +56,15 @@
 
   var events = new EventSource("/events");
   events.addEventListener("status", refresh);
+  // A pipeline run's or job's change: for the pages that show runs (body data-runs: one
+  // run's id, or * for any); the board and the others ignore them.
+  events.addEventListener("run", function (e) {
+    var follows = document.body.dataset.runs;
+    if (!follows) return;
+    try {
+      if (follows === "*" || String(JSON.parse(e.data).run) === follows) refresh();
+    } catch (err) { refresh(); }
+  });
   // The browser reconnects by itself after a network error; a refused stream (the
   // session ended) closes for good.
   events.onerror = function () {

@@ -1,8 +1,9 @@
 //! Issue 10's measurement: the console's pages with 10,000 deployments stored in a real
 //! SQLite file (4 apps × 3 environments, each with its history of successes, failures and
-//! rollbacks, and one waiting for approval in production). For each page, the server's
-//! own time (its `Server-Timing` header) and the round trip over loopback, median and p90
-//! of 200 requests. Target: median server time under 20 ms.
+//! rollbacks, and one waiting for approval in production) and 3,000 pipeline runs of two
+//! pipelines (three jobs each, some failed). For each page, the server's own time (its
+//! `Server-Timing` header) and the round trip over loopback, median and p90 of 200
+//! requests. Target: median server time under 20 ms.
 //!
 //! Run: `cargo bench -p slipway-server --bench console` (or `bench/console.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench set-up: a failed step fails the run
@@ -10,9 +11,15 @@
 use std::time::{Duration, Instant};
 
 use slipway_core::{Kind, Release, Status, StatusChange};
-use slipway_store::{NewDeployment, SqliteStore, Store};
+use slipway_pipeline::Status as RunStatus;
+use slipway_store::{
+    JobKind, NewDeployment, NewJob, NewRun, PipelineStore, RunChange, SqliteStore, Store, Trigger,
+};
 
 const DEPLOYMENTS: usize = 10_000;
+const RUNS: usize = 3_000;
+const PIPELINES: [&str; 2] = ["release", "nightly"];
+const JOBS: [&str; 3] = ["build", "test", "deploy"];
 const REQUESTS: usize = 200;
 const TARGET: Duration = Duration::from_millis(20);
 const APPS: [&str; 4] = ["web", "api", "worker", "admin"];
@@ -27,8 +34,13 @@ fn config_yaml(dir: &std::path::Path) -> String {
         "version: 1\nserver:\n  listen: 127.0.0.1:0\n  data_dir: {}\napps:\n{apps}environments:\n  \
          staging:\n    listen: 127.0.0.1:0\n  qa:\n    listen: 127.0.0.1:0\n    requires: [staging]\n  \
          production:\n    listen: 127.0.0.1:0\n    requires: [qa]\n    protection:\n      \
-         reviewers: [alice]\n      required_approvals: 1\nusers:\n  alice: {{ role: approver }}\n",
-        dir.join("data").display()
+         reviewers: [alice]\n      required_approvals: 1\nusers:\n  alice: {{ role: approver }}\n\
+         pipelines:\n{pipelines}",
+        dir.join("data").display(),
+        pipelines = PIPELINES
+            .iter()
+            .map(|p| format!("  {p}:\n    on: {{ dispatch: {{}} }}\n    jobs:\n      build:\n        steps: [{{ run: \"true\" }}]\n"))
+            .collect::<String>()
     )
 }
 
@@ -135,6 +147,97 @@ async fn fill(path: &std::path::Path) {
     store.close().await;
 }
 
+/// Stores finished runs (an unfinished one would be picked up by the server): each with
+/// three jobs in a chain, every seventh failing its tests (deploy then skipped).
+async fn fill_runs(path: &std::path::Path) {
+    let store = SqliteStore::open(path).await.unwrap();
+    let start = 1_760_000_000_000i64;
+    for n in 0..RUNS {
+        let at = start + n as i64 * 60_000;
+        let run = store
+            .create_run(NewRun {
+                pipeline: PIPELINES[n % PIPELINES.len()].to_owned(),
+                trigger: Trigger::Push,
+                commit: Some(format!("{n:040x}")),
+                git_ref: Some("refs/heads/main".to_owned()),
+                inputs: Default::default(),
+                group: None,
+                created_by: "pipeline".to_owned(),
+                created_at: at,
+                reason: format!("{n:040x} pushed to main"),
+                jobs: JOBS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| NewJob {
+                        name: (*name).to_owned(),
+                        needs: JOBS[..i]
+                            .iter()
+                            .rev()
+                            .take(1)
+                            .map(|n| (*n).to_owned())
+                            .collect(),
+                        kind: if *name == "deploy" {
+                            JobKind::Deploy
+                        } else {
+                            JobKind::Steps
+                        },
+                    })
+                    .collect(),
+                head_of: None,
+            })
+            .await
+            .unwrap();
+        let change = |job: Option<&str>, from, to, at| RunChange {
+            run: run.id,
+            job: job.map(str::to_owned),
+            from,
+            to,
+            at,
+            reason: to.to_string(),
+            outputs: None,
+        };
+        use RunStatus::*;
+        store
+            .transition_run(change(None, Queued, InProgress, at))
+            .await
+            .unwrap();
+        let fails = n % 7 == 0;
+        for (i, job) in JOBS.iter().enumerate() {
+            let at = at + 1_000 * (i as i64 + 1);
+            if fails && *job == "deploy" {
+                store
+                    .transition_run(change(Some(job), Queued, Skipped, at))
+                    .await
+                    .unwrap();
+                continue;
+            }
+            store
+                .transition_run(change(Some(job), Queued, InProgress, at))
+                .await
+                .unwrap();
+            store
+                .append_run_log(run.id, Some(job), at + 10, "stdout", "working on it")
+                .await
+                .unwrap();
+            let end = if fails && *job == "test" {
+                Failure
+            } else {
+                Success
+            };
+            store
+                .transition_run(change(Some(job), InProgress, end, at + 500))
+                .await
+                .unwrap();
+        }
+        let end = if fails { Failure } else { Success };
+        store
+            .transition_run(change(None, InProgress, end, at + 5_000))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+}
+
 struct Figures {
     server: Vec<Duration>,
     round_trip: Vec<Duration>,
@@ -191,6 +294,12 @@ fn main() {
             "console: {DEPLOYMENTS} deployments stored in {:.1} s",
             filling.elapsed().as_secs_f64()
         );
+        let filling = Instant::now();
+        fill_runs(&dir.path().join("data/slipway.db")).await;
+        println!(
+            "console: {RUNS} pipeline runs stored in {:.1} s",
+            filling.elapsed().as_secs_f64()
+        );
         let yaml = config_yaml(dir.path());
         let config = slipway_config::parse(&yaml, "slipway.yaml", dir.path()).unwrap();
         let server = slipway_server::start(config).await.unwrap();
@@ -225,6 +334,13 @@ fn main() {
             ),
             ("history, deep page", format!("/history?before={mid}")),
             ("deployment page", format!("/deployments/{mid}")),
+            ("runs, first page", "/runs".to_owned()),
+            (
+                "runs, filtered",
+                "/runs?pipeline=nightly&status=failure".to_owned(),
+            ),
+            ("runs, deep page", format!("/runs?before={}", RUNS / 2)),
+            ("run page", format!("/runs/{}", RUNS / 2)),
         ];
         println!(
             "console: server time per page (Server-Timing), median and p90 of {REQUESTS}; target: median < {}",

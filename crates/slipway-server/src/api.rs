@@ -577,7 +577,21 @@ pub(crate) fn status_stream(
     // A first comment flushes the response at once, so a client knows it is subscribed
     // before anything happens.
     let hello = futures_util::stream::once(async { Ok(Event::default().comment("connected")) });
-    let events = futures_util::stream::unfold((rx, engine), |(mut rx, engine)| async move {
+    let events = broadcast_events(rx, engine, |e| {
+        let data = serde_json::to_string(&views::event(e)).unwrap_or_default();
+        Some(Event::default().event("status").data(data))
+    });
+    futures_util::StreamExt::chain(hello, events)
+}
+
+/// What `rx` receives, as the events `to_event` makes of it (none when it gives `None`),
+/// until the server stops. A slow reader that missed some goes on with the next ones.
+pub(crate) fn broadcast_events<T: Clone + Send + 'static>(
+    rx: broadcast::Receiver<T>,
+    engine: slipway_engine::Engine,
+    to_event: fn(T) -> Option<Event>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold((rx, engine), move |(mut rx, engine)| async move {
         loop {
             let received = tokio::select! {
                 received = rx.recv() => received,
@@ -586,19 +600,15 @@ pub(crate) fn status_stream(
             };
             match received {
                 Ok(e) => {
-                    let data = serde_json::to_string(&views::event(e)).unwrap_or_default();
-                    return Some((
-                        Ok(Event::default().event("status").data(data)),
-                        (rx, engine),
-                    ));
+                    if let Some(event) = to_event(e) {
+                        return Some((Ok(event), (rx, engine)));
+                    }
                 }
-                // A slow reader missed some events: go on with the next ones.
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    });
-    futures_util::StreamExt::chain(hello, events)
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use slipway_api::pipelines::{
     RunLogLine as RunLogLineView, RunLogLines, RunLogQuery, RunQuery, RunStatus, RunStream,
     RunTrigger,
 };
-use slipway_engine::RunEvent;
+use slipway_engine::{RunEvent, short_ref};
 use slipway_pipeline::Status;
 use slipway_store::{JobKind, Run, RunFilter, RunId, RunLogLine, Trigger};
 use tokio::sync::broadcast;
@@ -55,12 +55,7 @@ pub fn run_view(r: Run) -> RunView {
             Trigger::Dispatch => RunTrigger::Dispatch,
         },
         commit: r.commit,
-        git_ref: r.git_ref.map(|full| {
-            full.strip_prefix("refs/heads/")
-                .or_else(|| full.strip_prefix("refs/tags/"))
-                .unwrap_or(&full)
-                .to_owned()
-        }),
+        git_ref: r.git_ref.as_deref().map(|full| short_ref(full).to_owned()),
         committed_at: r.committed_at.map(rfc3339),
         inputs: r.inputs,
         created_by: r.created_by,

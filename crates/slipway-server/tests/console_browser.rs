@@ -2,7 +2,8 @@
 //! from another site changes nothing; an approver approves a waiting production
 //! deployment from its page and the board, open in another window, switches to the new
 //! release without a reload; a canary paused halfway shows its split and is promoted from
-//! its page. Screenshots land in `target/console-screenshots/`.
+//! its page; a pipeline run's page follows its jobs to success without a reload.
+//! Screenshots land in `target/console-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 #[path = "util/browser.rs"]
@@ -306,4 +307,125 @@ async fn a_paused_canary_shows_its_split_and_is_promoted_from_its_page() {
     task.await.unwrap();
     let d = s.wait_for(id, &["success"]).await;
     assert_eq!(TestServer::split(&d), [("v2".to_owned(), 100.0)]);
+}
+
+/// A dispatched release: build outputs the version, staging takes it, production waits
+/// for alice's approval.
+const RELEASE: &str = r#"pipelines:
+  release:
+    on: { dispatch: {} }
+    jobs:
+      build:
+        steps: [{ run: echo "version=v7" >> "$SLIPWAY_OUTPUT" }]
+      staging:
+        needs: [build]
+        deploy: { app: web, env: staging, version: "${{ needs.build.outputs.version }}" }
+      production:
+        needs: [staging]
+        deploy: { app: web, env: production, version: "${{ needs.build.outputs.version }}" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waiting_for_approval_follows_its_jobs_to_success_without_a_reload() {
+    let s = util::pipelines::server(console::ENVS, RELEASE, |_| {}).await;
+    let alice = s.user("alice", "approver").await;
+    let (status, r) = s
+        .call(
+            "POST",
+            "/api/v1/pipelines/release/runs",
+            &s.admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    let run = util::pipelines::run_reaches(&s, id, &["waiting", "failure"]).await;
+    assert_eq!(run["status"], "waiting", "{run:#}");
+    let production = util::pipelines::job(&run, "production")["deployment_id"]
+        .as_i64()
+        .unwrap();
+
+    let driver = ChromeDriver::start();
+    let s = &s;
+    with_browser(&driver, |b| async move {
+        sign_in(&b, &s.base, &s.admin).await;
+        b.find(Locator::LinkText("Pipeline runs"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let row = wait_for_text(&b, "table.runs tbody tr", |t| t.contains("waiting")).await;
+        assert!(row.starts_with(&format!("{id} release")), "{row}");
+        screenshot(&b, "runs.png").await;
+        b.find(Locator::Css(&format!("a[href='/runs/{id}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for_text(&b, "#run-summary h1", |t| {
+            t == format!("Run {id} of release waiting")
+        })
+        .await;
+        wait_for_text(&b, "#job-build .badge", |t| t == "success").await;
+        wait_for_text(&b, "#job-staging .badge", |t| t == "success").await;
+        wait_for_text(&b, "#job-production .badge", |t| t == "waiting").await;
+        // Nothing polls: only the event stream can bring the change.
+        let moving = b
+            .execute("return document.body.dataset.moving || null;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(moving, json!(null));
+        assert!(
+            !b.find_all(Locator::Css("form[action$='/cancel'] button"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "an admin may cancel"
+        );
+        b.execute("window.sameDocument = true;", vec![])
+            .await
+            .unwrap();
+        screenshot(&b, "run-waiting.png").await;
+
+        approve_by_api(s, &alice, production).await;
+        wait_for_text(&b, "#job-production .badge", |t| t == "success").await;
+        wait_for_text(&b, "#run-summary h1 .badge", |t| t == "success").await;
+        let same = b
+            .execute("return window.sameDocument === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(same, json!(true), "the run changed without a reload");
+        let link = wait_for_text(&b, "#job-production a", |t| !t.is_empty()).await;
+        assert_eq!(link, format!("deployment {production}"));
+        assert!(
+            b.find_all(Locator::Css("form[action$='/cancel']"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "an ended run has no cancel"
+        );
+        wait_for_text(&b, "#run-log", |t| {
+            t.contains("success: every job succeeded")
+        })
+        .await;
+        let shot = screenshot(&b, "run.png").await;
+        assert!(std::fs::metadata(shot).unwrap().len() > 10_000);
+
+        // Readable on a phone: the jobs table scrolls, the page does not.
+        b.set_window_size(390, 844).await.unwrap();
+        b.refresh().await.unwrap();
+        wait_for_text(&b, "#run-summary h1 .badge", |t| t == "success").await;
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "the run page fits a phone's width");
+        screenshot(&b, "run-phone.png").await;
+    })
+    .await;
 }

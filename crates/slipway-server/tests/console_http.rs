@@ -1,6 +1,7 @@
 //! The web console over plain HTTP (what needs no browser): sign-in and its cookie, the
 //! CSRF and origin checks, role checks on every form, the pages and their error pages,
-//! the session's event stream — against a whole server with a real SQLite file.
+//! the session's event stream, the pipeline runs pages — against a whole server with a
+//! real SQLite file (and for runs a real git repository and real steps).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 #[path = "util/console.rs"]
@@ -11,7 +12,8 @@ use console::{Client, ENVS};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use slipway_store::{NewSession, SessionStore, SqliteStore};
-use util::TestServer;
+use util::pipelines::{commit_of, init_repo, job, run_of, run_reaches};
+use util::{TestServer, poll_until};
 
 fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes())
@@ -548,5 +550,365 @@ async fn a_deployer_rolls_back_from_the_page_of_the_release_that_runs() {
             .html()
             .contains(&format!("href=\"/deployments/{target}\""))
     );
+    s.stop().await;
+}
+
+/// A release pipeline on the test's repository, watched on main, its jobs written last
+/// first: build prints and outputs a version, gate waits until the test creates
+/// `{dir}/go`, deploy puts the build's version on staging. Beside it, chores (dispatch only), whose one job runs only when
+/// asked to (`go=yes`), so many of its runs cost no process.
+const RUNS: &str = r#"pipelines:
+  release:
+    on:
+      push: { repository: {repo}, branches: [main], poll: 100ms }
+    jobs:
+      deploy:
+        needs: [gate]
+        deploy: { app: web, env: staging, version: "${{ needs.build.outputs.version }}" }
+      gate:
+        needs: [build]
+        steps: [{ run: 'while [ ! -e "{dir}/go" ]; do sleep 0.1; done; echo through the gate' }]
+      build:
+        steps:
+          - run: echo "building sha-${{ git.short_sha }}"
+          - run: echo "version=sha-${{ git.short_sha }}" >> "$SLIPWAY_OUTPUT"
+  chores:
+    on:
+      dispatch: { inputs: { go: { default: "no" } } }
+    jobs:
+      sweep:
+        if: inputs.go == 'yes'
+        steps: [{ run: echo swept }]
+"#;
+
+/// The API's view of run `id`.
+async fn api_run(s: &TestServer, id: i64) -> serde_json::Value {
+    util::pipelines::get(s, &format!("/api/v1/runs/{id}")).await
+}
+
+/// Waits until job `name` of run `id` is in progress.
+async fn job_in_progress(s: &TestServer, id: i64, name: &str) {
+    poll_until(&format!("job {name} of run {id} to start"), || async {
+        let run = api_run(s, id).await;
+        (job(&run, name)["status"] == "in_progress").then_some(())
+    })
+    .await;
+}
+
+/// The href of the link marked `rel` on a page.
+fn rel_link(html: &str, rel: &str) -> String {
+    html.split(&format!(r#"rel="{rel}""#))
+        .next()
+        .unwrap()
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_pages_list_filter_and_page_and_a_run_page_follows_its_jobs() {
+    let mut sha = String::new();
+    let s = util::pipelines::server(console::ENVS, RUNS, |dir| {
+        sha = commit_of(&init_repo(dir, 0))
+    })
+    .await;
+    let id = run_of(&s, "release", &sha).await["id"].as_i64().unwrap();
+    job_in_progress(&s, id, "gate").await;
+    for n in 0..52 {
+        let (status, r) = s
+            .call(
+                "POST",
+                "/api/v1/pipelines/chores/runs",
+                &s.admin,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 201, "{n}: {r}");
+    }
+    let last_chore = poll_until("every chore to end", || async {
+        let runs = util::pipelines::get(&s, "/api/v1/pipelines/chores/runs?limit=100").await;
+        let runs = runs["runs"].as_array().unwrap().clone();
+        (runs.len() == 52 && runs.iter().all(|r| r["status"] == "success"))
+            .then(|| runs[0]["id"].as_i64().unwrap())
+    })
+    .await;
+    let admin = Client::signed_in(&s.base, &s.admin).await;
+
+    let all = admin.get("/runs").await;
+    assert_eq!(all.status, 200);
+    let html = all.html();
+    assert!(
+        html.contains("53 runs; newest first, 50 on this page"),
+        "{html}"
+    );
+    assert!(html.contains(r#"<a href="/runs" aria-current="page">Pipeline runs</a>"#));
+    assert!(html.contains(r#"<label for="f-pipeline">Pipeline</label>"#));
+    assert!(html.contains(&format!("<a href=\"/runs/{last_chore}\"")));
+    assert!(html.contains(r#"data-runs="*""#), "follows every run");
+    let older = rel_link(html, "next");
+    assert!(older.starts_with("/runs?before="), "{older}");
+    let page2 = admin.get(&older).await;
+    let html = page2.html();
+    assert!(html.contains("3 on this page"), "{html}");
+    assert!(html.contains(r#"rel="prev""#) && !html.contains(r#"rel="next""#));
+    // The push run's row: its commit's short sha and branch, started, a duration so far.
+    let row = html
+        .split(&format!("<a href=\"/runs/{id}\""))
+        .nth(1)
+        .expect("the release run is on the last page")
+        .split("</tr>")
+        .next()
+        .unwrap();
+    let short = format!("<code>{}</code>", &sha[..7]);
+    for text in [&short, "main", "release", "in progress", "<time datetime="] {
+        assert!(row.contains(text), "{text} in {row}");
+    }
+
+    for (query, text) in [
+        ("pipeline=release", "1 run match"),
+        ("status=in_progress", "1 run match"),
+        ("pipeline=chores&status=success", "52 runs match"),
+        ("pipeline=chores&status=failure", "0 runs match"),
+        ("pipeline=&status=", "53 runs;"),
+    ] {
+        let page = admin.get(&format!("/runs?{query}")).await;
+        assert_eq!(page.status, 200, "{query}");
+        assert!(page.html().contains(text), "{query}: {}", page.body);
+    }
+    let filtered = admin.get("/runs?status=in_progress").await;
+    assert!(
+        filtered
+            .body
+            .contains(r#"<option value="in_progress" selected>in progress</option>"#)
+    );
+    let chores = admin.get("/runs?pipeline=chores").await;
+    let older = rel_link(chores.html(), "next");
+    assert!(
+        older.starts_with("/runs?pipeline=chores&before="),
+        "the filter stays: {older}"
+    );
+    assert!(admin.get(&older).await.html().contains("2 on this page"));
+    for (query, text) in [
+        ("status=done", "There is no status `done`"),
+        ("pipeline=relase", "There is no pipeline `relase`"),
+        ("before=x", "`before` must be a run id"),
+        ("before=3&after=4", "not both"),
+    ] {
+        let page = admin.get(&format!("/runs?{query}")).await;
+        assert_eq!(page.status, 400, "{query}");
+        assert!(page.html().contains(text), "{query}: {}", page.body);
+    }
+
+    // The run while its gate holds: build done with its output, gate running, deploy
+    // queued, in the order of their needs; the page follows this run and polls its log.
+    let page = admin.get(&format!("/runs/{id}")).await;
+    assert_eq!(page.status, 200);
+    let html = page.html();
+    let version = format!("sha-{}", &sha[..7]);
+    for text in [
+        format!("Run {id} of release"),
+        format!("<code>{sha}</code>"),
+        "<code>main</code>".to_owned(),
+        "push (".to_owned(),
+        format!("<code>version={version}</code>"),
+        format!("building {version}"),
+        format!(r#"data-runs="{id}""#),
+        r#"data-moving="1""#.to_owned(),
+        format!(r#"action="/runs/{id}/cancel""#),
+    ] {
+        assert!(html.contains(&text), "{text} in {html}");
+    }
+    let order: Vec<usize> = ["job-build", "job-gate", "job-deploy"]
+        .iter()
+        .map(|j| html.find(&format!("id=\"{j}\"")).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "DAG order");
+    let status_of = |html: &str, job: &str| {
+        html.split(&format!("id=\"job-{job}\""))
+            .nth(1)
+            .unwrap()
+            .split("class=\"badge ")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .split('>')
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status_of(html, "build"), "success");
+    assert_eq!(status_of(html, "gate"), "in progress");
+    assert_eq!(status_of(html, "deploy"), "queued");
+
+    // The session's stream says when a job of the run changes.
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/events", s.base))
+        .header("cookie", admin.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("connected"));
+    std::fs::write(s.dir.path().join("go"), "").unwrap();
+    let mut seen = String::new();
+    let wanted = format!(r#"{{"job":"gate","run":{id},"status":"success"}}"#);
+    let got = tokio::time::timeout(util::DEADLINE, async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: run") && seen.contains(&wanted) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(got, Ok(true), "{wanted} in {seen}");
+    drop(stream);
+
+    let run = run_reaches(&s, id, &["success", "failure", "cancelled"]).await;
+    assert_eq!(run["status"], "success", "{run:#}");
+    let deployment = job(&run, "deploy")["deployment_id"].as_i64().unwrap();
+    let page = admin.get(&format!("/runs/{id}")).await;
+    let html = page.html();
+    assert!(
+        html.contains(&format!(
+            "<a href=\"/deployments/{deployment}\">deployment {deployment}</a>"
+        )),
+        "{html}"
+    );
+    for job in ["build", "gate", "deploy"] {
+        assert_eq!(status_of(html, job), "success", "{job}");
+    }
+    assert!(html.contains("through the gate"));
+    assert!(html.contains("<dt>Finished</dt>") && html.contains("<dt>Duration</dt>"));
+    assert!(!html.contains("/cancel"), "an ended run has no cancel");
+    assert!(!html.contains("data-moving"), "nothing moves any more");
+
+    for (path, text) in [
+        ("/runs/999", "There is no run 999"),
+        ("/runs/abc", "`abc` is not a run id"),
+        ("/runs/0", "`0` is not a run id"),
+    ] {
+        let page = admin.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.html().contains(text), "{path}: {}", page.body);
+        assert!(page.body.contains("<a href=\"/\">"), "a way on");
+    }
+    let csrf = admin.csrf().await;
+    let page = admin.post("/runs/abc/cancel", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, 404);
+    assert!(page.html().contains("`abc` is not a run id"));
+    let page = admin.post("/runs/999/cancel", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, 404, "{}", page.body);
+    assert!(page.html().contains("Nothing was changed"), "{}", page.body);
+    s.stop().await;
+}
+
+/// One job that waits for `{dir}/go`, which these tests never create.
+const HELD: &str = r#"pipelines:
+  held:
+    on: { dispatch: {} }
+    jobs:
+      hold:
+        steps: [{ run: 'while [ ! -e "{dir}/go" ]; do sleep 0.1; done' }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_deployer_cancels_a_run_from_its_page_and_forged_cancels_change_nothing() {
+    let s = util::pipelines::server(console::ENVS, HELD, |_| {}).await;
+    let vic_token = s.user("vic", "viewer").await;
+    let bob_token = s.user("bob", "deployer").await;
+    let (status, r) = s
+        .call(
+            "POST",
+            "/api/v1/pipelines/held/runs",
+            &s.admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    job_in_progress(&s, id, "hold").await;
+    let path = format!("/runs/{id}/cancel");
+
+    let vic = Client::signed_in(&s.base, &vic_token).await;
+    let page = vic.get(&format!("/runs/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html().contains("in progress"));
+    assert!(!page.body.contains("/cancel"), "a viewer sees no cancel");
+    let vic_csrf = vic.csrf().await;
+    let bob = Client::signed_in(&s.base, &bob_token).await;
+    let bob_csrf = bob.csrf().await;
+
+    let attempts = [
+        (
+            "viewer, right csrf",
+            vic.post(&path, &[("csrf", &vic_csrf)]).await,
+        ),
+        (
+            "viewer, wrong csrf",
+            vic.post(&path, &[("csrf", "0".repeat(64).as_str())]).await,
+        ),
+        ("viewer, no csrf", vic.post(&path, &[]).await),
+        ("deployer, no csrf", bob.post(&path, &[]).await),
+        (
+            "deployer, another session's csrf",
+            bob.post(&path, &[("csrf", &vic_csrf)]).await,
+        ),
+        (
+            "deployer, from another site",
+            bob.post_with(
+                &path,
+                &[("csrf", &bob_csrf)],
+                &[("sec-fetch-site", "cross-site")],
+            )
+            .await,
+        ),
+        ("no cookie", Client::new(&s.base).post(&path, &[]).await),
+    ];
+    for (what, page) in &attempts {
+        assert_eq!(page.status, 403, "{what}: {}", page.body);
+        assert!(
+            page.html().contains("nothing was changed")
+                || page.body.contains("Nothing was changed"),
+            "{what}: {}",
+            page.body
+        );
+    }
+    assert!(
+        attempts[0].1.body.contains("vic is a viewer"),
+        "{}",
+        attempts[0].1.body
+    );
+    let run = api_run(&s, id).await;
+    assert_eq!(run["status"], "in_progress", "{run:#}");
+    assert_eq!(job(&run, "hold")["status"], "in_progress");
+
+    let page = bob.get(&format!("/runs/{id}")).await;
+    assert!(page.html().contains(">Cancel the run<"));
+    let done = bob.post(&path, &[("csrf", &bob_csrf)]).await;
+    assert_eq!(
+        (done.status, done.location()),
+        (303, format!("/runs/{id}").as_str()),
+        "{}",
+        done.body
+    );
+    let run = run_reaches(&s, id, &["cancelled", "failure", "success"]).await;
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    let page = bob.get(&format!("/runs/{id}")).await;
+    let html = page.html();
+    assert!(html.contains("cancelled by bob"), "{html}");
+    assert!(!html.contains("/cancel"));
+    let again = bob.post(&path, &[("csrf", &bob_csrf)]).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.html().contains("Not possible now"));
+    assert!(again.body.contains(&format!("href=\"/runs/{id}\"")));
     s.stop().await;
 }

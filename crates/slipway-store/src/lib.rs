@@ -19,7 +19,7 @@ mod watches;
 pub use dora::{DoraFilter, DoraStore};
 pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
-pub use history::{Cursor, HistoryPage, HistoryQuery, HistoryStore};
+pub use history::{Cursor, HistoryPage, HistoryQuery, HistoryStore, RunPage, RunPageQuery};
 pub use migration_runs::MigrationStore;
 pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
 pub use pipelines::{

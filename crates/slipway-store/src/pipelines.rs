@@ -246,7 +246,7 @@ pub trait PipelineStore: Send + Sync {
 
 // === impl PipelineStore for SqliteStore ===
 
-const SELECT_RUNS: &str = "SELECT id, pipeline, trigger, status, git_commit, git_ref, \
+pub(crate) const SELECT_RUNS: &str = "SELECT id, pipeline, trigger, status, git_commit, git_ref, \
      committed_at, inputs, concurrency_group, created_by, created_at, started_at, \
      finished_at, reason FROM pipeline_runs";
 
@@ -622,7 +622,7 @@ async fn load_run(conn: &mut SqliteConnection, id: RunId) -> Result<Run> {
 }
 
 /// The runs of `rows` with their jobs, loaded in one query per page of runs.
-async fn with_jobs(conn: &mut SqliteConnection, rows: Vec<RunRow>) -> Result<Vec<Run>> {
+pub(crate) async fn with_jobs(conn: &mut SqliteConnection, rows: Vec<RunRow>) -> Result<Vec<Run>> {
     let mut jobs: BTreeMap<RunId, Vec<RunJob>> = BTreeMap::new();
     for chunk in rows.chunks(crate::sqlite::IDS_PER_QUERY) {
         let mut query = QueryBuilder::<Sqlite>::new(
@@ -676,8 +676,8 @@ fn found(rows_affected: u64, what: impl FnOnce() -> String) -> Result<()> {
 // === rows ===
 
 #[derive(FromRow)]
-struct RunRow {
-    id: RunId,
+pub(crate) struct RunRow {
+    pub(crate) id: RunId,
     pipeline: String,
     trigger: String,
     status: String,

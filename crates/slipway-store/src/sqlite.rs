@@ -749,7 +749,7 @@ fn token_taken(e: sqlx::Error) -> Error {
 
 #[derive(FromRow)]
 pub(crate) struct DeploymentRow {
-    id: DeploymentId,
+    pub(crate) id: DeploymentId,
     app: String,
     environment: String,
     version: String,

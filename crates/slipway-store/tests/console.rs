@@ -1,5 +1,5 @@
 //! What the web console stores: sessions (tied to the token they came from) and pages of
-//! the history, against a real database file.
+//! the history and of the pipeline runs, against a real database file.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up: a failed step fails the test
 
 mod contract;
@@ -8,7 +8,8 @@ use contract::{deployment_through, new};
 use slipway_config::Role;
 use slipway_core::Status;
 use slipway_store::{
-    Cursor, Error, HistoryQuery, HistoryStore, NewSession, SessionStore, SqliteStore, Store,
+    Cursor, Error, HistoryQuery, HistoryStore, JobKind, NewJob, NewRun, NewSession, PipelineStore,
+    RunChange, RunPageQuery, SessionStore, SqliteStore, Store, Trigger,
 };
 
 async fn open(dir: &tempfile::TempDir) -> SqliteStore {
@@ -183,4 +184,89 @@ async fn history_pages_go_both_ways_by_id_with_filters_and_a_count() {
     };
     let page = store.history_page(&none).await.unwrap();
     assert_eq!((page.total, page.newer, page.older), (0, false, false));
+}
+
+/// A run of `pipeline` with one job, ended `end` unless that is `queued`.
+async fn run(store: &SqliteStore, pipeline: &str, at: i64, end: slipway_pipeline::Status) -> i64 {
+    use slipway_pipeline::Status as S;
+    let r = store
+        .create_run(NewRun {
+            pipeline: pipeline.to_owned(),
+            trigger: Trigger::Dispatch,
+            commit: None,
+            git_ref: None,
+            inputs: Default::default(),
+            group: None,
+            created_by: "admin".to_owned(),
+            created_at: at,
+            reason: "dispatched by admin".to_owned(),
+            jobs: vec![NewJob {
+                name: "build".to_owned(),
+                needs: vec![],
+                kind: JobKind::Steps,
+            }],
+            head_of: None,
+        })
+        .await
+        .unwrap();
+    if end != S::Queued {
+        for (from, to) in [(S::Queued, S::InProgress), (S::InProgress, end)] {
+            store
+                .transition_run(RunChange {
+                    run: r.id,
+                    job: None,
+                    from,
+                    to,
+                    at: at + 1,
+                    reason: to.to_string(),
+                    outputs: None,
+                })
+                .await
+                .unwrap();
+        }
+    }
+    r.id
+}
+
+#[tokio::test]
+async fn run_pages_go_both_ways_by_id_with_filters_a_count_and_the_jobs() {
+    use slipway_pipeline::Status as S;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        let pipeline = if n % 2 == 0 { "nightly" } else { "release" };
+        let end = if n == 5 { S::Queued } else { S::Success };
+        ids.push(run(&store, pipeline, n, end).await);
+    }
+    let mut q = RunPageQuery {
+        limit: 2,
+        ..RunPageQuery::default()
+    };
+    let first = store.run_page(&q).await.unwrap();
+    let got: Vec<i64> = first.runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[4], ids[3]]);
+    assert_eq!((first.total, first.newer, first.older), (5, false, true));
+    assert_eq!(first.runs[0].jobs[0].name, "build", "with its jobs");
+
+    q.cursor = Cursor::Before(ids[3]);
+    let second = store.run_page(&q).await.unwrap();
+    let got: Vec<i64> = second.runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[2], ids[1]]);
+    assert_eq!((second.newer, second.older), (true, true));
+    q.cursor = Cursor::After(ids[0]);
+    let back = store.run_page(&q).await.unwrap();
+    let got: Vec<i64> = back.runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[2], ids[1]], "newest first going back too");
+
+    let filtered = RunPageQuery {
+        pipeline: Some("release".to_owned()),
+        status: Some(S::Success),
+        limit: 10,
+        ..RunPageQuery::default()
+    };
+    let page = store.run_page(&filtered).await.unwrap();
+    let got: Vec<i64> = page.runs.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[2], ids[0]]);
+    assert_eq!((page.total, page.newer, page.older), (2, false, false));
 }

@@ -24,7 +24,7 @@ pub(crate) struct Resolved {
 }
 
 /// `main` of `refs/heads/main`, `v1.4.2` of `refs/tags/v1.4.2`.
-pub(crate) fn short_ref(full: &str) -> &str {
+pub fn short_ref(full: &str) -> &str {
     full.strip_prefix("refs/heads/")
         .or_else(|| full.strip_prefix("refs/tags/"))
         .unwrap_or(full)

@@ -14,6 +14,7 @@ mod poll;
 mod run;
 
 pub(crate) use context::mask_secret;
+pub use git::short_ref;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -121,7 +121,12 @@ impl Split {
 
 /// Status names as the pages show them, and the tone each is shown in.
 pub(super) fn status_text(s: Status) -> String {
-    s.as_str().replace('_', " ")
+    words(s.as_str())
+}
+
+/// A status's stable name (`in_progress`) as words (`in progress`).
+pub(super) fn words(name: &str) -> String {
+    name.replace('_', " ")
 }
 
 pub(super) fn status_tone(s: Status) -> &'static str {

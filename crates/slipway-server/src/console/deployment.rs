@@ -14,12 +14,12 @@ use slipway_core::{Decision, Deployment, DeploymentId, Kind, Status, gates};
 use slipway_engine::{Actor, Live, Paused, Share};
 
 use super::board::{Split, percent, status_text, status_tone, step_text, waiting_text};
-use super::page::{Chrome, ConsoleError, When, render, see_other};
+use super::page::{Chrome, ConsoleError, When, path_id, render, see_other};
 use super::session::{self, Form, SignedIn};
 use crate::AppState;
 
 /// Log lines a page shows; the rest stay a `slipway logs` away.
-const LOG_LINES: u32 = 2000;
+pub(super) const LOG_LINES: u32 = 2000;
 /// The longest comment a decision keeps.
 const MAX_COMMENT_CHARS: usize = 1000;
 
@@ -92,10 +92,25 @@ struct VerdictView {
     text: String,
 }
 
-struct LogEntry {
-    at: String,
-    source: String,
-    message: String,
+/// One line of a log as a page shows it: the time of day, where it came from, the text.
+pub(super) struct LogEntry {
+    pub at: String,
+    pub source: String,
+    pub message: String,
+}
+
+impl LogEntry {
+    pub fn new(at: slipway_core::Millis, source: String, message: String) -> LogEntry {
+        LogEntry {
+            // `2026-11-24T10:00:03.123Z` → `10:00:03.123`
+            at: crate::views::rfc3339(at)
+                .get(11..23)
+                .unwrap_or_default()
+                .to_owned(),
+            source,
+            message,
+        }
+    }
 }
 
 /// Which decision forms the page shows to this user. The engine decides again on post.
@@ -147,15 +162,7 @@ impl Actions {
 
 /// A deployment id from the path: a number, or a page saying it is none.
 fn parse_id(raw: &str) -> Result<DeploymentId, ConsoleError> {
-    match raw.parse::<DeploymentId>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => {
-            let shown: String = raw.chars().take(40).collect();
-            Err(ConsoleError::not_found(format!(
-                "`{shown}` is not a deployment id: ids are whole numbers, like /deployments/12."
-            )))
-        }
-    }
+    path_id(raw, "deployment", "/deployments/12")
 }
 
 async fn found(state: &AppState, id: DeploymentId) -> Result<Deployment, ConsoleError> {
@@ -337,15 +344,7 @@ pub async fn page(
         approvals_rule,
         log: lines
             .into_iter()
-            .map(|l| LogEntry {
-                // `2026-11-24T10:00:03.123Z` → `10:00:03.123`
-                at: crate::views::rfc3339(l.at)
-                    .get(11..23)
-                    .unwrap_or_default()
-                    .to_owned(),
-                source: l.source,
-                message: l.message,
-            })
+            .map(|l| LogEntry::new(l.at, l.source, l.message))
             .collect(),
         log_cut,
         d: summary(&d, waiting_on, now),

@@ -1,5 +1,6 @@
 //! `GET /history` (every deployment, filtered by app, environment and status, a page at a
-//! time, newest first) and `GET /dora` (the DORA metrics of `/api/v1/metrics/dora`).
+//! time, newest first) and `GET /dora` (the DORA metrics of `/api/v1/metrics/dora`); the
+//! filters and page links the runs page shares.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use slipway_core::dora::{Band, Report};
-use slipway_core::{DeploymentId, Millis, Status};
+use slipway_core::{Millis, Status};
 use slipway_store::{Cursor, HistoryQuery};
 
 use super::board::status_text;
@@ -17,17 +18,17 @@ use super::page::{self, Chrome, ConsoleError, When, render};
 use super::session::{Form, SignedIn};
 use crate::AppState;
 
-/// Rows on one page of the history.
+/// Rows on one page of the history (and of the runs).
 pub const PAGE_SIZE: u32 = 50;
 
 /// One choice of a filter's `<select>`.
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
+pub(super) struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
-fn choices<'a>(
+pub(super) fn choices<'a>(
     any: &str,
     values: impl Iterator<Item = (&'a str, String)>,
     chosen: Option<&str>,
@@ -55,9 +56,7 @@ struct HistoryPage {
     rows: Vec<Row>,
     total: i64,
     filtered: bool,
-    newest: Option<String>,
-    newer: Option<String>,
-    older: Option<String>,
+    pages: PageLinks,
 }
 
 struct Row {
@@ -67,15 +66,17 @@ struct Row {
 }
 
 /// A query parameter, empty meaning not given (what an "any" choice of the form sends).
-fn param<'f>(q: &'f Form, name: &str) -> Result<Option<&'f str>, ConsoleError> {
+pub(super) fn param<'f>(q: &'f Form, name: &str) -> Result<Option<&'f str>, ConsoleError> {
     Ok(q.get(name)?.filter(|v| !v.is_empty()))
 }
 
-/// A name the configuration must know; a page saying which ones it does otherwise.
-fn known<'f>(
+/// A name the configuration must know; a page saying which ones it does otherwise, with
+/// a link back to `back`.
+pub(super) fn known<'f>(
     value: Option<&'f str>,
     what: &str,
     names: &mut dyn Iterator<Item = &String>,
+    back: &str,
 ) -> Result<Option<&'f str>, ConsoleError> {
     match value {
         None => Ok(None),
@@ -88,32 +89,99 @@ fn known<'f>(
                     "There is no {what} `{v}`; the configuration has {}.",
                     names.join(", ")
                 ))
-                .back_to("/history".to_owned()))
+                .back_to(back.to_owned()))
             }
         }
     }
 }
 
-fn cursor_id(q: &Form, name: &str) -> Result<Option<DeploymentId>, ConsoleError> {
-    param(q, name)?
-        .map(|v| match v.parse::<DeploymentId>() {
-            Ok(id) if id > 0 => Ok(id),
-            _ => Err(ConsoleError::bad_request(format!(
-                "`{name}` must be a deployment id (a whole number), not `{v}`."
+/// The `status` filter: one of `all`, as `name` spells it; a page listing them otherwise.
+pub(super) fn status_param<S: Copy>(
+    q: &Form,
+    all: &[S],
+    name: impl Fn(S) -> &'static str,
+    back: &str,
+) -> Result<Option<S>, ConsoleError> {
+    let Some(s) = param(q, "status")? else {
+        return Ok(None);
+    };
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == s)
+        .map(Some)
+        .ok_or_else(|| {
+            let known: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            ConsoleError::bad_request(format!(
+                "There is no status `{s}`; statuses are {}.",
+                known.join(", ")
             ))
-            .back_to("/history".to_owned())),
+            .back_to(back.to_owned())
         })
-        .transpose()
 }
 
-/// `/history?…` with the filters and one more pair.
-fn link(filters: &[(&str, &str)], extra: Option<(&str, String)>) -> String {
+/// Where a page of `path` starts: its `before` or `after` id (of a `what`), or the newest.
+pub(super) fn cursor(q: &Form, what: &str, path: &str) -> Result<Cursor, ConsoleError> {
+    let id = |name: &str| {
+        param(q, name)?
+            .map(|v| match v.parse::<i64>() {
+                Ok(id) if id > 0 => Ok(id),
+                _ => Err(ConsoleError::bad_request(format!(
+                    "`{name}` must be a {what} id (a whole number), not `{v}`."
+                ))
+                .back_to(path.to_owned())),
+            })
+            .transpose()
+    };
+    match (id("before")?, id("after")?) {
+        (None, None) => Ok(Cursor::Newest),
+        (Some(id), None) => Ok(Cursor::Before(id)),
+        (None, Some(id)) => Ok(Cursor::After(id)),
+        (Some(_), Some(_)) => Err(
+            ConsoleError::bad_request("Give `before` or `after`, not both.")
+                .back_to(path.to_owned()),
+        ),
+    }
+}
+
+/// `path?…` with the filters and one more pair.
+fn link(path: &str, filters: &[(&str, &str)], extra: Option<(&str, String)>) -> String {
     let mut pairs: Vec<(&str, String)> =
         filters.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
     pairs.extend(extra);
     match serde_urlencoded::to_string(&pairs) {
-        Ok(q) if !q.is_empty() => format!("/history?{q}"),
-        _ => "/history".to_owned(),
+        Ok(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// The links between pages of `path`: to the newest page (when not on it), and to the
+/// newer and older ones (when there are), each keeping the filters.
+pub(super) struct PageLinks {
+    pub newest: Option<String>,
+    pub newer: Option<String>,
+    pub older: Option<String>,
+}
+
+impl PageLinks {
+    /// `first` and `last`: the ids of this page's first and last rows.
+    pub fn new(
+        path: &str,
+        filters: &[(&str, &str)],
+        cursor: Cursor,
+        (newer, older): (bool, bool),
+        (first, last): (Option<i64>, Option<i64>),
+    ) -> PageLinks {
+        PageLinks {
+            newest: (cursor != Cursor::Newest).then(|| link(path, filters, None)),
+            newer: newer
+                .then_some(first)
+                .flatten()
+                .map(|id| link(path, filters, Some(("after", id.to_string())))),
+            older: older
+                .then_some(last)
+                .flatten()
+                .map(|id| link(path, filters, Some(("before", id.to_string())))),
+        }
     }
 }
 
@@ -122,36 +190,18 @@ pub async fn page(
     signed_in: SignedIn,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsoleError> {
+    const PATH: &str = "/history";
     let q = Form::parse(raw.unwrap_or_default().as_bytes());
     let config = state.engine.config();
-    let app = known(param(&q, "app")?, "app", &mut config.apps.keys())?;
+    let app = known(param(&q, "app")?, "app", &mut config.apps.keys(), PATH)?;
     let environment = known(
         param(&q, "environment")?,
         "environment",
         &mut config.environments.keys(),
+        PATH,
     )?;
-    let status = param(&q, "status")?
-        .map(|s| {
-            Status::parse(s).ok_or_else(|| {
-                let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                ConsoleError::bad_request(format!(
-                    "There is no status `{s}`; statuses are {}.",
-                    known.join(", ")
-                ))
-                .back_to("/history".to_owned())
-            })
-        })
-        .transpose()?;
-    let cursor = match (cursor_id(&q, "before")?, cursor_id(&q, "after")?) {
-        (None, None) => Cursor::Newest,
-        (Some(id), None) => Cursor::Before(id),
-        (None, Some(id)) => Cursor::After(id),
-        (Some(_), Some(_)) => {
-            return Err(ConsoleError::bad_request(
-                "Give `before` or `after`, not both.",
-            ));
-        }
-    };
+    let status = status_param(&q, &Status::ALL, Status::as_str, PATH)?;
+    let cursor = cursor(&q, "deployment", PATH)?;
     let page = state
         .console
         .history
@@ -169,14 +219,8 @@ pub async fn page(
     filters.extend(environment.map(|e| ("environment", e)));
     filters.extend(status.map(|s| ("status", s.as_str())));
     let now = state.engine.now();
-    let first = page.deployments.first().map(|d| d.id);
-    let last = page.deployments.last().map(|d| d.id);
     let page_view = HistoryPage {
-        chrome: Chrome::new(
-            "History",
-            "/history",
-            Some((&signed_in.actor, &signed_in.csrf)),
-        ),
+        chrome: Chrome::new("History", PATH, Some((&signed_in.actor, &signed_in.csrf))),
         apps: choices(
             "any app",
             config.apps.keys().map(|a| (a.as_str(), a.clone())),
@@ -194,17 +238,16 @@ pub async fn page(
         ),
         total: page.total,
         filtered: !filters.is_empty(),
-        newest: (cursor != Cursor::Newest).then(|| link(&filters, None)),
-        newer: page
-            .newer
-            .then_some(first)
-            .flatten()
-            .map(|id| link(&filters, Some(("after", id.to_string())))),
-        older: page
-            .older
-            .then_some(last)
-            .flatten()
-            .map(|id| link(&filters, Some(("before", id.to_string())))),
+        pages: PageLinks::new(
+            PATH,
+            &filters,
+            cursor,
+            (page.newer, page.older),
+            (
+                page.deployments.first().map(|d| d.id),
+                page.deployments.last().map(|d| d.id),
+            ),
+        ),
         rows: page
             .deployments
             .into_iter()
@@ -337,13 +380,14 @@ mod tests {
 
     #[test]
     fn links_keep_the_filters() {
-        assert_eq!(link(&[], None), "/history");
+        assert_eq!(link("/history", &[], None), "/history");
         assert_eq!(
             link(
+                "/runs",
                 &[("app", "web"), ("status", "in_progress")],
                 Some(("before", "40".to_owned()))
             ),
-            "/history?app=web&status=in_progress&before=40"
+            "/runs?app=web&status=in_progress&before=40"
         );
     }
 }

@@ -9,6 +9,7 @@ mod board;
 mod deployment;
 mod history;
 mod page;
+mod runs;
 mod session;
 mod sign_in;
 
@@ -19,10 +20,11 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{KeepAlive, Sse};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt as _;
+use slipway_engine::RunEvent;
 use slipway_store::{HistoryStore, SessionStore};
 
 use crate::AppState;
@@ -36,8 +38,8 @@ pub struct Console {
     pub history: Arc<dyn HistoryStore>,
 }
 
-/// The console's routes (docs/console.md). A new page (pipeline runs) adds its route here
-/// and its entry to [`page::NAV`].
+/// The console's routes (docs/console.md). A new page adds its route here and its entry
+/// to [`page::NAV`].
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(board::page))
@@ -51,6 +53,9 @@ pub fn routes() -> Router<AppState> {
         .route("/deployments/{id}/rollback", post(deployment::rollback))
         .route("/history", get(history::page))
         .route("/dora", get(history::dora))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::page))
+        .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/events", get(events))
         .route("/assets/{name}", get(assets::serve))
         .layer(middleware::from_fn(headers))
@@ -93,15 +98,30 @@ fn page_headers(resp: &mut Response) {
 }
 
 /// `GET /events`: the status changes for a signed-in browser, as `/api/v1/events` gives
-/// them to a token holder; the stream ends when the session does.
+/// them to a token holder, and those of pipeline runs and their jobs as events named `run`
+/// (`{"run": 12, "job": "build", "status": "success"}`, `job` null for the run itself);
+/// the stream ends when the session does.
 async fn events(State(state): State<AppState>, signed_in: SignedIn) -> impl IntoResponse {
     let left = signed_in
         .expires_at
         .saturating_sub(state.engine.now())
         .max(0);
     let ends = tokio::time::sleep(Duration::from_millis(left as u64));
-    Sse::new(crate::api::status_stream(state.engine).take_until(ends))
-        .keep_alive(KeepAlive::default())
+    let runs =
+        crate::api::broadcast_events(state.pipelines.subscribe(), state.engine.clone(), run_event);
+    let all = futures_util::stream::select(crate::api::status_stream(state.engine), runs);
+    Sse::new(all.take_until(ends)).keep_alive(KeepAlive::default())
+}
+
+/// A run's or job's status change as an SSE event; log lines are none (a page showing a
+/// log that grows refreshes itself every few seconds instead of at every line).
+fn run_event(e: RunEvent) -> Option<Event> {
+    match e {
+        RunEvent::Status { run, job, status } => Some(Event::default().event("run").data(
+            serde_json::json!({ "run": run, "job": job, "status": status.as_str() }).to_string(),
+        )),
+        RunEvent::Log { .. } => None,
+    }
 }
 
 /// The page for a path nobody serves, for a browser (the API answers JSON).

@@ -19,8 +19,7 @@ pub struct NavItem {
 }
 
 /// The console's pages, in the order the navigation shows them. A page that joins the
-/// console (pipeline runs, once pipelines exist) adds its entry here and its route in
-/// `console::routes`; nothing else changes.
+/// console adds its entry here and its route in `console::routes`; nothing else changes.
 pub const NAV: &[NavItem] = &[
     NavItem {
         href: "/",
@@ -29,6 +28,10 @@ pub const NAV: &[NavItem] = &[
     NavItem {
         href: "/history",
         label: "History",
+    },
+    NavItem {
+        href: "/runs",
+        label: "Pipeline runs",
     },
     NavItem {
         href: "/dora",
@@ -48,6 +51,9 @@ pub struct Chrome {
     /// Set while something on the page moves without a status change (a rollout's split):
     /// the script then refreshes the live parts every few seconds too.
     pub moving: bool,
+    /// The pipeline runs whose status changes refresh the page: one run's id, or `*` for
+    /// any. Other pages (the board) ignore runs.
+    pub runs: Option<String>,
 }
 
 pub struct UserView {
@@ -74,6 +80,7 @@ impl Chrome {
             css: assets::css_url(),
             js: assets::js_url(),
             moving: false,
+            runs: None,
         }
     }
 
@@ -133,6 +140,20 @@ pub fn duration(ms: Millis) -> String {
         format!("{:.1} h", ms / 3.6e6)
     } else {
         format!("{:.1} days", ms / 8.64e7)
+    }
+}
+
+/// The id in a page's path (`/deployments/12`): a positive number, or a page saying it
+/// is none, naming `what` it should be and an `example` path.
+pub fn path_id(raw: &str, what: &str, example: &str) -> Result<i64, ConsoleError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => {
+            let shown: String = raw.chars().take(40).collect();
+            Err(ConsoleError::not_found(format!(
+                "`{shown}` is not a {what} id: ids are whole numbers, like {example}."
+            )))
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod load;
+pub mod pipelines;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
