@@ -790,6 +790,16 @@ async fn the_runs_pages_list_filter_and_page_and_a_run_page_follows_its_jobs() {
     assert!(html.contains("<dt>Finished</dt>") && html.contains("<dt>Duration</dt>"));
     assert!(!html.contains("/cancel"), "an ended run has no cancel");
     assert!(!html.contains("data-moving"), "nothing moves any more");
+    // The deployment's page links back to the run and job that made it.
+    let page = admin.get(&format!("/deployments/{deployment}")).await;
+    let pipeline = run["pipeline"].as_str().unwrap();
+    assert!(
+        page.html().contains(&format!(
+            "<a href=\"/runs/{id}\">run {id} of {pipeline}</a> (job deploy)"
+        )),
+        "{}",
+        page.body
+    );
 
     for (path, text) in [
         ("/runs/999", "There is no run 999"),

@@ -223,6 +223,12 @@ pub trait PipelineStore: Send + Sync {
         deployment: DeploymentId,
     ) -> Result<()>;
 
+    /// The run and the deploy job that created deployment `deployment`, if one did.
+    async fn job_of_deployment(
+        &self,
+        deployment: DeploymentId,
+    ) -> Result<Option<(RunId, String, String)>>;
+
     /// Appends a line to a run's log and returns its `seq`.
     async fn append_run_log(
         &self,
@@ -501,6 +507,19 @@ impl PipelineStore for SqliteStore {
                 .execute(&self.pool)
                 .await?;
         found(updated.rows_affected(), || format!("job {job} of run {id}"))
+    }
+
+    async fn job_of_deployment(
+        &self,
+        deployment: DeploymentId,
+    ) -> Result<Option<(RunId, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT j.run_id, r.pipeline, j.name FROM pipeline_jobs j \
+             JOIN pipeline_runs r ON r.id = j.run_id WHERE j.deployment_id = ?",
+        )
+        .bind(deployment)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn append_run_log(

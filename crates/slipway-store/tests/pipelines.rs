@@ -213,6 +213,7 @@ async fn a_change_happens_only_from_the_status_it_expects_and_enters_the_history
 
         // A job points only at a deployment that exists, of a job that exists.
         assert!(store.set_job_deployment(id, "deploy", 7).await.is_err());
+        assert_eq!(store.job_of_deployment(7).await.unwrap(), None);
         assert!(matches!(
             store.set_job_deployment(id, "nope", 7).await,
             Err(Error::NotFound { .. })
@@ -443,4 +444,28 @@ async fn a_runs_start_and_end_enter_the_notification_outbox_and_its_jobs_do_not(
             Some((id, "release".to_owned(), RunEventKind::Failed, 1_400)),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_deployment_knows_the_run_and_job_that_made_it() {
+    use slipway_store::Store as _;
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let run = store.create_run(new_run("release", 1_000)).await.unwrap();
+    let made = store
+        .create_deployment(contract::new("web", "staging", "v1", 1_100))
+        .await
+        .unwrap();
+    let by_hand = store
+        .create_deployment(contract::new("web", "staging", "v2", 1_200))
+        .await
+        .unwrap();
+    store
+        .set_job_deployment(run.id, "deploy", made.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.job_of_deployment(made.id).await.unwrap(),
+        Some((run.id, "release".to_owned(), "deploy".to_owned()))
+    );
+    assert_eq!(store.job_of_deployment(by_hand.id).await.unwrap(), None);
 }

@@ -251,6 +251,14 @@ impl Pipelines {
         Ok(self.shared.store.get_run(id).await?)
     }
 
+    /// The run, its pipeline and the deploy job that created deployment `id`, if a run did.
+    pub async fn made(
+        &self,
+        id: slipway_core::DeploymentId,
+    ) -> Result<Option<(RunId, String, String)>> {
+        Ok(self.shared.store.job_of_deployment(id).await?)
+    }
+
     pub async fn logs(
         &self,
         id: RunId,

@@ -29,6 +29,8 @@ struct DeploymentPage {
     chrome: Chrome,
     csrf: String,
     d: Summary,
+    /// The pipeline run whose deploy job created it: (run, pipeline, job).
+    made_by: Option<(i64, String, String)>,
     actions: Actions,
     rollout: Option<String>,
     split: Split,
@@ -308,6 +310,7 @@ pub async fn page(
     let page = DeploymentPage {
         chrome,
         csrf: signed_in.csrf.clone(),
+        made_by: state.pipelines.made(d.id).await?,
         actions: Actions::of(&signed_in.actor, &d, env, &live),
         rollout: in_progress.then(|| step_text(&d, env.map(|e| &e.strategy), &live)),
         split: Split::of(&shares, stable.as_deref()),
