@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// How often the engine checks that the instances of every serving release still run,
     /// and replaces those that died or were removed. Default 2s.
     pub instance_check: Duration,
+    /// How long a console sign-in lasts. Default 12h.
+    pub session_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,7 @@ server:
   lisen: 127.0.0.1:7700
 "#,
         r#"slipway.yaml:3:3: server.lisen: unknown key `lisen`
-  expected: one of listen, data_dir, database, tick, router_control, docker_host, instance_check
+  expected: one of listen, data_dir, database, tick, router_control, docker_host, instance_check, session_lifetime
   hint: did you mean `listen`?"#,
     ),
     (
@@ -491,6 +491,12 @@ slipway.yaml:14:5: apps.api.restart: expected a restart policy, got a mapping
 slipway.yaml:19:5: apps.job.restart: unknown restart policy `on-failure:three`
   expected: one of no, always, unless-stopped, on-failure, on-failure:N (N retries, 0 or more)
   hint: the number of retries is a whole number, like `on-failure:3`"#,
+    ),
+    (
+        "a session lifetime out of bounds",
+        "version: 1\nserver:\n  session_lifetime: 1000h\n",
+        r#"slipway.yaml:3:3: server.session_lifetime: must be between 1m and 720h (30 days)
+  expected: a duration like 12h or 168h"#,
     ),
     (
         "bad docker host",

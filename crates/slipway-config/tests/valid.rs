@@ -35,6 +35,7 @@ fn design_example_parses_to_the_expected_model() {
             router_control: None,
             docker_host: None,
             instance_check: Duration::from_secs(2),
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     );
 

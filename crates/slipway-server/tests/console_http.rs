@@ -95,7 +95,8 @@ async fn signing_in_trades_a_token_for_a_strict_http_only_cookie_that_never_open
         .await;
     assert_eq!((ok.status, ok.location()), (303, "/history?app=web"));
     let cookie = ok.set_cookie();
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+    // `server.session_lifetime` left out: 12 hours.
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(cookie.contains(flag), "{flag} in {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");

@@ -28,9 +28,15 @@ const SERVER_KEYS: &[&str] = &[
     "router_control",
     "docker_host",
     "instance_check",
+    "session_lifetime",
 ];
 const USER_KEYS: &[&str] = &["role"];
 const ROLES: &[&str] = &["viewer", "deployer", "approver", "admin"];
+const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// A console session shorter than this would end while its reader still reads.
+const MIN_SESSION_LIFETIME: Duration = Duration::from_secs(60);
+/// Past this a stolen cookie is worth too much: sign in again at least monthly.
+const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7700);
 
 /// What an empty or broken file falls back to, so checking can carry on.
@@ -45,6 +51,7 @@ fn default_config(base_dir: &Path) -> Config {
             router_control: None,
             docker_host: None,
             instance_check: super::docker::DEFAULT_INSTANCE_CHECK,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
         },
         apps: BTreeMap::new(),
         environments: BTreeMap::new(),
@@ -223,8 +230,23 @@ impl<'a> Checker<'a> {
             self.push(d);
             None
         });
+        let session_lifetime = f
+            .get("session_lifetime")
+            .and_then(|i| {
+                let lifetime = self.duration(&i)?;
+                if (MIN_SESSION_LIFETIME..=MAX_SESSION_LIFETIME).contains(&lifetime) {
+                    return Some(lifetime);
+                }
+                let d = self
+                    .diag(i.pos, &i.path, "must be between 1m and 720h (30 days)")
+                    .with_expected("a duration like 12h or 168h");
+                self.push(d);
+                None
+            })
+            .unwrap_or(DEFAULT_SESSION_LIFETIME);
         ServerConfig {
             instance_check: self.instance_check(&f),
+            session_lifetime,
             router_control,
             docker_host,
             listen,

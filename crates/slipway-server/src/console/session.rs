@@ -17,8 +17,6 @@ use crate::AppState;
 use crate::auth::{hash_token, hex};
 
 pub const COOKIE: &str = "slipway_session";
-/// How long a sign-in lasts, whatever the browser does in between.
-pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// A signed-in browser: who it is now, and the CSRF token its forms must carry.
 #[derive(Debug, Clone)]
@@ -84,11 +82,13 @@ fn cookie_flags(secure: bool) -> &'static str {
     }
 }
 
-pub fn set_cookie(id: &str, secure: bool) -> String {
+/// The cookie of session `id`; it lasts `lifetime` (`server.session_lifetime`), whatever
+/// the browser does in between.
+pub fn set_cookie(id: &str, secure: bool, lifetime: Duration) -> String {
     format!(
         "{COOKIE}={id}{}; Max-Age={}",
         cookie_flags(secure),
-        SESSION_TTL.as_secs()
+        lifetime.as_secs()
     )
 }
 
@@ -147,10 +147,15 @@ pub async fn start(state: &AppState, token_hash: String) -> Result<String, Conso
             token_hash,
             csrf: random_hex(),
             created_at: now,
-            expires_at: now.saturating_add(SESSION_TTL.as_millis() as Millis),
+            expires_at: now.saturating_add(lifetime_ms(state)),
         })
         .await?;
     Ok(id)
+}
+
+fn lifetime_ms(state: &AppState) -> Millis {
+    let lifetime = state.engine.config().server.session_lifetime;
+    Millis::try_from(lifetime.as_millis()).unwrap_or(Millis::MAX)
 }
 
 /// The session the request's cookie names, if it still holds. An expired one is removed.
@@ -309,9 +314,11 @@ mod tests {
             "forwarded",
             "for=10.0.0.1;proto=\"https\";host=a"
         )])));
-        assert!(set_cookie("id", true).contains("; Secure"));
-        let plain = set_cookie("id", false);
+        let day = Duration::from_secs(86_400);
+        assert!(set_cookie("id", true, day).contains("; Secure"));
+        let plain = set_cookie("id", false, day);
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
+        assert!(plain.ends_with("; Max-Age=86400"), "{plain}");
         assert!(!plain.contains("Secure"));
         assert!(clear_cookie(false).contains("Max-Age=0"));
     }

@@ -73,7 +73,13 @@ pub async fn submit(
     }
     let id = session::start(&state, token_hash).await?;
     let mut resp = see_other(next);
-    if let Ok(cookie) = session::set_cookie(&id, session::is_https(&headers)).parse() {
+    if let Ok(cookie) = session::set_cookie(
+        &id,
+        session::is_https(&headers),
+        state.engine.config().server.session_lifetime,
+    )
+    .parse()
+    {
         resp.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(resp)
