@@ -21,7 +21,9 @@ pub use error::{Error, Result};
 pub use flags::{FlagChange, FlagStore, MAX_FLAG_HISTORY, StoredFlag};
 pub use history::{Cursor, HistoryPage, HistoryQuery, HistoryStore, RunPage, RunPageQuery};
 pub use migration_runs::MigrationStore;
-pub use notifications::{AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt};
+pub use notifications::{
+    ATTEMPTS_KEPT_MS, AttemptOutcome, NotificationAttempt, NotificationStore, RecordedAttempt,
+};
 pub use pipelines::{
     JobKind, NewJob, NewRun, PipelineStore, Run, RunChange, RunFilter, RunId, RunJob, RunLogLine,
     RunStatusEntry, Trigger,

@@ -71,6 +71,9 @@ pub struct RecordedAttempt {
     pub attempt: NotificationAttempt,
 }
 
+/// How long delivery attempts are kept: 30 days.
+pub const ATTEMPTS_KEPT_MS: Millis = 30 * 24 * 3600 * 1000;
+
 #[async_trait::async_trait]
 pub trait NotificationStore: Send + Sync {
     /// The cursor of the notifier `name`. A notifier never seen before starts at the end
@@ -78,6 +81,8 @@ pub trait NotificationStore: Send + Sync {
     /// the whole past.
     async fn begin_outbox_cursor(&self, name: &str) -> Result<i64>;
 
+    /// Records an attempt, and forgets those more than [`ATTEMPTS_KEPT_MS`] older than
+    /// it, so the log of a busy server does not grow without end.
     async fn record_attempt(&self, attempt: &NotificationAttempt) -> Result<i64>;
 
     /// Newest first, at most `limit` (capped at [`MAX_LIST_LIMIT`]).
@@ -340,7 +345,8 @@ impl NotificationStore for SqliteStore {
     }
 
     async fn record_attempt(&self, a: &NotificationAttempt) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let id = sqlx::query_scalar(
             "INSERT INTO notification_attempts (target, outbox_seq, event, deployment_id, \
              run_id, attempt, at, http_status, error, duration_ms, outcome) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -356,8 +362,14 @@ impl NotificationStore for SqliteStore {
         .bind(&a.error)
         .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
         .bind(a.outcome.as_str())
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM notification_attempts WHERE at < ?")
+            .bind(a.at.saturating_sub(ATTEMPTS_KEPT_MS))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     async fn notification_attempts(&self, limit: u32) -> Result<Vec<RecordedAttempt>> {

@@ -19,7 +19,8 @@ macro_rules! notification_store_contract {
         $crate::notification_store_contract!(@tests $make;
             decisions_enter_the_outbox_with_what_the_deployment_had,
             a_new_notifier_starts_at_the_end_and_a_known_one_keeps_its_place,
-            attempts_are_kept_newest_first_and_capped
+            attempts_are_kept_newest_first_and_capped,
+            attempts_older_than_thirty_days_are_forgotten
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -230,5 +231,40 @@ pub async fn attempts_are_kept_newest_first_and_capped(
             .len(),
         1000,
         "at most 1000 at a time"
+    );
+}
+
+pub async fn attempts_older_than_thirty_days_are_forgotten(
+    _store: Arc<dyn Store>,
+    notifications: Arc<dyn NotificationStore>,
+) {
+    let at = |at: i64| NotificationAttempt {
+        target: "hooks.example.com".to_owned(),
+        seq: 1,
+        event: NotificationEvent::DeploymentSucceeded,
+        deployment_id: Some(1),
+        run_id: None,
+        attempt: 1,
+        at,
+        http_status: Some(200),
+        error: None,
+        duration_ms: 3,
+        outcome: AttemptOutcome::Delivered,
+    };
+    let month = slipway_store::ATTEMPTS_KEPT_MS;
+    for t in [100, 200, 200 + month] {
+        notifications.record_attempt(&at(t)).await.unwrap();
+    }
+    let kept: Vec<i64> = notifications
+        .notification_attempts(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.attempt.at)
+        .collect();
+    assert_eq!(
+        kept,
+        [200 + month, 200],
+        "the one at 100 is over 30 days older"
     );
 }
