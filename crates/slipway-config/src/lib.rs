@@ -16,7 +16,7 @@ use std::path::Path;
 pub use diagnostic::{ConfigError, Diagnostic, Result};
 pub use model::*;
 pub use scalar::{did_you_mean, parse_duration, parse_percent, parse_window};
-pub use secrets::{EnvironmentSecrets, read_secret};
+pub use secrets::{EnvironmentSecrets, read_secret, unreadable_pipeline_secrets};
 pub use slipway_pipeline::SecretSource;
 
 /// The largest config file read: a real one is a few KiB, and a cap keeps `--config

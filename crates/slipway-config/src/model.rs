@@ -353,24 +353,7 @@ pub struct User {
     pub role: Role,
 }
 
-/// A place in the config file, kept for what can only be checked where the server runs
-/// (an environment variable named there), so that error still names line and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Place {
-    /// Key path, like `notifications[0].secret.env`.
-    pub path: String,
-    pub line: usize,
-    pub column: usize,
-}
-
-/// A secret of an environment: where its value is read, and where the config says so
-/// (an unset variable or missing file is reported there).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Secret {
-    pub source: slipway_pipeline::SecretSource,
-    /// Where `env` or `file` is written.
-    pub at: Place,
-}
+pub use slipway_pipeline::{Place, Secret};
 
 /// What a webhook can be told of (`events:`); `"*"` in the file stands for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,7 +1,8 @@
 //! Reading secrets where the server runs: from its environment or a file the config
-//! names. A pipeline's are read when a run starts; an environment's once, when the server
-//! starts ([`EnvironmentSecrets::read`]), so one that cannot be read stops the start
-//! (and `slipway validate`) with the place the config names it.
+//! names. An environment's are read once, when the server starts
+//! ([`EnvironmentSecrets::read`]); a pipeline's when each run starts, after a check at
+//! start ([`unreadable_pipeline_secrets`]). Either way one that cannot be read stops the
+//! start (and fails `slipway validate`) with the place the config names it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,6 +48,25 @@ fn read_secret_file(path: &Path) -> std::io::Result<String> {
         return Err(std::io::Error::other("the file is empty"));
     }
     Ok(value.to_owned())
+}
+
+/// Every pipeline secret of `config` that cannot be read here, with where the config names
+/// its source. The values are read again when a run starts (a rotated secret is used from
+/// its next run); this is the check at start, so a name no run could read is an error at
+/// once rather than at the first run.
+pub fn unreadable_pipeline_secrets(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(Place, String)> {
+    config
+        .pipelines
+        .values()
+        .flat_map(|p| &p.secrets)
+        .filter_map(|(name, secret)| {
+            let why = read_secret(name, &secret.source, env).err()?;
+            Some((secret.at.clone(), why))
+        })
+        .collect()
 }
 
 /// The values of every environment's `secrets:`, by environment and name. Kept in

@@ -82,11 +82,11 @@ fn the_release_pipeline_parses_to_its_model() {
         ("release", false)
     );
     assert_eq!(
-        p.secrets["DEPLOY_TOKEN"],
+        p.secrets["DEPLOY_TOKEN"].source,
         SecretSource::Env("RELEASE_DEPLOY_TOKEN".into())
     );
     assert_eq!(
-        p.secrets["SIGNING_KEY"],
+        p.secrets["SIGNING_KEY"].source,
         SecretSource::File(PathBuf::from("/srv/keys/sign"))
     );
     assert_eq!(p.env["REGISTRY"].text, "registry.example.com");

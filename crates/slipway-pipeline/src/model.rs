@@ -20,7 +20,7 @@ pub struct Pipeline {
     pub push: Option<PushTrigger>,
     pub dispatch: Option<Dispatch>,
     pub concurrency: Option<Concurrency>,
-    pub secrets: BTreeMap<String, SecretSource>,
+    pub secrets: BTreeMap<String, Secret>,
     /// Every step's environment, and `vars.*`.
     pub env: BTreeMap<String, Template>,
     /// Jobs of one run in progress at once.
@@ -77,6 +77,25 @@ pub struct Input {
 pub struct Concurrency {
     pub group: String,
     pub cancel_in_progress: bool,
+}
+
+/// A place in the config file, kept for what can only be checked where the server runs
+/// (an environment variable named there), so that error still names line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// Key path, like `notifications[0].secret.env`.
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A secret of a pipeline or an environment: where its value is read, and where the
+/// config says so (an unset variable or missing file is reported there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub source: SecretSource,
+    /// Where `env` or `file` is written.
+    pub at: Place,
 }
 
 /// Where a secret's value is read (a pipeline's when a run starts, an environment's when

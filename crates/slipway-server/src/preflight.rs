@@ -1,7 +1,7 @@
 //! What a config asks of this machine, checked before anything starts: every address the
 //! server would listen on is free, `data_dir` is (or can become) a directory, every
-//! webhook's signing key is in its environment variable, and every environment secret
-//! can be read from its variable or file. Both
+//! webhook's signing key is in its environment variable, and every environment or
+//! pipeline secret can be read from its variable or file. Both
 //! `slipway validate` and `slipway server` report these as config errors with the key
 //! path, so a port in use is bad input (exit 2) rather than a crash half-way through.
 
@@ -42,10 +42,11 @@ pub fn preflight(config: &Config, file: &str) -> Result<(), ConfigError> {
             );
         }
     }
-    let unreadable =
-        slipway_config::EnvironmentSecrets::read(config, &|name| std::env::var(name).ok())
-            .err()
-            .unwrap_or_default();
+    let env = |name: &str| std::env::var(name).ok();
+    let mut unreadable = slipway_config::EnvironmentSecrets::read(config, &env)
+        .err()
+        .unwrap_or_default();
+    unreadable.extend(slipway_config::unreadable_pipeline_secrets(config, &env));
     let keys = crate::webhook::missing_keys(config)
         .into_iter()
         .map(|p| (p, "set it in the environment the server starts in"));

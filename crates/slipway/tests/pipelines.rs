@@ -295,6 +295,35 @@ pipelines:
     );
 }
 
+#[test]
+fn a_pipeline_secret_that_cannot_be_read_fails_validate_and_stops_the_server_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(
+        dir.path(),
+        "pipelines:
+  release:
+    on: { dispatch: {} }
+    secrets:
+      TOKEN: { env: SLIPWAY_TEST_PIPELINE_SECRET_NOBODY_SETS }
+      KEY: { file: missing.key }
+    jobs: { use: { steps: [{ run: 'true' }] } }
+",
+    )(util::free_port());
+    std::fs::write(dir.path().join("slipway.yaml"), yaml).unwrap();
+    let expected = [
+        "slipway.yaml:10:16: pipelines.release.secrets.TOKEN.env: secret TOKEN: the server's environment has no SLIPWAY_TEST_PIPELINE_SECRET_NOBODY_SETS (or it is empty)",
+        "slipway.yaml:11:14: pipelines.release.secrets.KEY.file: secret KEY: cannot read ./missing.key: No such file or directory",
+    ];
+    for command in ["validate", "server"] {
+        let out = run_for(slipway(dir.path()).arg(command), WITHIN);
+        assert_eq!(code(&out), 2, "{command}: {}", stderr(&out));
+        for line in expected {
+            assert!(stderr(&out).contains(line), "{command}: {}", stderr(&out));
+        }
+    }
+    assert!(!dir.path().join("data").join("slipway.db").exists());
+}
+
 /// Alive = exists and is not a zombie.
 fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

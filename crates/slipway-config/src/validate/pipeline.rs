@@ -130,11 +130,7 @@ impl<'a> Checker<'a> {
             }
         };
         let secrets = match f.get("secrets") {
-            Some(i) => self
-                .secrets(&i, base_dir, |_| false)
-                .into_iter()
-                .map(|(name, secret)| (name, secret.source))
-                .collect(),
+            Some(i) => self.secrets(&i, base_dir, |_| false),
             None => BTreeMap::new(),
         };
         let concurrency = f.get("concurrency").and_then(|i| self.concurrency(&i));

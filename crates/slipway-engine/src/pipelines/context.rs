@@ -54,8 +54,8 @@ impl Values {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Values, String> {
         let mut secrets = BTreeMap::new();
-        for (name, source) in &pipeline.secrets {
-            let value = read_secret(name, source, env)?;
+        for (name, secret) in &pipeline.secrets {
+            let value = read_secret(name, &secret.source, env)?;
             mask_secret(&mut masker, &value);
             secrets.insert(name.clone(), value);
         }
