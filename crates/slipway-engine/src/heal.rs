@@ -92,16 +92,20 @@ impl Drop for Claim<'_> {
 
 /// One app in one environment; false when a replacement failed (the caller backs off).
 async fn check(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
+    if let Some(d) = rollout_of(inner, app, env).await? {
+        watch_rollout(inner, &d).await?;
+        return Ok(true);
+    }
+    // Most checks find every instance running. Only a check that must replace one claims
+    // (app, env), so a check holds up neither a rollout nor `slipway gc`.
+    if serving_in_full(inner, app, env).await? {
+        return Ok(true);
+    }
     let in_progress = {
         // Under the lock the reconcile loop starts rollouts with: either a rollout runs,
         // or none starts until the claim ends.
         let _decide = inner.decide.lock().await;
-        let in_progress = inner
-            .store
-            .unfinished_deployments()
-            .await?
-            .into_iter()
-            .find(|d| d.app == app && d.environment == env && d.status == Status::InProgress);
+        let in_progress = rollout_of(inner, app, env).await?;
         if in_progress.is_none()
             && let Ok(mut healing) = inner.healing.lock()
         {
@@ -122,6 +126,41 @@ async fn check(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
             heal(inner, app, env).await
         }
     }
+}
+
+/// The rollout in progress of `app` in `env`, if one is.
+async fn rollout_of(inner: &Inner, app: &str, env: &str) -> Result<Option<Deployment>> {
+    Ok(inner
+        .store
+        .unfinished_deployments()
+        .await?
+        .into_iter()
+        .find(|d| d.app == app && d.environment == env && d.status == Status::InProgress))
+}
+
+/// Whether the serving release (if any) runs all its instances, each recorded as running:
+/// then there is nothing to heal.
+async fn serving_in_full(inner: &Inner, app: &str, env: &str) -> Result<bool> {
+    let Some(current) = inner
+        .store
+        .latest_with_status(app, env, &[Status::Success])
+        .await?
+    else {
+        return Ok(true);
+    };
+    let driver = inner.driver_of(app)?;
+    let mut alive = 0;
+    for inst in inner.store.instances(Some(app), Some(env)).await? {
+        if inst.version != current.release.version {
+            continue;
+        }
+        match look(driver.as_ref(), &inst.handle).await {
+            Seen::Running if inst.state == InstanceState::Running => alive += 1,
+            Seen::Restarting | Seen::Unknown(_) => alive += 1,
+            Seen::Running | Seen::Gone(_) | Seen::Unhealthy(_) => return Ok(false),
+        }
+    }
+    Ok(alive >= strategy::of(&inner.env(&current)?.strategy).replicas())
 }
 
 /// Fails a rollout whose new release lost an instance, or whose image's `HEALTHCHECK`
