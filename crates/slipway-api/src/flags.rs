@@ -46,8 +46,9 @@ fn hundred() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: String,
-    /// A boolean, string, number or object; every variant of a flag has the same type.
-    #[schema(value_type = Object)]
+    /// A boolean, string, number or object (not null); every variant of a flag has the
+    /// same type.
+    #[schema(value_type = Value)]
     pub value: serde_json::Value,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 100)]

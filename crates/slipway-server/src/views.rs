@@ -566,10 +566,23 @@ mod tests {
         }))
         .unwrap();
         for core in [full, bare] {
+            let wire = flag(core.clone());
             assert_eq!(
-                serde_json::to_string(&flag(core.clone())).unwrap(),
+                serde_json::to_string(&wire).unwrap(),
                 serde_json::to_string(&core).unwrap()
             );
+            // A client reads back what was served, the flattened flag included.
+            let view = api::flags::FlagView {
+                environment: "staging".into(),
+                version: 2,
+                updated_at: rfc3339(0),
+                updated_by: "admin".into(),
+                flag: wire.clone(),
+                history: None,
+            };
+            let read: api::flags::FlagView =
+                serde_json::from_str(&serde_json::to_string(&view).unwrap()).unwrap();
+            assert_eq!(read.flag, wire);
         }
     }
 

@@ -772,6 +772,14 @@ async fn the_openapi_document_has_the_flag_and_dora_endpoints_with_their_schemas
         schemas["Band"]["enum"],
         json!(["elite", "high", "medium", "low"])
     );
+    // A variant's value is any JSON a flag serves: booleans and strings as much as objects.
+    assert!(
+        schemas["Variant"]["properties"]["value"]
+            .get("type")
+            .is_none(),
+        "{}",
+        schemas["Variant"]
+    );
     assert_eq!(
         schemas["FailureCause"]["enum"],
         json!(["failure", "aborted", "manual_rollback"])
