@@ -4,6 +4,8 @@
 //! onto these; a client never parses free text to learn what the API can say in a field.
 #![forbid(unsafe_code)]
 
+pub mod dora;
+pub mod flags;
 mod gc;
 pub mod pipelines;
 

@@ -163,13 +163,23 @@ pub struct FailRate {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
     pub deployment_id: DeploymentId,
-    /// `failure` (failure or error, automatic rollbacks included), `aborted` (rolled back
-    /// while in progress) or `manual_rollback`.
-    pub cause: &'static str,
+    pub cause: Cause,
     pub at: Millis,
     /// The deployment whose success ended it, if one has yet.
     pub recovered_by: Option<DeploymentId>,
     pub recovery_ms: Option<Millis>,
+}
+
+/// Why a deployment counts as a failed change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// It ended `failure` or `error`, automatic rollbacks included.
+    Failure,
+    /// It was rolled back while in progress.
+    Aborted,
+    /// It was rolled back by hand within `rollback_within` of its success.
+    ManualRollback,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -248,10 +258,10 @@ fn report(
     let mut failures = Vec::new();
     for r in deploys() {
         let failed = match (r.failed_at, r.succeeded_at, r.rolled_back_at) {
-            (Some(at), _, _) => Some(("failure", at)),
-            (None, None, Some(at)) => Some(("aborted", at)),
+            (Some(at), _, _) => Some((Cause::Failure, at)),
+            (None, None, Some(at)) => Some((Cause::Aborted, at)),
             (None, Some(live), Some(back)) if back - live <= rollback_within => {
-                Some(("manual_rollback", live))
+                Some((Cause::ManualRollback, live))
             }
             _ => None,
         };
@@ -444,7 +454,11 @@ mod tests {
             .collect();
         assert_eq!(
             causes,
-            vec![(3, "failure"), (5, "manual_rollback"), (9, "aborted")]
+            vec![
+                (3, Cause::Failure),
+                (5, Cause::ManualRollback),
+                (9, Cause::Aborted)
+            ]
         );
         assert_eq!((f.failed, f.total), (3, 7));
         assert!((f.rate.unwrap() - 3.0 / 7.0).abs() < 1e-9);

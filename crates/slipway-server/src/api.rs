@@ -651,7 +651,13 @@ mod tests {
         events,
         crate::notifications::log,
         crate::gc::list,
-        crate::gc::collect
+        crate::gc::collect,
+        crate::flags::list,
+        crate::flags::get,
+        crate::flags::put,
+        crate::flags::rollout,
+        crate::flags::kill,
+        crate::dora::report
     ),
     components(schemas(
         ErrorBody,
@@ -669,7 +675,14 @@ mod tests {
         slipway_api::NotificationAttempts,
         slipway_api::WebhookBody,
         slipway_api::Leftovers,
-        slipway_api::GcResult
+        slipway_api::GcResult,
+        slipway_api::flags::FlagList,
+        slipway_api::flags::FlagView,
+        slipway_api::flags::ChangeView,
+        slipway_api::flags::Flag,
+        slipway_api::flags::RolloutBody,
+        slipway_api::flags::KillBody,
+        slipway_api::dora::Dora
     ))
 )]
 pub struct ApiDoc;

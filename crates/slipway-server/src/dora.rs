@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde::Serialize;
+use slipway_api::ErrorBody;
+use slipway_api::dora::{Dora, DoraQuery};
 use slipway_core::Millis;
 use slipway_core::dora::{Report, Window, reports};
 use slipway_store::DoraFilter;
@@ -15,19 +16,11 @@ use slipway_store::DoraFilter;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::views::rfc3339;
+use crate::views::{self, rfc3339};
 
 pub(crate) const DEFAULT_SINCE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A rollback by hand this soon after a success marks that deployment as a failed change.
 pub(crate) const DEFAULT_ROLLBACK_WITHIN: Duration = Duration::from_secs(24 * 3600);
-
-#[derive(Debug, Serialize)]
-pub struct DoraView {
-    pub since: String,
-    pub until: String,
-    pub rollback_within_ms: Millis,
-    pub reports: Vec<Report>,
-}
 
 fn duration(
     q: &HashMap<String, String>,
@@ -74,11 +67,13 @@ pub(crate) async fn compute(
 }
 
 /// `GET /api/v1/metrics/dora`
+#[utoipa::path(get, path = "/api/v1/metrics/dora", operation_id = "dora_metrics", params(DoraQuery),
+    responses((status = 200, description = "the four metrics per app and environment over the window", body = Dora), (status = 400, description = "bad input, such as a duration that does not parse", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such environment", body = ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     Auth(_actor): Auth,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<DoraView>, ApiError> {
+) -> Result<Json<Dora>, ApiError> {
     let since = duration(&q, "since", DEFAULT_SINCE)?;
     let rollback_within = duration(&q, "rollback_within", DEFAULT_ROLLBACK_WITHIN)?;
     if let Some(env) = q.get("environment") {
@@ -92,11 +87,11 @@ pub async fn report(
         rollback_within,
     )
     .await?;
-    Ok(Json(DoraView {
+    Ok(Json(Dora {
         since: rfc3339(window.since),
         until: rfc3339(window.until),
         rollback_within_ms: millis(rollback_within),
-        reports,
+        reports: reports.into_iter().map(views::dora_report).collect(),
     }))
 }
 

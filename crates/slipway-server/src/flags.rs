@@ -9,18 +9,19 @@ use arc_swap::ArcSwap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use slipway_api::ErrorBody;
+use slipway_api::flags::{FlagList, FlagQuery, FlagView, KillBody, RolloutBody};
 use slipway_config::Role;
 use slipway_core::flags::Flag;
 use slipway_engine::Actor;
-use slipway_store::{FlagChange, FlagStore, StoredFlag};
+use slipway_store::{FlagStore, StoredFlag};
 
 use crate::AppState;
 use crate::api::ApiJson;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::views::rfc3339;
+use crate::views;
 
 /// History entries `GET /api/v1/flags/{env}/{key}` shows.
 const HISTORY_SHOWN: u32 = 50;
@@ -138,57 +139,6 @@ impl Flags {
 
 // === API ===
 
-#[derive(Debug, Serialize)]
-pub struct FlagView {
-    pub environment: String,
-    pub version: i64,
-    pub updated_at: String,
-    pub updated_by: String,
-    #[serde(flatten)]
-    pub flag: Flag,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<Vec<ChangeView>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ChangeView {
-    pub version: i64,
-    pub action: String,
-    pub actor: String,
-    pub at: String,
-    pub flag: Flag,
-}
-
-impl From<&StoredFlag> for FlagView {
-    fn from(s: &StoredFlag) -> Self {
-        FlagView {
-            environment: s.environment.clone(),
-            version: s.version,
-            updated_at: rfc3339(s.updated_at),
-            updated_by: s.updated_by.clone(),
-            flag: s.flag.clone(),
-            history: None,
-        }
-    }
-}
-
-impl From<FlagChange> for ChangeView {
-    fn from(c: FlagChange) -> Self {
-        ChangeView {
-            version: c.version,
-            action: c.action,
-            actor: c.actor,
-            at: rfc3339(c.at),
-            flag: c.flag,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct FlagList {
-    pub flags: Vec<FlagView>,
-}
-
 /// `what` (a gerund phrase) is allowed to deployers and the roles above.
 pub(crate) fn require_deployer(actor: &Actor, what: &str) -> Result<(), ApiError> {
     if actor.role >= Role::Deployer {
@@ -236,6 +186,8 @@ fn flag_not_found(env: &str, key: &str) -> ApiError {
 }
 
 /// `GET /api/v1/flags?environment=E`
+#[utoipa::path(get, path = "/api/v1/flags", operation_id = "list_flags", params(FlagQuery),
+    responses((status = 200, description = "the flags, by environment then key", body = FlagList), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such environment", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(_actor): Auth,
@@ -250,13 +202,15 @@ pub async fn list(
         .envs
         .iter()
         .filter(|(name, _)| env.is_none_or(|e| e == *name))
-        .flat_map(|(_, e)| e.flags.values().map(|s| FlagView::from(s.as_ref())))
+        .flat_map(|(_, e)| e.flags.values().map(|s| views::flag_view(s)))
         .collect();
     flags.sort_by(|a, b| (&a.environment, &a.flag.key).cmp(&(&b.environment, &b.flag.key)));
     Ok(Json(FlagList { flags }))
 }
 
 /// `GET /api/v1/flags/{env}/{key}`: the flag with its latest changes.
+#[utoipa::path(get, path = "/api/v1/flags/{env}/{key}", operation_id = "get_flag", params(("env" = String, Path), ("key" = String, Path, description = "a flag key")),
+    responses((status = 200, description = "the flag with its latest 50 changes, newest first", body = FlagView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 404, description = "no such environment or flag", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Auth(_actor): Auth,
@@ -274,13 +228,15 @@ pub async fn get(
         .store
         .flag_history(&env, &key, HISTORY_SHOWN)
         .await?;
-    let mut view = FlagView::from(stored.as_ref());
-    view.history = Some(history.into_iter().map(ChangeView::from).collect());
+    let mut view = views::flag_view(stored);
+    view.history = Some(history.into_iter().map(views::flag_change).collect());
     Ok(Json(view))
 }
 
 /// `PUT /api/v1/flags/{env}/{key}`: creates or replaces the flag; the body is its
 /// definition, whose `key` may be left out.
+#[utoipa::path(put, path = "/api/v1/flags/{env}/{key}", operation_id = "put_flag", params(("env" = String, Path), ("key" = String, Path, description = "a flag key")), request_body(content = slipway_api::flags::Flag, description = "the flag's definition; `key` may be left out, and must equal the path's when given"),
+    responses((status = 200, description = "the flag as stored", body = FlagView), (status = 400, description = "bad input or an invalid flag", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such environment", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -310,16 +266,12 @@ pub async fn put(
         .flags
         .change(&env, &key, "set", &actor, state.engine.now(), |_| Ok(flag))
         .await?;
-    Ok(Json(FlagView::from(&stored)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RolloutBody {
-    pub percent: u32,
+    Ok(Json(views::flag_view(&stored)))
 }
 
 /// `POST /api/v1/flags/{env}/{key}/rollout` `{percent}`
+#[utoipa::path(post, path = "/api/v1/flags/{env}/{key}/rollout", operation_id = "rollout_flag", params(("env" = String, Path), ("key" = String, Path, description = "a flag key")), request_body = RolloutBody,
+    responses((status = 200, description = "the flag as stored", body = FlagView), (status = 400, description = "bad input or a percentage over 100", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such environment or flag", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody)))]
 pub async fn rollout(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -336,23 +288,13 @@ pub async fn rollout(
             Ok(flag)
         })
         .await?;
-    Ok(Json(FlagView::from(&stored)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KillBody {
-    /// `false` lifts the kill switch.
-    #[serde(default = "engaged")]
-    pub killed: bool,
-}
-
-fn engaged() -> bool {
-    true
+    Ok(Json(views::flag_view(&stored)))
 }
 
 /// `POST /api/v1/flags/{env}/{key}/kill` `{killed?}`: everyone gets the default variant
 /// from the next evaluation on; `{"killed": false}` lifts it.
+#[utoipa::path(post, path = "/api/v1/flags/{env}/{key}/kill", operation_id = "kill_flag", params(("env" = String, Path), ("key" = String, Path, description = "a flag key")), request_body = KillBody,
+    responses((status = 200, description = "the flag as stored", body = FlagView), (status = 400, description = "bad input", body = ErrorBody), (status = 401, description = "no or unknown token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such environment or flag", body = ErrorBody), (status = 413, description = "the body is larger than 64 KiB", body = ErrorBody)))]
 pub async fn kill(
     State(state): State<AppState>,
     Auth(actor): Auth,
@@ -370,5 +312,5 @@ pub async fn kill(
             Ok(flag)
         })
         .await?;
-    Ok(Json(FlagView::from(&stored)))
+    Ok(Json(views::flag_view(&stored)))
 }

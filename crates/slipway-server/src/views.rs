@@ -8,7 +8,9 @@ use slipway_core::analysis::Verdict;
 use slipway_core::migration::{MigrationRun, UndoState};
 use slipway_core::watch::{WatchEnd, WatchRecord};
 use slipway_core::{Decision, Deployment, InstanceState, Kind, LogLine, Millis, Phase, Status};
+use slipway_core::{dora, flags};
 use slipway_engine::{EnvStatus, Judged, Live, Paused, Share, StatusEvent, WaitingOn};
+use slipway_store::{FlagChange, StoredFlag};
 
 pub fn rfc3339(ms: Millis) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
@@ -332,5 +334,295 @@ pub fn notification_attempt(r: slipway_store::RecordedAttempt) -> api::Notificat
             slipway_store::AttemptOutcome::Retrying => api::AttemptOutcome::Retrying,
             slipway_store::AttemptOutcome::Failed => api::AttemptOutcome::Failed,
         },
+    }
+}
+
+// === flags and DORA: each core struct destructured whole, so a new field cannot be
+// left off the wire ===
+
+pub fn flag(f: flags::Flag) -> api::flags::Flag {
+    let flags::Flag {
+        key,
+        description,
+        enabled,
+        killed,
+        variants,
+        default_variant,
+        rollout,
+        constraints,
+    } = f;
+    api::flags::Flag {
+        key,
+        description,
+        enabled,
+        killed,
+        variants: variants
+            .into_iter()
+            .map(
+                |flags::Variant {
+                     name,
+                     value,
+                     weight,
+                 }| api::flags::Variant {
+                    name,
+                    value,
+                    weight,
+                },
+            )
+            .collect(),
+        default_variant,
+        rollout,
+        constraints: constraints
+            .into_iter()
+            .map(
+                |flags::Constraint {
+                     context,
+                     operator,
+                     values,
+                 }| api::flags::Constraint {
+                    context,
+                    operator: flag_operator(operator),
+                    values,
+                },
+            )
+            .collect(),
+    }
+}
+
+fn flag_operator(o: flags::Operator) -> api::flags::Operator {
+    use api::flags::Operator as Api;
+    use flags::Operator as Core;
+    match o {
+        Core::In => Api::In,
+        Core::NotIn => Api::NotIn,
+        Core::StartsWith => Api::StartsWith,
+        Core::NumEq => Api::NumEq,
+        Core::NumGt => Api::NumGt,
+        Core::NumGte => Api::NumGte,
+        Core::NumLt => Api::NumLt,
+        Core::NumLte => Api::NumLte,
+        Core::SemverEq => Api::SemverEq,
+        Core::SemverGt => Api::SemverGt,
+        Core::SemverLt => Api::SemverLt,
+    }
+}
+
+/// A stored flag, without its history.
+pub fn flag_view(s: &StoredFlag) -> api::flags::FlagView {
+    api::flags::FlagView {
+        environment: s.environment.clone(),
+        version: s.version,
+        updated_at: rfc3339(s.updated_at),
+        updated_by: s.updated_by.clone(),
+        flag: flag(s.flag.clone()),
+        history: None,
+    }
+}
+
+pub fn flag_change(c: FlagChange) -> api::flags::ChangeView {
+    let FlagChange {
+        environment: _,
+        version,
+        action,
+        flag: f,
+        actor,
+        at,
+    } = c;
+    api::flags::ChangeView {
+        version,
+        action,
+        actor,
+        at: rfc3339(at),
+        flag: flag(f),
+    }
+}
+
+fn band(b: dora::Band) -> api::dora::Band {
+    match b {
+        dora::Band::Elite => api::dora::Band::Elite,
+        dora::Band::High => api::dora::Band::High,
+        dora::Band::Medium => api::dora::Band::Medium,
+        dora::Band::Low => api::dora::Band::Low,
+    }
+}
+
+pub fn dora_report(r: dora::Report) -> api::dora::Report {
+    let dora::Report {
+        app,
+        environment,
+        deployment_frequency,
+        lead_time,
+        change_fail_rate,
+        recovery_time,
+    } = r;
+    let dora::Frequency {
+        deployments,
+        per_day,
+        band: frequency_band,
+        deployment_ids: frequency_ids,
+    } = deployment_frequency;
+    let dora::LeadTime {
+        median_ms: lead_median,
+        p90_ms: lead_p90,
+        band: lead_band,
+        deployment_ids: lead_ids,
+    } = lead_time;
+    let dora::FailRate {
+        failed,
+        total,
+        rate,
+        band: fail_band,
+        failures,
+        deployment_ids: fail_ids,
+    } = change_fail_rate;
+    let dora::Recovery {
+        median_ms: recovery_median,
+        p90_ms: recovery_p90,
+        band: recovery_band,
+        deployment_ids: recovery_ids,
+    } = recovery_time;
+    api::dora::Report {
+        app,
+        environment,
+        deployment_frequency: api::dora::Frequency {
+            deployments,
+            per_day,
+            band: band(frequency_band),
+            deployment_ids: frequency_ids,
+        },
+        lead_time: api::dora::LeadTime {
+            median_ms: lead_median,
+            p90_ms: lead_p90,
+            band: lead_band.map(band),
+            deployment_ids: lead_ids,
+        },
+        change_fail_rate: api::dora::FailRate {
+            failed,
+            total,
+            rate,
+            band: fail_band.map(band),
+            failures: failures
+                .into_iter()
+                .map(
+                    |dora::Failure {
+                         deployment_id,
+                         cause,
+                         at,
+                         recovered_by,
+                         recovery_ms,
+                     }| api::dora::Failure {
+                        deployment_id,
+                        cause: match cause {
+                            dora::Cause::Failure => api::dora::FailureCause::Failure,
+                            dora::Cause::Aborted => api::dora::FailureCause::Aborted,
+                            dora::Cause::ManualRollback => api::dora::FailureCause::ManualRollback,
+                        },
+                        at,
+                        recovered_by,
+                        recovery_ms,
+                    },
+                )
+                .collect(),
+            deployment_ids: fail_ids,
+        },
+        recovery_time: api::dora::Recovery {
+            median_ms: recovery_median,
+            p90_ms: recovery_p90,
+            band: recovery_band.map(band),
+            deployment_ids: recovery_ids,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire types replaced the core types on these endpoints: what is served must stay
+    /// the same bytes, field order and left-out empties included.
+    #[test]
+    fn flags_serialize_as_the_core_flag_did() {
+        let full: flags::Flag = serde_json::from_value(serde_json::json!({
+            "key": "checkout",
+            "description": "new checkout",
+            "enabled": false,
+            "killed": true,
+            "variants": [
+                {"name": "a", "value": {"x": [1, 2.5]}, "weight": 30},
+                {"name": "b", "value": {"x": []}, "weight": 70}
+            ],
+            "default_variant": "a",
+            "rollout": 40,
+            "constraints": [
+                {"context": "country", "operator": "not_in", "values": ["NL", "BE"]},
+                {"context": "appVersion", "operator": "semver_gt", "values": ["1.2.0"]}
+            ]
+        }))
+        .unwrap();
+        let bare: flags::Flag = serde_json::from_value(serde_json::json!({
+            "key": "dark",
+            "variants": [{"name": "on", "value": true, "weight": 100}],
+            "default_variant": "on"
+        }))
+        .unwrap();
+        for core in [full, bare] {
+            let wire = flag(core.clone());
+            assert_eq!(
+                serde_json::to_string(&wire).unwrap(),
+                serde_json::to_string(&core).unwrap()
+            );
+            // A client reads back what was served, the flattened flag included.
+            let view = api::flags::FlagView {
+                environment: "staging".into(),
+                version: 2,
+                updated_at: rfc3339(0),
+                updated_by: "admin".into(),
+                flag: wire.clone(),
+                history: None,
+            };
+            let read: api::flags::FlagView =
+                serde_json::from_str(&serde_json::to_string(&view).unwrap()).unwrap();
+            assert_eq!(read.flag, wire);
+        }
+    }
+
+    #[test]
+    fn dora_reports_serialize_as_the_core_report_did() {
+        let record = |id, kind, succeeded_at, failed_at, rolled_back_at| dora::DoraRecord {
+            id,
+            app: "web".into(),
+            environment: "production".into(),
+            kind,
+            created_at: id * 1000,
+            committed_at: Some(id * 1000 - 500),
+            succeeded_at,
+            failed_at,
+            rolled_back_at,
+        };
+        let records = [
+            record(1, Kind::Deploy, Some(1_100), None, None),
+            record(2, Kind::Deploy, None, Some(2_100), None),
+            record(3, Kind::Deploy, Some(3_100), None, Some(3_200)),
+            record(4, Kind::Deploy, None, None, Some(4_100)),
+            record(5, Kind::Rollback, Some(5_100), None, None),
+        ];
+        let window = dora::Window {
+            since: 0,
+            until: 10_000,
+        };
+        let reports = dora::reports(&records, window, 1_000);
+        let failures = &reports[0].change_fail_rate.failures;
+        assert_eq!(failures.len(), 3, "{failures:?}");
+        // A deployment still under way: every optional figure is null.
+        let mut queued = record(6, Kind::Deploy, None, None, None);
+        queued.committed_at = None;
+        let nulls = dora::reports(&[queued], window, 1_000);
+        assert_eq!(nulls[0].change_fail_rate.rate, None);
+        for core in reports.into_iter().chain(nulls) {
+            assert_eq!(
+                serde_json::to_string(&dora_report(core.clone())).unwrap(),
+                serde_json::to_string(&core).unwrap()
+            );
+        }
     }
 }

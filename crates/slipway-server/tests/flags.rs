@@ -673,3 +673,170 @@ async fn a_replaced_token_stops_evaluating_within_a_second_or_two() {
     assert_eq!(eval(new).await, 200);
     s.stop().await;
 }
+
+/// The OpenAPI document describes the flag and DORA endpoints as they answer: each
+/// operation's parameters (environments named as configured), bodies and schemas.
+#[tokio::test]
+async fn the_openapi_document_has_the_flag_and_dora_endpoints_with_their_schemas() {
+    let s = TestServer::start(ENVS).await;
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", s.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let envs = json!(["production", "staging"]);
+    let schema_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let operations = [
+        ("/api/v1/flags", "get", "FlagList", None, false),
+        ("/api/v1/flags/{env}/{key}", "get", "FlagView", None, false),
+        (
+            "/api/v1/flags/{env}/{key}",
+            "put",
+            "FlagView",
+            Some("Flag"),
+            true,
+        ),
+        (
+            "/api/v1/flags/{env}/{key}/rollout",
+            "post",
+            "FlagView",
+            Some("RolloutBody"),
+            true,
+        ),
+        (
+            "/api/v1/flags/{env}/{key}/kill",
+            "post",
+            "FlagView",
+            Some("KillBody"),
+            true,
+        ),
+        ("/api/v1/metrics/dora", "get", "DoraView", None, false),
+    ];
+    for (path, method, body, request, needs_role) in operations {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is missing");
+        assert_eq!(
+            op["responses"]["200"]["content"]["application/json"]["schema"],
+            schema_ref(body),
+            "{method} {path}"
+        );
+        let mut errors = vec!["400", "401", "404"];
+        if needs_role {
+            errors.push("403");
+        }
+        for code in errors {
+            assert_eq!(
+                op["responses"][code]["content"]["application/json"]["schema"],
+                schema_ref("ErrorBody"),
+                "{method} {path} {code}"
+            );
+        }
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"],
+            request.map_or(Value::Null, schema_ref),
+            "{method} {path}"
+        );
+        for param in op["parameters"].as_array().unwrap() {
+            if param["name"] == "env" || param["name"] == "environment" {
+                assert_eq!(param["schema"]["enum"], envs, "{method} {path}");
+            }
+        }
+    }
+    let names = |method: &str, path: &str| -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("get", "/api/v1/flags"), ["environment"]);
+    assert_eq!(
+        names("post", "/api/v1/flags/{env}/{key}/kill"),
+        ["env", "key"]
+    );
+    assert_eq!(
+        names("get", "/api/v1/metrics/dora"),
+        ["app", "environment", "since", "rollback_within"]
+    );
+
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Operator"]["enum"].as_array().map(Vec::len),
+        Some(11),
+        "{}",
+        schemas["Operator"]
+    );
+    assert_eq!(
+        schemas["Band"]["enum"],
+        json!(["elite", "high", "medium", "low"])
+    );
+    // A variant's value is any JSON a flag serves: booleans and strings as much as objects.
+    assert!(
+        schemas["Variant"]["properties"]["value"]
+            .get("type")
+            .is_none(),
+        "{}",
+        schemas["Variant"]
+    );
+    assert_eq!(
+        schemas["FailureCause"]["enum"],
+        json!(["failure", "aborted", "manual_rollback"])
+    );
+    // What is served names only fields the schemas declare.
+    let declared = |name: &str| -> Vec<String> {
+        let schema = &schemas[name];
+        let parts = schema["allOf"].as_array().cloned().unwrap_or_default();
+        let mut fields: Vec<String> = Vec::new();
+        for part in parts.iter().chain([schema]) {
+            let part = match part["$ref"].as_str() {
+                Some(r) => &schemas[r.rsplit('/').next().unwrap()],
+                None => part,
+            };
+            if let Some(props) = part["properties"].as_object() {
+                fields.extend(props.keys().cloned());
+            }
+        }
+        fields
+    };
+    let assert_declared = |name: &str, served: &Value| {
+        let fields = declared(name);
+        for key in served.as_object().unwrap().keys() {
+            assert!(
+                fields.contains(key),
+                "{name} does not declare {key}: {served}"
+            );
+        }
+    };
+    let mut flag = boolean(50);
+    flag["description"] = json!("served as documented");
+    flag["constraints"] = json!([{"context": "country", "operator": "in", "values": ["NL"]}]);
+    let (status, v) = put_flag(&s, &s.admin, "staging", "documented", flag).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = s
+        .call("GET", "/api/v1/flags/staging/documented", &s.admin, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_declared("FlagView", &v);
+    assert_declared("ChangeView", &v["history"][0]);
+    assert_declared("Flag", &v["history"][0]["flag"]);
+    assert_declared("Variant", &v["variants"][0]);
+    assert_declared("Constraint", &v["constraints"][0]);
+
+    s.deploy_and_wait("staging", "v1", "success").await;
+    let (status, v) = s.call("GET", "/api/v1/metrics/dora", &s.admin, None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_declared("DoraView", &v);
+    let report = &v["reports"][0];
+    assert_declared("Report", report);
+    for (field, schema) in [
+        ("deployment_frequency", "Frequency"),
+        ("lead_time", "LeadTime"),
+        ("change_fail_rate", "FailRate"),
+        ("recovery_time", "Recovery"),
+    ] {
+        assert_declared(schema, &report[field]);
+    }
+    s.stop().await;
+}

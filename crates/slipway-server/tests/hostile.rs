@@ -230,8 +230,8 @@ async fn the_openapi_document_states_auth_errors_enums_and_formats() {
         }
     }
     // 13 of deployments, environments, users and events; 1 of notifications; 2 of gc;
-    // 7 of pipeline runs.
-    assert_eq!(operations, 23);
+    // 7 of pipeline runs; 5 of feature flags; 1 of DORA metrics.
+    assert_eq!(operations, 29);
     let list = &doc["paths"]["/api/v1/deployments"]["get"]["parameters"];
     let param = |name: &str| {
         list.as_array()
