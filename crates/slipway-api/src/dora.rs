@@ -117,10 +117,13 @@ pub struct DoraQuery {
     pub app: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    /// How far back the window reaches, e.g. `30d`, `12h` (default 30d).
+    /// How far back the window reaches, e.g. `30d`, `12h` (default 30d). The server
+    /// reads more forms (`1h 30m`); the schema names the simple one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = r"^(0|[0-9]{1,6}(ms|s|m|h|d))$")]
     pub since: Option<String>,
     /// A rollback by hand this soon after a success marks it a failed change (default 1d).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = r"^(0|[0-9]{1,6}(ms|s|m|h|d))$")]
     pub rollback_within: Option<String>,
 }

@@ -45,6 +45,7 @@ fn hundred() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub name: String,
     /// A boolean, string, number or object (not null); every variant of a flag has the
     /// same type.
@@ -131,7 +132,21 @@ pub struct FlagQuery {
 #[serde(deny_unknown_fields)]
 pub struct RolloutBody {
     #[schema(minimum = 0, maximum = 100)]
+    #[serde(deserialize_with = "whole_number")]
     pub percent: u32,
+}
+
+/// A whole number however JSON writes it: `77.0` is the number `77`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        // Whole and in range: the cast is exact.
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number of percent, got {n}"
+        )))
+    }
 }
 
 /// `POST /api/v1/flags/{env}/{key}/kill`.

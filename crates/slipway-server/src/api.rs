@@ -692,7 +692,14 @@ pub struct ApiDoc;
 /// client (or a schema-driven fuzzer) knows which names exist.
 pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
     use utoipa::OpenApi as _;
-    let names = |keys: Vec<&String>| serde_json::json!({ "type": "string", "enum": keys });
+    // No names configured: any name is a 404, and an empty `enum` is a schema nothing meets.
+    let names = |keys: Vec<&String>| {
+        if keys.is_empty() {
+            serde_json::json!({ "type": "string" })
+        } else {
+            serde_json::json!({ "type": "string", "enum": keys })
+        }
+    };
     let apps = names(config.apps.keys().collect());
     let envs = names(config.environments.keys().collect());
     let mut api = ApiDoc::openapi();
@@ -719,7 +726,8 @@ pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
         create["properties"]["app"] = apps;
         create["properties"]["environment"] = envs;
     }
-    // What the derive cannot state: `force` needs a `reason` that says something.
+    // What the derive cannot state: `force` needs a `reason` that says something, and a
+    // `reason` goes only with `force`.
     for forced in ["CreateDeployment", "RollbackRequest"] {
         let schema = &mut doc["components"]["schemas"][forced];
         if schema["properties"].is_object() {
@@ -731,9 +739,35 @@ pub fn served_document(config: &slipway_config::Config) -> serde_json::Value {
                 "properties": { "reason": { "type": "string", "pattern": "\\S" } },
                 "required": ["reason"]
             });
+            schema["else"] = serde_json::json!({ "not": { "required": ["reason"] } });
         }
     }
+    flag_definition(&mut doc);
     doc
+}
+
+/// What `PUT /api/v1/flags/{env}/{key}` takes: a `Flag` without its `key`, which comes
+/// from the path (a body's own must match it, which a schema cannot say). A variant's
+/// value is any JSON but null, in what is taken and what is served.
+fn flag_definition(doc: &mut serde_json::Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    let mut definition = schemas["Flag"].clone();
+    if let Some(properties) = definition["properties"].as_object_mut() {
+        properties.remove("key");
+    }
+    if let Some(required) = definition["required"].as_array_mut() {
+        required.retain(|name| name != "key");
+    }
+    schemas["FlagDefinition"] = definition;
+    let value = &mut schemas["Variant"]["properties"]["value"];
+    if value.is_object() {
+        value["not"] = serde_json::json!({ "type": "null" });
+    }
+    let body = &mut doc["paths"]["/api/v1/flags/{env}/{key}"]["put"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    if body.is_object() {
+        *body = serde_json::json!({ "$ref": "#/components/schemas/FlagDefinition" });
+    }
 }
 
 /// Declares the `bearer` scheme the document's `security` names: an API token.

@@ -79,6 +79,9 @@ pub async fn report(
     if let Some(env) = q.get("environment") {
         crate::flags::known_environment(&state, env)?;
     }
+    if let Some(app) = q.get("app") {
+        crate::flags::known_app(&state, app)?;
+    }
     let (window, reports) = compute(
         &state,
         q.get("app").cloned(),

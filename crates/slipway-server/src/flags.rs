@@ -157,21 +157,28 @@ pub(crate) fn require_deployer(actor: &Actor, what: &str) -> Result<(), ApiError
 
 /// Flags live in the environments of the configuration.
 pub fn known_environment(state: &AppState, env: &str) -> Result<(), ApiError> {
-    if state.engine.config().environments.contains_key(env) {
+    known("environment", env, &state.engine.config().environments)
+}
+
+pub fn known_app(state: &AppState, app: &str) -> Result<(), ApiError> {
+    known("app", app, &state.engine.config().apps)
+}
+
+/// A 404 `unknown_<what>` naming those there are, unless `name` is one of them.
+fn known<T>(
+    what: &str,
+    name: &str,
+    there: &std::collections::BTreeMap<String, T>,
+) -> Result<(), ApiError> {
+    if there.contains_key(name) {
         return Ok(());
     }
-    let known: Vec<&str> = state
-        .engine
-        .config()
-        .environments
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let known: Vec<&str> = there.keys().map(String::as_str).collect();
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
-        "unknown_environment",
+        &format!("unknown_{what}"),
         format!(
-            "no environment {env:?}; the configuration has {}",
+            "no {what} {name:?}; the configuration has {}",
             known.join(", ")
         ),
     ))

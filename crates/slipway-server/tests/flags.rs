@@ -618,6 +618,24 @@ async fn dora_figures_over_the_api_and_as_prometheus_gauges() {
         (status, v["error"]["code"].clone()),
         (400, json!("invalid_duration"))
     );
+    for (query, code) in [
+        ("app=nope", "unknown_app"),
+        ("environment=nope", "unknown_environment"),
+    ] {
+        let (status, v) = s
+            .call(
+                "GET",
+                &format!("/api/v1/metrics/dora?{query}"),
+                &s.admin,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, v["error"]["code"].clone()),
+            (404, json!(code)),
+            "{v}"
+        );
+    }
 
     let text = reqwest::get(format!("{}/metrics", s.base))
         .await
@@ -694,7 +712,7 @@ async fn the_openapi_document_has_the_flag_and_dora_endpoints_with_their_schemas
             "/api/v1/flags/{env}/{key}",
             "put",
             "FlagView",
-            Some("Flag"),
+            Some("FlagDefinition"),
             true,
         ),
         (
@@ -772,14 +790,14 @@ async fn the_openapi_document_has_the_flag_and_dora_endpoints_with_their_schemas
         schemas["Band"]["enum"],
         json!(["elite", "high", "medium", "low"])
     );
-    // A variant's value is any JSON a flag serves: booleans and strings as much as objects.
-    assert!(
-        schemas["Variant"]["properties"]["value"]
-            .get("type")
-            .is_none(),
-        "{}",
-        schemas["Variant"]
-    );
+    // A variant's value is any JSON a flag serves but null: booleans and strings as much
+    // as objects.
+    let value = &schemas["Variant"]["properties"]["value"];
+    assert!(value.get("type").is_none(), "{}", schemas["Variant"]);
+    assert_eq!(value["not"], json!({ "type": "null" }));
+    // PUT takes the flag without its key, which the path gives.
+    assert!(schemas["FlagDefinition"]["properties"]["key"].is_null());
+    assert!(schemas["FlagDefinition"]["properties"]["variants"].is_object());
     assert_eq!(
         schemas["FailureCause"]["enum"],
         json!(["failure", "aborted", "manual_rollback"])
