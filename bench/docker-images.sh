@@ -34,7 +34,7 @@ ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 cp "$bin" "$ctx/slipway-demo-app"
 
-healthcheck='HEALTHCHECK --interval=250ms --timeout=2s --start-period=1s --retries=2 CMD ["/slipway-demo-app", "--probe", "http://127.0.0.1:8080/health"]'
+healthcheck='HEALTHCHECK --interval=250ms --timeout=5s --start-period=1s --retries=3 CMD ["/slipway-demo-app", "--probe", "http://127.0.0.1:8080/health"]'
 build() { # tag, extra CMD arguments (JSON list items), Dockerfile lines
   local tag="$1" extra="$2" lines="$3"
   local have
