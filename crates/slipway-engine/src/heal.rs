@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_core::{Deployment, InstanceState, Phase, Status};
+use slipway_core::{Deployment, Instance, InstanceState, Phase, Status};
 use slipway_drivers::{Driver, ImageHealth, Liveness};
 use tokio::time::Instant;
 
@@ -98,7 +98,10 @@ async fn check(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
     }
     // Most checks find every instance running. Only a check that must replace one claims
     // (app, env), so a check holds up neither a rollout nor `slipway gc`.
-    if serving_in_full(inner, app, env).await? {
+    let Some(survey) = survey(inner, app, env).await? else {
+        return Ok(true);
+    };
+    if survey.in_full() {
         return Ok(true);
     }
     let in_progress = {
@@ -123,7 +126,7 @@ async fn check(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
                 inner,
                 key: (app.to_owned(), env.to_owned()),
             };
-            heal(inner, app, env).await
+            heal(inner, survey).await
         }
     }
 }
@@ -138,29 +141,53 @@ async fn rollout_of(inner: &Inner, app: &str, env: &str) -> Result<Option<Deploy
         .find(|d| d.app == app && d.environment == env && d.status == Status::InProgress))
 }
 
-/// Whether the serving release (if any) runs all its instances, each recorded as running:
-/// then there is nothing to heal.
-async fn serving_in_full(inner: &Inner, app: &str, env: &str) -> Result<bool> {
+/// The serving release of an app in an environment, and what one look at each of its
+/// instances found.
+struct Survey {
+    current: Deployment,
+    seen: Vec<(Instance, Seen)>,
+    /// The count of instances its strategy runs.
+    wanted: usize,
+}
+
+impl Survey {
+    /// Nothing to heal: enough instances alive, each recorded as running.
+    fn in_full(&self) -> bool {
+        let mut alive = 0;
+        for (inst, seen) in &self.seen {
+            match seen {
+                Seen::Running if inst.state == InstanceState::Running => alive += 1,
+                Seen::Restarting | Seen::Unknown(_) => alive += 1,
+                Seen::Running | Seen::Gone(_) | Seen::Unhealthy(_) => return false,
+            }
+        }
+        alive >= self.wanted
+    }
+}
+
+/// The serving release's instances as its driver sees them; `None` when nothing serves.
+async fn survey(inner: &Inner, app: &str, env: &str) -> Result<Option<Survey>> {
     let Some(current) = inner
         .store
         .latest_with_status(app, env, &[Status::Success])
         .await?
     else {
-        return Ok(true);
+        return Ok(None);
     };
     let driver = inner.driver_of(app)?;
-    let mut alive = 0;
+    let mut seen = Vec::new();
     for inst in inner.store.instances(Some(app), Some(env)).await? {
-        if inst.version != current.release.version {
-            continue;
-        }
-        match look(driver.as_ref(), &inst.handle).await {
-            Seen::Running if inst.state == InstanceState::Running => alive += 1,
-            Seen::Restarting | Seen::Unknown(_) => alive += 1,
-            Seen::Running | Seen::Gone(_) | Seen::Unhealthy(_) => return Ok(false),
+        if inst.version == current.release.version {
+            let what = look(driver.as_ref(), &inst.handle).await;
+            seen.push((inst, what));
         }
     }
-    Ok(alive >= strategy::of(&inner.env(&current)?.strategy).replicas())
+    let wanted = strategy::of(&inner.env(&current)?.strategy).replicas();
+    Ok(Some(Survey {
+        current,
+        seen,
+        wanted,
+    }))
 }
 
 /// Fails a rollout whose new release lost an instance, or whose image's `HEALTHCHECK`
@@ -221,25 +248,18 @@ async fn look(driver: &dyn Driver, handle: &str) -> Seen {
     }
 }
 
-/// Replaces the serving release's dead instances and brings it back to its count; false
-/// when a replacement did not become healthy.
-async fn heal(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
-    let Some(current) = inner
-        .store
-        .latest_with_status(app, env, &[Status::Success])
-        .await?
-    else {
-        return Ok(true);
-    };
+/// Replaces the dead instances the survey found and brings the serving release back to
+/// its count; false when a replacement did not become healthy.
+async fn heal(inner: &Arc<Inner>, survey: Survey) -> Result<bool> {
+    let Survey {
+        current,
+        seen,
+        wanted,
+    } = survey;
     let app_config = inner.app(&current)?;
-    let driver = inner.driver_of(app)?;
-    let version = &current.release.version;
     let (mut alive, mut lost) = (0, false);
-    for mut inst in inner.store.instances(Some(app), Some(env)).await? {
-        if &inst.version != version {
-            continue;
-        }
-        let what = match look(driver.as_ref(), &inst.handle).await {
+    for (mut inst, seen) in seen {
+        let what = match seen {
             Seen::Running => {
                 alive += 1;
                 if inst.state != InstanceState::Running {
@@ -270,9 +290,11 @@ async fn heal(inner: &Arc<Inner>, app: &str, env: &str) -> Result<bool> {
     }
     if lost {
         // No request waits on an address that no longer answers.
-        inner.refresh_instances(app, env, version).await?;
+        let (app, env) = (&current.app, &current.environment);
+        inner
+            .refresh_instances(app, env, &current.release.version)
+            .await?;
     }
-    let wanted = strategy::of(&inner.env(&current)?.strategy).replicas();
     for _ in alive..wanted {
         if !replace_one(inner, &current, app_config).await? {
             return Ok(false);

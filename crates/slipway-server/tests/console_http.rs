@@ -238,15 +238,7 @@ async fn forged_and_unauthorised_decisions_are_refused_with_403_and_change_nothi
         ),
         ("no cookie", Client::new(&s.base).post(&path, &[]).await),
     ];
-    for (what, page) in &attempts {
-        assert_eq!(page.status, 403, "{what}: {}", page.body);
-        assert!(
-            page.html().contains("nothing was changed")
-                || page.body.contains("Nothing was changed"),
-            "{what}: {}",
-            page.body
-        );
-    }
+    all_refused(&attempts);
     assert!(
         attempts[2].1.body.contains("vic is a viewer"),
         "{}",
@@ -884,15 +876,7 @@ async fn only_a_deployer_cancels_a_run_from_its_page_and_forged_cancels_change_n
         ),
         ("no cookie", Client::new(&s.base).post(&path, &[]).await),
     ];
-    for (what, page) in &attempts {
-        assert_eq!(page.status, 403, "{what}: {}", page.body);
-        assert!(
-            page.html().contains("nothing was changed")
-                || page.body.contains("Nothing was changed"),
-            "{what}: {}",
-            page.body
-        );
-    }
+    all_refused(&attempts);
     assert!(
         attempts[0].1.body.contains("vic is a viewer"),
         "{}",
@@ -922,4 +906,17 @@ async fn only_a_deployer_cancels_a_run_from_its_page_and_forged_cancels_change_n
     assert!(again.html().contains("Not possible now"));
     assert!(again.body.contains(&format!("href=\"/runs/{id}\"")));
     s.stop().await;
+}
+
+/// Each forged post was refused with a page that says nothing changed.
+fn all_refused(attempts: &[(&str, console::Page)]) {
+    for (what, page) in attempts {
+        assert_eq!(page.status, 403, "{what}: {}", page.body);
+        assert!(
+            page.html().contains("nothing was changed")
+                || page.body.contains("Nothing was changed"),
+            "{what}: {}",
+            page.body
+        );
+    }
 }
